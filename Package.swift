@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// The CPU kernels are compiled for AVX2 + FMA on x86-64 (Swift SIMD types only vectorise with target features);
+/// the program checks the processor at start-up and refuses clearly on one without them.
+#if arch(x86_64)
+let kernelFlags: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c", "-enforce-exclusivity=unchecked"])
+]
+#else
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+#endif
+
+let package = Package(
+    name: "Aidge",
+    products: [
+        .library(name: "Aidge", targets: ["Aidge"]),
+        .executable(name: "aidge", targets: ["AidgeCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+    ],
+    targets: [
+        .target(name: "CAidgePlatform"),
+        .target(name: "AidgeCore", dependencies: ["CAidgePlatform"]),
+        .target(name: "AidgeCPU", dependencies: ["AidgeCore"], swiftSettings: kernelFlags),
+        .target(
+            name: "AidgeONNX",
+            dependencies: ["AidgeCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(name: "AidgeNPY", dependencies: ["AidgeCore"]),
+        .target(name: "Aidge", dependencies: ["AidgeCore", "AidgeCPU", "AidgeONNX"]),
+        .executableTarget(
+            name: "AidgeCLI",
+            dependencies: ["Aidge", "AidgeNPY", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "AidgeCoreTests", dependencies: ["AidgeCore"]),
+        .testTarget(name: "AidgeCPUTests", dependencies: ["AidgeCore", "AidgeCPU", "AidgeNPY"]),
+        .testTarget(name: "AidgeONNXTests", dependencies: ["Aidge"]),
+    ]
+)

@@ -1,0 +1,26 @@
+import AidgeCore
+
+/// The CPU backend: registers a kernel for each operator type into the core's registry.
+public enum CPUBackend: Backend {
+    public static let name = "cpu"
+
+    /// Registers every CPU kernel. Throws on a processor without the instruction sets the kernels use.
+    public static func register() throws {
+        guard Processor.supportsCPUKernels else {
+            throw AidgeError.unsupportedProcessor(
+                "this processor lacks AVX2/FMA/F16C, which the CPU kernels are compiled for")
+        }
+        // Kernel families, one file each under `Kernels/`.
+        let registry = KernelRegistry.shared
+        registerDataKernels(registry)
+        registerElementwiseKernels(registry)
+        registerActivationKernels(registry)
+        registerLinearKernels(registry)
+        registerConvolutionKernels(registry)
+        registerPoolingKernels(registry)
+        registerNormalizationKernels(registry)
+        registerReductionKernels(registry)
+        registerShapeKernels(registry)
+        registerIndexingKernels(registry)
+    }
+}

@@ -1,0 +1,3 @@
+import AidgeCore
+
+func registerActivationKernels(_ registry: KernelRegistry) {}

@@ -1,0 +1,3 @@
+import AidgeCore
+
+func registerConvolutionKernels(_ registry: KernelRegistry) {}

@@ -1,0 +1,3 @@
+import AidgeCore
+
+func registerDataKernels(_ registry: KernelRegistry) {}

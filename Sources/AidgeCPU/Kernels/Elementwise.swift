@@ -1,0 +1,3 @@
+import AidgeCore
+
+func registerElementwiseKernels(_ registry: KernelRegistry) {}

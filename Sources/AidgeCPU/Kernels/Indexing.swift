@@ -1,0 +1,3 @@
+import AidgeCore
+
+func registerIndexingKernels(_ registry: KernelRegistry) {}

@@ -1,0 +1,3 @@
+import AidgeCore
+
+func registerLinearKernels(_ registry: KernelRegistry) {}

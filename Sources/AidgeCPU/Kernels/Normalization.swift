@@ -1,0 +1,3 @@
+import AidgeCore
+
+func registerNormalizationKernels(_ registry: KernelRegistry) {}

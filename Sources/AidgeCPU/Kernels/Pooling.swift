@@ -1,0 +1,3 @@
+import AidgeCore
+
+func registerPoolingKernels(_ registry: KernelRegistry) {}

@@ -1,0 +1,89 @@
+/// What a node does: an operator type (ONNX's names), its attributes, and for a `Producer` the tensor it holds.
+///
+/// Operators are data: they never compute. A backend supplies the kernel for each type.
+public struct Operator: Sendable {
+    public var type: String
+    public var attributes: Attributes
+    /// The ONNX domain ("" for the default one).
+    public var domain: String
+
+    public init(_ type: String, attributes: Attributes = [:], domain: String = "") {
+        self.type = type
+        self.attributes = attributes
+        self.domain = domain
+    }
+
+    /// The schema of this type, or nil for a generic (unknown) operator.
+    public var schema: OperatorSchema? { OperatorSchema.registry[type] }
+}
+
+/// What the scheduler knows about a value while planning: its dtype, shape, and the tensor itself when it is
+/// known before running (weights, constants, shapes).
+public struct ValueInfo: Sendable {
+    public var dtype: DType
+    public var shape: [Int]
+    public var value: Tensor?
+
+    public init(dtype: DType, shape: [Int], value: Tensor? = nil) {
+        self.dtype = dtype
+        self.shape = shape
+        self.value = value
+    }
+
+    public init(_ value: Tensor) {
+        self.init(dtype: value.dtype, shape: value.shape, value: value)
+    }
+
+    public var count: Int { ShapeUtil.count(shape) }
+}
+
+/// The facts an operator declares before anything runs: its inputs, and how output dtypes and shapes follow from
+/// the inputs'.
+public struct OperatorSchema: Sendable {
+    public typealias Inference = @Sendable (_ attributes: Attributes, _ inputs: [ValueInfo?]) throws -> [ValueInfo]
+
+    public let type: String
+    /// Input names in order (for access by name); inputs past `minInputs` are optional.
+    public let inputNames: [String]
+    public let minInputs: Int
+    /// nil: variadic (Concat, Sum, ...).
+    public let maxInputs: Int?
+    public let outputCount: Int
+    /// Whether the planner may evaluate the node ahead of time when all its inputs are known.
+    public let isDeterministic: Bool
+    public let infer: Inference
+
+    public init(
+        _ type: String, inputs: [String], minInputs: Int? = nil, variadic: Bool = false, outputs: Int = 1,
+        deterministic: Bool = true, infer: @escaping Inference
+    ) {
+        self.type = type
+        self.inputNames = inputs
+        self.minInputs = minInputs ?? inputs.count
+        self.maxInputs = variadic ? nil : inputs.count
+        self.outputCount = outputs
+        self.isDeterministic = deterministic
+        self.infer = infer
+    }
+
+    /// Checks arity, then infers the outputs; errors name the operator.
+    public func outputs(_ attributes: Attributes, _ inputs: [ValueInfo?]) throws -> [ValueInfo] {
+        let given = inputs.lastIndex(where: { $0 != nil }).map { $0 + 1 } ?? 0
+        if given < minInputs || inputs.prefix(minInputs).contains(where: { $0 == nil }) {
+            throw AidgeError.invalidModel("\(type) needs at least \(minInputs) inputs, got \(given)")
+        }
+        if let maxInputs, given > maxInputs {
+            throw AidgeError.invalidModel("\(type) takes at most \(maxInputs) inputs, got \(given)")
+        }
+        return try infer(attributes, inputs)
+    }
+
+    /// Every operator the core defines, by type.
+    public static let registry: [String: OperatorSchema] = {
+        var all: [String: OperatorSchema] = [:]
+        for family in OperatorSchema.families {
+            for schema in family { all[schema.type] = schema }
+        }
+        return all
+    }()
+}

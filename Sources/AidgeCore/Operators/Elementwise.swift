@@ -1,0 +1,3 @@
+extension OperatorSchema {
+    static let elementwiseSchemas: [OperatorSchema] = []
+}

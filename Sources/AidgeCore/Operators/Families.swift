@@ -1,0 +1,15 @@
+extension OperatorSchema {
+    /// The operator families of the core, one file each under `Operators/`.
+    static let families: [[OperatorSchema]] = [
+        dataSchemas,
+        elementwiseSchemas,
+        activationSchemas,
+        linearSchemas,
+        convolutionSchemas,
+        poolingSchemas,
+        normalizationSchemas,
+        reductionSchemas,
+        shapeSchemas,
+        indexingSchemas,
+    ]
+}

@@ -1,0 +1,152 @@
+/// Builds a `Plan`: infers every value's dtype and shape, evaluates ahead of time what depends only on known
+/// values (shape arithmetic), places intermediate tensors in an arena, and prepares each kernel.
+struct PlanBuilder {
+    let graph: GraphView
+    let backend: String
+    let foldLimit: Int
+
+    private struct Pending {
+        let node: Node
+        let request: KernelRequest
+        let inputs: [Value?]
+        let outputs: [OutputRef]
+    }
+
+    private enum Value {
+        case output(OutputRef)
+        case graphInput(Int)
+    }
+
+    func build(_ shapes: [[Int]]) throws -> Plan {
+        let order = try graph.topologicalOrder()
+        var inputOf: [OutputRef: Int] = [:]  // (consumer node, input index) -> graph input
+        var inputInfos: [ValueInfo] = []
+        for (k, input) in graph.inputs.enumerated() {
+            inputInfos.append(ValueInfo(dtype: input.dtype, shape: k < shapes.count ? shapes[k] : []))
+            for c in input.consumers { inputOf[OutputRef(node: ObjectIdentifier(c.node), index: c.index)] = k }
+        }
+
+        var infos: [OutputRef: ValueInfo] = [:]
+        var pending: [Pending] = []
+        for node in order {
+            let id = ObjectIdentifier(node)
+            if let tensor = node.producedTensor {
+                infos[OutputRef(node: id, index: 0)] = ValueInfo(tensor.contiguous())
+                continue
+            }
+            var inputs: [Value?] = []
+            for (i, source) in node.inputs.enumerated() {
+                if let source, graph.contains(source.node) || source.node.type == "Producer" {
+                    inputs.append(.output(OutputRef(node: ObjectIdentifier(source.node), index: source.index)))
+                } else if let k = inputOf[OutputRef(node: id, index: i)] {
+                    inputs.append(.graphInput(k))
+                } else {
+                    inputs.append(nil)
+                }
+            }
+            func info(_ v: Value?) -> ValueInfo? {
+                switch v {
+                case .output(let ref): return infos[ref]
+                case .graphInput(let k): return inputInfos[k]
+                case nil: return nil
+                }
+            }
+            if let producerMissing = inputs.firstIndex(where: { v in
+                if case .output(let ref) = v { return infos[ref] == nil }
+                return false
+            }) {
+                throw AidgeError.invalidModel(
+                    "input \(producerMissing) of node \(node.name) comes from a node outside the graph")
+            }
+            let inputInfo = inputs.map(info)
+            guard let schema = node.op.schema else {
+                throw AidgeError.unsupported("operator \(node.type) (node \(node.name)) is not supported")
+            }
+            var outputs: [ValueInfo]
+            do {
+                outputs = try schema.outputs(node.op.attributes, inputInfo)
+            } catch {
+                throw error.aidgePrefixed("\(node.type) node \(node.name)")
+            }
+            let refs = (0..<node.outputCount).map { OutputRef(node: id, index: $0) }
+            let request = KernelRequest(op: node.op, nodeName: node.name, inputs: inputInfo, outputs: outputs)
+            let known = inputInfo.allSatisfy { $0 == nil || $0?.value != nil }
+            if outputs.allSatisfy({ $0.value != nil }) {
+                // Inference computed the values (Shape, Size, ...).
+            } else if known && schema.isDeterministic && outputs.reduce(0, { $0 + $1.count }) <= foldLimit {
+                let kernel = try KernelRegistry.shared.makeKernel(request, backend: backend)
+                let results = outputs.map { Tensor(zeros: $0.shape, dtype: $0.dtype) }
+                do {
+                    try kernel.run(inputInfo.map { $0?.value }, results)
+                } catch {
+                    throw error.aidgePrefixed("\(node.type) node \(node.name)")
+                }
+                for i in outputs.indices { outputs[i].value = results[i] }
+            } else {
+                pending.append(Pending(node: node, request: request, inputs: inputs, outputs: refs))
+            }
+            for (ref, out) in zip(refs, outputs) { infos[ref] = out }
+        }
+
+        // Graph outputs: fresh tensors when a step computes them, else a copy of what is already known.
+        var outputSlotOf: [OutputRef: Int] = [:]
+        var outputInfos: [ValueInfo] = []
+        var outputSources: [Slot] = []
+        for (k, output) in graph.outputs.enumerated() {
+            let ref = OutputRef(node: ObjectIdentifier(output.node), index: output.index)
+            guard let info = infos[ref] else {
+                throw AidgeError.invalidModel("graph output '\(output.name)' is not computed by any node of the graph")
+            }
+            outputInfos.append(ValueInfo(dtype: info.dtype, shape: info.shape))
+            if let value = info.value {
+                outputSources.append(.constant(value))
+            } else if let first = outputSlotOf[ref] {
+                outputSources.append(.graphOutput(first))  // the same value returned twice: a copy
+            } else {
+                outputSlotOf[ref] = k
+                outputSources.append(.graphOutput(k))
+            }
+        }
+        // Liveness of the intermediate tensors.
+        var lastUse: [OutputRef: Int] = [:]
+        for (s, p) in pending.enumerated() {
+            for case .output(let ref)? in p.inputs { lastUse[ref] = s }
+        }
+        var memory = MemoryPlanner()
+        var bufferOf: [OutputRef: Int] = [:]
+        for (s, p) in pending.enumerated() {
+            for ref in p.outputs where outputSlotOf[ref] == nil {
+                guard let info = infos[ref] else { continue }
+                bufferOf[ref] = memory.add(bytes: info.count * info.dtype.byteSize, first: s, last: lastUse[ref] ?? s)
+            }
+        }
+        let (offsets, size) = memory.plan()
+        let arena = Storage(byteCount: size)
+
+        func slot(_ ref: OutputRef) throws -> Slot {
+            guard let info = infos[ref] else { throw AidgeError.invalidModel("a value is used before it is computed") }
+            if let value = info.value { return .constant(value) }
+            if let k = outputSlotOf[ref] { return .graphOutput(k) }
+            guard let b = bufferOf[ref] else { throw AidgeError.invalidModel("a value has no buffer") }
+            let offset = offsets[b] / info.dtype.byteSize
+            return .arena(try Tensor(storage: arena, dtype: info.dtype, shape: info.shape, offset: offset))
+        }
+
+        var steps: [Step] = []
+        steps.reserveCapacity(pending.count)
+        for p in pending {
+            let kernel = try KernelRegistry.shared.makeKernel(p.request, backend: backend)
+            let inputs: [Slot?] = try p.inputs.map { v in
+                switch v {
+                case .output(let ref): return try slot(ref)
+                case .graphInput(let k): return .graphInput(k)
+                case nil: return nil
+                }
+            }
+            steps.append(Step(node: p.node, kernel: kernel, inputs: inputs, outputs: try p.outputs.map(slot)))
+        }
+        return Plan(
+            steps: steps, arena: arena, inputInfos: inputInfos, outputSources: outputSources,
+            outputInfos: outputInfos)
+    }
+}

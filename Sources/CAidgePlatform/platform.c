@@ -1,0 +1,22 @@
+#include "CAidgePlatform.h"
+#include <unistd.h>
+
+int aidge_cpu_supports_kernels(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return 1;
+#endif
+}
+
+long aidge_cpu_cache_size(int level) {
+#if defined(_SC_LEVEL1_DCACHE_SIZE)
+    switch (level) {
+    case 1: return sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    case 2: return sysconf(_SC_LEVEL2_CACHE_SIZE);
+    case 3: return sysconf(_SC_LEVEL3_CACHE_SIZE);
+    }
+#endif
+    return 0;
+}
