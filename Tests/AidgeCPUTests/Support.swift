@@ -1,0 +1,61 @@
+import AidgeCPU
+import AidgeCore
+import XCTest
+
+/// Registers the CPU kernels once for the whole test process.
+let cpuRegistered: Void = {
+    do { try CPUBackend.register() } catch { XCTFail("CPU backend: \(error)") }
+}()
+
+/// Runs one operator on `inputs` through a one-node graph and the scheduler, as a model would.
+///
+/// `constants` are fed as Producer nodes (known when planning: shapes, axes, weights), the rest as graph inputs.
+/// Pass nil in `inputs` for an absent optional input.
+func runOperator(
+    _ type: String, _ attributes: Attributes = [:], inputs: [Tensor?], constants: Set<Int> = [],
+    outputs: Int? = nil
+) throws -> [Tensor] {
+    _ = cpuRegistered
+    let node = Node(Operator(type, attributes: attributes), inputCount: inputs.count, outputCount: outputs)
+    let graph = GraphView(name: "test")
+    graph.add(node, includeProducers: false)
+    var fed: [Tensor] = []
+    for (i, input) in inputs.enumerated() {
+        guard let input else { continue }
+        if constants.contains(i) {
+            let producer = Node.producer(input)
+            try node.setInput(i, from: producer)
+            graph.add(producer, includeProducers: false)
+        } else {
+            graph.inputs.append(GraphInput(name: "in\(i)", dtype: input.dtype, shape: nil, consumers: [(node, i)]))
+            fed.append(input)
+        }
+    }
+    graph.outputs = (0..<node.outputCount).map { GraphOutput(name: "out\($0)", node: node, index: $0) }
+    return try Scheduler(graph).forward(fed)
+}
+
+/// Asserts two float arrays agree within `atol + rtol * |expected|` elementwise.
+func assertClose(
+    _ actual: [Float], _ expected: [Float], atol: Float = 1e-5, rtol: Float = 1e-4, _ message: String = "",
+    file: StaticString = #filePath, line: UInt = #line
+) {
+    XCTAssertEqual(actual.count, expected.count, "count \(message)", file: file, line: line)
+    for (i, (a, e)) in zip(actual, expected).enumerated() {
+        if a.isNaN && e.isNaN { continue }
+        if a == e { continue }
+        if !(abs(a - e) <= atol + rtol * abs(e)) {
+            XCTFail("element \(i): \(a) vs expected \(e) \(message)", file: file, line: line)
+            return
+        }
+    }
+}
+
+/// Deterministic pseudo-random floats in [-1, 1) (a fixed LCG: tests are reproducible).
+func randomFloats(_ count: Int, seed: UInt64 = 42) -> [Float] {
+    var state = seed &* 6364136223846793005 &+ 1442695040888963407
+    return (0..<count).map { _ in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(state >> 40) / Float(1 << 23) - 1
+    }
+}
