@@ -1,0 +1,145 @@
+import AidgeCore
+import Foundation
+import SwiftProtobuf
+
+extension DType {
+    /// The dtype of an ONNX `TensorProto.DataType` code, or nil for types the engine does not hold.
+    public init?(onnxCode code: Int) {
+        switch Onnx_TensorProto.DataType(rawValue: code) {
+        case .float: self = .float32
+        case .double: self = .float64
+        case .float16: self = .float16
+        case .bfloat16: self = .bfloat16
+        case .int8: self = .int8
+        case .int16: self = .int16
+        case .int32: self = .int32
+        case .int64: self = .int64
+        case .uint8: self = .uint8
+        case .uint16: self = .uint16
+        case .uint32: self = .uint32
+        case .uint64: self = .uint64
+        case .bool: self = .bool
+        default: return nil
+        }
+    }
+
+    /// The ONNX `TensorProto.DataType` code of this dtype.
+    public var onnxCode: Int {
+        let type: Onnx_TensorProto.DataType
+        switch self {
+        case .float32: type = .float
+        case .float64: type = .double
+        case .float16: type = .float16
+        case .bfloat16: type = .bfloat16
+        case .int8: type = .int8
+        case .int16: type = .int16
+        case .int32: type = .int32
+        case .int64: type = .int64
+        case .uint8: type = .uint8
+        case .uint16: type = .uint16
+        case .uint32: type = .uint32
+        case .uint64: type = .uint64
+        case .bool: type = .bool
+        }
+        return type.rawValue
+    }
+}
+
+/// Names an ONNX data type code for error messages.
+func onnxTypeName(_ code: Int) -> String {
+    Onnx_TensorProto.DataType(rawValue: code).map { "\($0)" } ?? "type \(code)"
+}
+
+extension Tensor {
+    /// Reads an ONNX `TensorProto` (raw or typed fields, or external data relative to `baseDirectory`).
+    init(onnx proto: Onnx_TensorProto, baseDirectory: String) throws {
+        let what = proto.name.isEmpty ? "a tensor" : "tensor '\(proto.name)'"
+        guard let dtype = DType(onnxCode: Int(proto.dataType)) else {
+            throw AidgeError.unsupportedType("\(what) has ONNX data type \(onnxTypeName(Int(proto.dataType))), which is not supported")
+        }
+        let shape = proto.dims.map { Int($0) }
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw AidgeError.invalidModel("\(what) has a negative dimension \(shape)") }
+        let (count, overflow) = shape.reduce((1, false)) { acc, d in
+            let (p, o) = acc.0.multipliedReportingOverflow(by: d)
+            return (p, acc.1 || o)
+        }
+        guard !overflow, count < Int.max / 8 else { throw AidgeError.invalidModel("\(what) is too large: shape \(shape)") }
+        let bytes = count * dtype.byteSize
+        self.init(zeros: shape, dtype: dtype)
+        let out = rawPointer
+
+        if proto.hasDataLocation && proto.dataLocation == .external {
+            var location: String?
+            var offset = 0
+            var length: Int?
+            for entry in proto.externalData {
+                switch entry.key {
+                case "location": location = entry.value
+                case "offset": offset = Int(entry.value) ?? -1
+                case "length": length = Int(entry.value)
+                default: break
+                }
+            }
+            guard let location, !location.isEmpty else {
+                throw AidgeError.invalidModel("\(what) is stored externally but names no file")
+            }
+            guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
+                throw AidgeError.invalidModel("\(what): external data path '\(location)' must stay inside the model's folder")
+            }
+            guard offset >= 0 else { throw AidgeError.invalidModel("\(what): invalid external data offset") }
+            if let length, length != bytes {
+                throw AidgeError.invalidModel("\(what): external data length \(length) does not match its \(bytes) bytes")
+            }
+            let path = baseDirectory + "/" + location
+            do {
+                try FileIO.read(path, offset: offset, count: bytes, into: out)
+            } catch {
+                throw AidgeError.io("external data of \(what): \((error as? AidgeError)?.message ?? "\(error)")")
+            }
+            return
+        }
+
+        if proto.hasRawData {
+            guard proto.rawData.count == bytes else {
+                throw AidgeError.invalidModel("\(what) has \(proto.rawData.count) bytes of data, its shape \(shape) needs \(bytes)")
+            }
+            proto.rawData.withUnsafeBytes { raw in
+                if let base = raw.baseAddress, bytes > 0 { out.copyMemory(from: base, byteCount: bytes) }
+            }
+            return
+        }
+
+        func fill<S, D>(_ source: [S], _: D.Type, _ convert: (S) -> D) throws {
+            guard source.count == count else {
+                throw AidgeError.invalidModel("\(what) has \(source.count) values, its shape \(shape) needs \(count)")
+            }
+            let p = out.assumingMemoryBound(to: D.self)
+            for i in 0..<count { p[i] = convert(source[i]) }
+        }
+        switch dtype {
+        case .float32: try fill(proto.floatData, Float.self) { $0 }
+        case .float64: try fill(proto.doubleData, Double.self) { $0 }
+        case .int64: try fill(proto.int64Data, Int64.self) { $0 }
+        case .uint64: try fill(proto.uint64Data, UInt64.self) { $0 }
+        case .uint32: try fill(proto.uint64Data, UInt32.self) { UInt32(truncatingIfNeeded: $0) }
+        case .int32: try fill(proto.int32Data, Int32.self) { $0 }
+        case .int16: try fill(proto.int32Data, Int16.self) { Int16(truncatingIfNeeded: $0) }
+        case .int8: try fill(proto.int32Data, Int8.self) { Int8(truncatingIfNeeded: $0) }
+        case .uint16, .float16, .bfloat16: try fill(proto.int32Data, UInt16.self) { UInt16(truncatingIfNeeded: $0) }
+        case .uint8: try fill(proto.int32Data, UInt8.self) { UInt8(truncatingIfNeeded: $0) }
+        case .bool: try fill(proto.int32Data, Bool.self) { $0 != 0 }
+        }
+    }
+}
+
+extension Onnx_TensorProto {
+    /// An ONNX tensor holding `tensor`'s elements as raw little-endian data.
+    init(_ tensor: Tensor, name: String) {
+        self.init()
+        self.name = name
+        dataType = Int32(tensor.dtype.onnxCode)
+        dims = tensor.shape.map { Int64($0) }
+        let c = tensor.contiguous()
+        rawData = Data(bytes: c.rawPointer, count: c.byteCount)
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: one release build reused by the Swift tests, the command-line checks and the
+# end-to-end tests against PyTorch exports and ONNX Runtime.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup_python.sh
+
+echo "== swift build (release, with tests)"
+swift build -c release --build-tests
+
+echo "== swift test"
+swift test -c release --skip-build
+
+echo "== end-to-end tests (PyTorch exports, ONNX Runtime as reference)"
+.venv/bin/python -m pytest -q tests/e2e
