@@ -35,6 +35,9 @@ let package = Package(
             dependencies: ["Aidge", "AidgeNPY", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "AidgeCoreTests", dependencies: ["AidgeCore"]),
         .testTarget(name: "AidgeCPUTests", dependencies: ["AidgeCore", "AidgeCPU", "AidgeNPY"]),
-        .testTarget(name: "AidgeONNXTests", dependencies: ["Aidge"]),
+        .testTarget(
+            name: "AidgeONNXTests",
+            dependencies: ["Aidge", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .testTarget(name: "AidgeNPYTests", dependencies: ["AidgeNPY"]),
     ]
 )
