@@ -1,3 +1,528 @@
 import AidgeCore
 
-func registerShapeKernels(_ registry: KernelRegistry) {}
+/// Kernels of the shape operators. They move elements as bits, by element size (1, 2, 4 or 8 bytes), so every
+/// dtype is covered.
+func registerShapeKernels(_ registry: KernelRegistry) {
+    for type in ["Reshape", "Flatten", "Squeeze", "Unsqueeze"] {
+        registry.register(type, backend: "cpu") { _ in CopyKernel() }
+    }
+
+    registry.register("Transpose", backend: "cpu") { request in
+        let x = try request.input(0)
+        let perm = try OperatorSchema.transposePermutation(request.attributes, rank: x.shape.count)
+        let strides = ShapeUtil.contiguousStrides(x.shape)
+        return try StridedCopyKernel(
+            StridedCopy(
+                shape: perm.map { x.shape[$0] }, strides: perm.map { strides[$0] }, offset: 0,
+                elementSize: x.dtype.byteSize))
+    }
+
+    registry.register("Expand", backend: "cpu") { request in
+        let x = try request.input(0)
+        let out = request.outputs[0].shape
+        let contiguous = ShapeUtil.contiguousStrides(x.shape)
+        let lead = out.count - x.shape.count
+        let strides = out.indices.map { k -> Int in
+            let j = k - lead
+            return j < 0 || x.shape[j] == 1 ? 0 : contiguous[j]
+        }
+        return try StridedCopyKernel(
+            StridedCopy(shape: out, strides: strides, offset: 0, elementSize: x.dtype.byteSize))
+    }
+
+    registry.register("Slice", backend: "cpu") { request in
+        let x = try request.input(0)
+        let axes = try OperatorSchema.sliceAxes(x.shape, request.inputs)
+        let contiguous = ShapeUtil.contiguousStrides(x.shape)
+        let empty = axes.contains { $0.count == 0 }
+        var offset = 0
+        var strides: [Int] = []
+        for (a, s) in zip(axes, contiguous) {
+            if !empty { offset += a.start * s }
+            strides.append(a.count > 1 ? a.step * s : 0)
+        }
+        return try StridedCopyKernel(
+            StridedCopy(shape: axes.map(\.count), strides: strides, offset: offset, elementSize: x.dtype.byteSize))
+    }
+
+    registry.register("Tile", backend: "cpu") { request in
+        // The output, seen as [r0, d0, r1, d1, ...], reads the input with stride 0 along each repeat.
+        let x = try request.input(0)
+        let repeats = request.outputs[0].shape.indices.map { k in
+            x.shape[k] == 0 ? 0 : request.outputs[0].shape[k] / x.shape[k]
+        }
+        let contiguous = ShapeUtil.contiguousStrides(x.shape)
+        var shape: [Int] = []
+        var strides: [Int] = []
+        for k in x.shape.indices {
+            shape += [repeats[k], x.shape[k]]
+            strides += [0, contiguous[k]]
+        }
+        return try StridedCopyKernel(
+            StridedCopy(shape: shape, strides: strides, offset: 0, elementSize: x.dtype.byteSize))
+    }
+
+    registry.register("Concat", backend: "cpu") { request in
+        let out = request.outputs[0]
+        let axis = try ShapeUtil.axis(try request.attributes.int("axis"), rank: out.shape.count, context: "Concat axis")
+        let outer = ShapeUtil.count(Array(out.shape[..<axis]))
+        let innerSize = ShapeUtil.count(Array(out.shape[(axis + 1)...])) * out.dtype.byteSize
+        let parts = try request.inputs.indices.map { try request.input($0).shape[axis] * innerSize }
+        return JoinKernel(outer: outer, parts: parts, split: false)
+    }
+
+    registry.register("Split", backend: "cpu") { request in
+        let x = try request.input(0)
+        let axis = try ShapeUtil.axis(try request.attributes.int("axis", default: 0), rank: x.shape.count)
+        let outer = ShapeUtil.count(Array(x.shape[..<axis]))
+        let innerSize = ShapeUtil.count(Array(x.shape[(axis + 1)...])) * x.dtype.byteSize
+        let parts = request.outputs.map { $0.shape[axis] * innerSize }
+        return JoinKernel(outer: outer, parts: parts, split: true)
+    }
+
+    registry.register("Pad", backend: "cpu") { request in
+        let x = try request.input(0)
+        let mode = try request.attributes.string("mode", default: "constant")
+        let (begin, _) = try OperatorSchema.padAmounts(x.shape.count, request.inputs)
+        return try PadKernel(
+            input: x.shape, output: request.outputs[0].shape, begin: begin, mode: mode, elementSize: x.dtype.byteSize)
+    }
+}
+
+// MARK: - Copies
+
+/// Copies `bytes` bytes, over several cores when there are many (nothing when both sides are the same memory).
+func parallelCopy(_ dst: UnsafeMutableRawPointer, _ src: UnsafeRawPointer, _ bytes: Int) {
+    if bytes <= 0 || UnsafeRawPointer(dst) == src { return }
+    Parallel.forEach(bytes, grain: 1 << 20) { range in
+        (dst + range.lowerBound).copyMemory(from: src + range.lowerBound, byteCount: range.count)
+    }
+}
+
+/// Output 0 is input 0's bytes (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout); further outputs, when
+/// the node has them (Dropout's mask), are filled with `true`.
+final class CopyKernel: Kernel {
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        guard let x = inputs.first ?? nil, let y = outputs.first else {
+            throw AidgeError.invalidModel("a copy needs one input and one output")
+        }
+        guard x.byteCount == y.byteCount else {
+            throw AidgeError.shapeMismatch("input of shape \(x.shape) does not fill the output of shape \(y.shape)")
+        }
+        parallelCopy(y.rawPointer, x.rawPointer, y.byteCount)
+        for mask in outputs.dropFirst() {
+            mask.rawPointer.initializeMemory(as: UInt8.self, repeating: 1, count: mask.byteCount)
+        }
+    }
+}
+
+/// A copy from a strided view of the input (any strides, 0 and negative ones included) into the contiguous
+/// output. The dimensions are simplified once, when the kernel is made: size-1 dimensions dropped, dimensions
+/// that are contiguous in the source merged. A transposition (some dimension other than the innermost is
+/// contiguous in the source) is copied in tiles, so reads and writes both stay in cache.
+struct StridedCopy {
+    let count: Int
+    let elementSize: Int
+    let offset: Int
+    /// Simplified dimensions, row-major in the output.
+    let shape: [Int]
+    let strides: [Int]
+    /// Tiled transposition: the dimension that is contiguous in the source (nil: copy row by row).
+    let tiled: Tiled?
+
+    struct Tiled {
+        let axis: Int
+        /// Output stride of `axis`.
+        let outStride: Int
+        /// The other dimensions but the innermost: size, source stride, output stride.
+        let outerShape: [Int]
+        let outerSource: [Int]
+        let outerOutput: [Int]
+        let outerCount: Int
+    }
+
+    /// Rows of a tile along the source-contiguous dimension, and columns along the output's innermost one.
+    static let tileRows = 32
+    static let tileColumns = 32
+
+    init(shape: [Int], strides: [Int], offset: Int, elementSize: Int) throws {
+        guard [1, 2, 4, 8].contains(elementSize) else {
+            throw AidgeError.unsupportedType("elements of \(elementSize) bytes")
+        }
+        self.count = ShapeUtil.count(shape)
+        self.elementSize = elementSize
+        self.offset = offset
+        var dims: [(size: Int, stride: Int)] = []
+        for (d, s) in zip(shape, strides) where d != 1 {
+            if let last = dims.last, last.stride == s * d {
+                dims[dims.count - 1] = (last.size * d, s)
+            } else {
+                dims.append((d, s))
+            }
+        }
+        if dims.isEmpty { dims = [(1, 1)] }
+        self.shape = dims.map(\.size)
+        self.strides = dims.map(\.stride)
+
+        let rank = dims.count
+        let inner = dims[rank - 1]
+        if count > 0, rank >= 2, inner.stride != 1, inner.stride != 0,
+            let axis = dims.indices.dropLast().last(where: { dims[$0].stride == 1 })
+        {
+            let outStrides = ShapeUtil.contiguousStrides(self.shape)
+            let outer = (0..<(rank - 1)).filter { $0 != axis }
+            tiled = Tiled(
+                axis: axis, outStride: outStrides[axis], outerShape: outer.map { dims[$0].size },
+                outerSource: outer.map { dims[$0].stride }, outerOutput: outer.map { outStrides[$0] },
+                outerCount: outer.reduce(1) { $0 * dims[$1].size })
+        } else {
+            tiled = nil
+        }
+    }
+
+    /// Copies from the view of `src` into contiguous `dst`.
+    func run(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer) {
+        if count == 0 { return }
+        switch elementSize {
+        case 1: run(src, dst, UInt8.self)
+        case 2: run(src, dst, UInt16.self)
+        case 4: run(src, dst, UInt32.self)
+        default: run(src, dst, UInt64.self)
+        }
+    }
+
+    private func run<T>(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, _: T.Type) {
+        let s = src.assumingMemoryBound(to: T.self) + offset
+        let d = dst.assumingMemoryBound(to: T.self)
+        if let tiled {
+            transpose(s, d, tiled)
+        } else {
+            copyRows(s, d)
+        }
+    }
+
+    private func copyRows<T>(_ s: UnsafePointer<T>, _ d: UnsafeMutablePointer<T>) {
+        let rank = shape.count
+        let inner = shape[rank - 1]
+        let innerStride = strides[rank - 1]
+        let rows = count / inner
+        if rows == 1 && innerStride == 1 {
+            parallelCopy(d, s, inner * MemoryLayout<T>.stride)
+            return
+        }
+        let grain = max(1, (1 << 16) / inner)
+        shape.withUnsafeBufferPointer { shape in
+            strides.withUnsafeBufferPointer { strides in
+                Parallel.forEach(rows, grain: grain) { range in
+                    withUnsafeTemporaryAllocation(of: Int.self, capacity: rank) { index in
+                        // Source offset of the first row of the range.
+                        var rest = range.lowerBound
+                        var offset = 0
+                        for k in stride(from: rank - 2, through: 0, by: -1) {
+                            index[k] = rest % shape[k]
+                            rest /= shape[k]
+                            offset += index[k] * strides[k]
+                        }
+                        for row in range {
+                            let from = s + offset
+                            let to = d + row * inner
+                            if innerStride == 1 {
+                                to.update(from: from, count: inner)
+                            } else if innerStride == 0 {
+                                to.update(repeating: from.pointee, count: inner)
+                            } else {
+                                for i in 0..<inner { to[i] = from[i * innerStride] }
+                            }
+                            var k = rank - 2
+                            while k >= 0 {
+                                index[k] += 1
+                                offset += strides[k]
+                                if index[k] < shape[k] { break }
+                                offset -= index[k] * strides[k]
+                                index[k] = 0
+                                k -= 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func transpose<T>(_ s: UnsafePointer<T>, _ d: UnsafeMutablePointer<T>, _ t: Tiled) {
+        let rank = shape.count
+        let columns = shape[rank - 1]
+        let columnStride = strides[rank - 1]
+        let rows = shape[t.axis]
+        let rowStride = t.outStride
+        let tileRows = StridedCopy.tileRows
+        let tileColumns = StridedCopy.tileColumns
+        let rowBlocks = (rows + tileRows - 1) / tileRows
+        let tasks = t.outerCount * rowBlocks
+        let grain = max(1, (1 << 16) / (tileRows * columns))
+        let outerRank = t.outerShape.count
+        t.outerShape.withUnsafeBufferPointer { outerShape in
+            t.outerSource.withUnsafeBufferPointer { outerSource in
+                t.outerOutput.withUnsafeBufferPointer { outerOutput in
+                    Parallel.forEach(tasks, grain: grain) { range in
+                        for task in range {
+                            var rest = task / rowBlocks
+                            var from = 0
+                            var to = 0
+                            for k in stride(from: outerRank - 1, through: 0, by: -1) {
+                                let i = rest % outerShape[k]
+                                rest /= outerShape[k]
+                                from += i * outerSource[k]
+                                to += i * outerOutput[k]
+                            }
+                            let r0 = (task % rowBlocks) * tileRows
+                            let r1 = min(r0 + tileRows, rows)
+                            var c0 = 0
+                            while c0 < columns {
+                                let c1 = min(c0 + tileColumns, columns)
+                                for r in r0..<r1 {
+                                    let src = s + from + r
+                                    let dst = d + to + r * rowStride
+                                    for c in c0..<c1 { dst[c] = src[c * columnStride] }
+                                }
+                                c0 = c1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Transpose, Expand, Slice and Tile: a strided view of input 0 copied into output 0.
+final class StridedCopyKernel: Kernel {
+    let copy: StridedCopy
+
+    init(_ copy: StridedCopy) { self.copy = copy }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        guard let x = inputs.first ?? nil, let y = outputs.first else {
+            throw AidgeError.invalidModel("a strided copy needs one input and one output")
+        }
+        guard y.count == copy.count else {
+            throw AidgeError.shapeMismatch("output of shape \(y.shape) does not match the planned \(copy.count) elements")
+        }
+        copy.run(x.rawPointer, y.rawPointer)
+    }
+}
+
+/// Concat (parts of each output row come from each input) and Split (the reverse). `parts` are byte counts
+/// per outer index, one per input (Concat) or per output (Split).
+final class JoinKernel: Kernel {
+    let outer: Int
+    let parts: [Int]
+    let starts: [Int]
+    let rowBytes: Int
+    let split: Bool
+
+    init(outer: Int, parts: [Int], split: Bool) {
+        self.outer = outer
+        self.parts = parts
+        self.split = split
+        var starts: [Int] = []
+        var total = 0
+        for p in parts {
+            starts.append(total)
+            total += p
+        }
+        self.starts = starts
+        self.rowBytes = total
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        let pieces = split ? outputs.count : inputs.count
+        guard pieces == parts.count else {
+            throw AidgeError.invalidModel("\(split ? "Split" : "Concat") planned \(parts.count) parts, got \(pieces)")
+        }
+        if split {
+            guard let x = inputs.first ?? nil else { throw AidgeError.invalidModel("Split needs an input") }
+            let whole = x.rawPointer
+            try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer.self, capacity: pieces) { pointers in
+                for (i, y) in outputs.enumerated() {
+                    guard y.byteCount == parts[i] * outer else {
+                        throw AidgeError.shapeMismatch("Split output \(i) has shape \(y.shape), not the planned size")
+                    }
+                    pointers[i] = y.rawPointer
+                }
+                move(pointers.baseAddress, whole, toParts: true)
+            }
+        } else {
+            guard let y = outputs.first else { throw AidgeError.invalidModel("Concat needs an output") }
+            let whole = y.rawPointer
+            try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer.self, capacity: pieces) { pointers in
+                for (i, x) in inputs.enumerated() {
+                    guard let x, x.byteCount == parts[i] * outer else {
+                        throw AidgeError.shapeMismatch("Concat input \(i) is missing or not of the planned size")
+                    }
+                    pointers[i] = x.rawPointer
+                }
+                move(pointers.baseAddress, whole, toParts: false)
+            }
+        }
+    }
+
+    /// Copies between `whole` (rows of `rowBytes`) and the parts.
+    private func move(_ pointers: UnsafeMutablePointer<UnsafeMutableRawPointer>?, _ whole: UnsafeMutableRawPointer, toParts: Bool) {
+        guard let pointers, outer > 0, rowBytes > 0 else { return }
+        let parts = self.parts
+        let starts = self.starts
+        let rowBytes = self.rowBytes
+        func copy(_ row: Int, _ i: Int) {
+            let part = parts[i]
+            if part == 0 { return }
+            let a = pointers[i] + row * part
+            let b = whole + row * rowBytes + starts[i]
+            if toParts { a.copyMemory(from: b, byteCount: part) } else { b.copyMemory(from: a, byteCount: part) }
+        }
+        if outer == 1 {
+            for i in parts.indices {
+                let a = pointers[i]
+                let b = whole + starts[i]
+                if toParts { parallelCopy(a, b, parts[i]) } else { parallelCopy(b, a, parts[i]) }
+            }
+            return
+        }
+        Parallel.forEach(outer, grain: max(1, (1 << 18) / rowBytes)) { range in
+            for row in range {
+                for i in parts.indices { copy(row, i) }
+            }
+        }
+    }
+}
+
+// MARK: - Pad
+
+/// Pad in constant, reflect, edge or wrap mode; negative pads crop. For each dimension, a table maps every
+/// output index to the input index it reads (or -1: the constant); the innermost dimension's interior is one copy.
+final class PadKernel: Kernel {
+    let elementSize: Int
+    let rank: Int
+    let outShape: [Int]
+    /// Concatenated per-dimension tables, outer ones pre-multiplied by the input stride.
+    let maps: [Int]
+    let mapStart: [Int]
+    /// Output range of the innermost dimension that reads the input at `interiorSource + (o - interiorStart)`.
+    let interiorStart: Int
+    let interiorEnd: Int
+    let interiorSource: Int
+    let count: Int
+
+    init(input: [Int], output: [Int], begin: [Int], mode: String, elementSize: Int) throws {
+        guard [1, 2, 4, 8].contains(elementSize) else {
+            throw AidgeError.unsupportedType("elements of \(elementSize) bytes")
+        }
+        // A scalar pads as a one-element vector.
+        let input = input.isEmpty ? [1] : input
+        let output = output.isEmpty ? [1] : output
+        let begin = begin.isEmpty ? [0] : begin
+        self.elementSize = elementSize
+        self.rank = input.count
+        self.outShape = output
+        self.count = ShapeUtil.count(output)
+        let strides = ShapeUtil.contiguousStrides(input)
+        var maps: [Int] = []
+        var mapStart: [Int] = []
+        for k in 0..<rank {
+            mapStart.append(maps.count)
+            let n = input[k]
+            for o in 0..<output[k] {
+                var i = o - begin[k]
+                if i < 0 || i >= n {
+                    switch mode {
+                    case "constant": i = -1
+                    case "edge": i = min(max(i, 0), n - 1)
+                    case "wrap": i = ((i % n) + n) % n
+                    case "reflect":
+                        if n == 1 {
+                            i = 0
+                        } else {
+                            let period = 2 * (n - 1)
+                            let t = ((i % period) + period) % period
+                            i = t < n ? t : period - t
+                        }
+                    default: throw AidgeError.unsupported("Pad mode '\(mode)'")
+                    }
+                }
+                maps.append(i < 0 || k == rank - 1 ? i : i * strides[k])
+            }
+        }
+        self.maps = maps
+        self.mapStart = mapStart
+        let last = rank - 1
+        interiorStart = min(max(begin[last], 0), output[last])
+        interiorEnd = max(min(begin[last] + input[last], output[last]), interiorStart)
+        interiorSource = interiorStart - begin[last]
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        guard let x = inputs.first ?? nil, let y = outputs.first else {
+            throw AidgeError.invalidModel("Pad needs an input and an output")
+        }
+        guard y.count == count else { throw AidgeError.shapeMismatch("Pad output shape \(y.shape) was not planned") }
+        if count == 0 { return }
+        let value = inputs.count > 2 ? inputs[2] : nil
+        if let value, value.count < 1 || value.dtype != x.dtype {
+            throw AidgeError.invalidArgument("Pad constant_value must be one \(x.dtype) element")
+        }
+        switch elementSize {
+        case 1: pad(x, y, value, UInt8.self)
+        case 2: pad(x, y, value, UInt16.self)
+        case 4: pad(x, y, value, UInt32.self)
+        default: pad(x, y, value, UInt64.self)
+        }
+    }
+
+    private func pad<T: FixedWidthInteger>(_ x: Tensor, _ y: Tensor, _ value: Tensor?, _: T.Type) {
+        let s = UnsafePointer(x.pointer(as: T.self))
+        let d = y.pointer(as: T.self)
+        let fill: T = value.map { $0.pointer(as: T.self).pointee } ?? 0
+        let rank = self.rank
+        let inner = outShape[rank - 1]
+        let rows = count / inner
+        let lo = interiorStart
+        let hi = interiorEnd
+        let source = interiorSource
+        maps.withUnsafeBufferPointer { maps in
+            mapStart.withUnsafeBufferPointer { mapStart in
+                outShape.withUnsafeBufferPointer { shape in
+                    guard let base = maps.baseAddress else { return }
+                    let lastMap = base + mapStart[rank - 1]
+                    Parallel.forEach(rows, grain: max(1, (1 << 15) / inner)) { range in
+                        for row in range {
+                            let to = d + row * inner
+                            var rest = row
+                            var offset = 0
+                            var constant = false
+                            for k in stride(from: rank - 2, through: 0, by: -1) {
+                                let m = maps[mapStart[k] + rest % shape[k]]
+                                rest /= shape[k]
+                                if m < 0 { constant = true }
+                                offset += m
+                            }
+                            if constant {
+                                to.update(repeating: fill, count: inner)
+                                continue
+                            }
+                            let from = s + offset
+                            for o in 0..<lo {
+                                let m = lastMap[o]
+                                to[o] = m < 0 ? fill : from[m]
+                            }
+                            if hi > lo { (to + lo).update(from: from + source, count: hi - lo) }
+                            for o in hi..<inner {
+                                let m = lastMap[o]
+                                to[o] = m < 0 ? fill : from[m]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

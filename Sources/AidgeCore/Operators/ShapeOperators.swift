@@ -1,3 +1,335 @@
+/// Operators that rearrange elements: Reshape, Flatten, Transpose, Concat, Split, Squeeze, Unsqueeze, Expand,
+/// Slice, Pad and Tile. Inputs that decide the output shape (shape, axes, pads, repeats, ...) must be known when
+/// planning.
+
+extension Array where Element == ValueInfo? {
+    /// The integers of input `i` (an int64/int32 tensor known when planning), for shapes, axes, pads and the like.
+    func shapeOperatorIntegers(_ i: Int, _ what: String) throws -> [Int] {
+        let info = try required(i)
+        guard info.dtype == .int64 || info.dtype == .int32 else {
+            throw AidgeError.unsupportedType("\(what) must be int64 or int32, got \(info.dtype)")
+        }
+        guard info.shape.count <= 1 else {
+            throw AidgeError.shapeMismatch("\(what) must be 1-D, got shape \(info.shape)")
+        }
+        return try constant(i, what).integers()
+    }
+}
+
+/// Shape arithmetic of the shape operators, shared by their schemas and their kernels.
+public enum ShapeOperators {
+    /// Reshape's output shape: 0 copies the input dimension (unless `allowZero`), one -1 is inferred.
+    public static func reshape(_ input: [Int], to requested: [Int], allowZero: Bool) throws -> [Int] {
+        var out = requested
+        var inferred: Int? = nil
+        for (k, d) in requested.enumerated() {
+            if d == -1 {
+                guard inferred == nil else {
+                    throw AidgeError.invalidArgument("Reshape shape \(requested) has more than one -1")
+                }
+                inferred = k
+            } else if d == 0 && !allowZero {
+                guard k < input.count else {
+                    throw AidgeError.shapeMismatch(
+                        "Reshape shape \(requested) copies dimension \(k) (0) of an input of rank \(input.count)")
+                }
+                out[k] = input[k]
+            } else if d < 0 {
+                throw AidgeError.invalidArgument("Reshape shape \(requested) has a negative dimension \(d)")
+            }
+        }
+        let total = ShapeUtil.count(input)
+        if let k = inferred {
+            let known = out.enumerated().reduce(1) { $1.offset == k ? $0 : $0 * $1.element }
+            guard known != 0, total % known == 0 else {
+                throw AidgeError.shapeMismatch(
+                    "cannot reshape \(total) elements (shape \(input)) to \(requested): the -1 cannot be inferred")
+            }
+            out[k] = total / known
+        }
+        guard ShapeUtil.count(out) == total else {
+            throw AidgeError.shapeMismatch(
+                "cannot reshape \(total) elements (shape \(input)) to \(requested) (\(ShapeUtil.count(out)) elements)")
+        }
+        return out
+    }
+
+    /// Normalised, distinct axes (negative ones count from the end) for a tensor of rank `rank`.
+    public static func axes(_ axes: [Int], rank: Int, context: String) throws -> [Int] {
+        var seen = Set<Int>()
+        return try axes.map { a in
+            let n = try ShapeUtil.axis(a, rank: rank, context: "\(context) axis")
+            guard seen.insert(n).inserted else {
+                throw AidgeError.invalidArgument("\(context) axes \(axes) repeat axis \(a)")
+            }
+            return n
+        }
+    }
+
+    /// One sliced axis: the first index, the step and the number of elements taken.
+    public struct SliceAxis: Sendable, Equatable {
+        public var start: Int
+        public var step: Int
+        public var count: Int
+    }
+
+    /// ONNX Slice on a dimension of size `dim`: negative indices count from the end, then start and end are
+    /// clamped to `[0, dim]` (step > 0) or `[-1, dim - 1]` (step < 0).
+    public static func slice(dim: Int, start: Int, end: Int, step: Int) throws -> SliceAxis {
+        guard step != 0 else { throw AidgeError.invalidArgument("Slice step is 0") }
+        var s = start < 0 ? start &+ dim : start
+        var e = end < 0 ? end &+ dim : end
+        if step > 0 {
+            s = min(max(s, 0), dim)
+            e = min(max(e, 0), dim)
+            return SliceAxis(start: s, step: step, count: e > s ? Int(UInt(e - s - 1) / step.magnitude) + 1 : 0)
+        }
+        s = min(max(s, 0), dim - 1)
+        e = min(max(e, -1), dim - 1)
+        return SliceAxis(start: s, step: step, count: s > e ? Int(UInt(s - e - 1) / step.magnitude) + 1 : 0)
+    }
+
+    /// Slice of `shape` by starts/ends/axes/steps (ONNX's inputs); one `SliceAxis` per dimension.
+    public static func slice(
+        _ shape: [Int], starts: [Int], ends: [Int], axes: [Int]?, steps: [Int]?
+    ) throws -> [SliceAxis] {
+        guard starts.count == ends.count else {
+            throw AidgeError.invalidArgument("Slice has \(starts.count) starts but \(ends.count) ends")
+        }
+        let axes = try ShapeOperators.axes(axes ?? Array(0..<starts.count), rank: shape.count, context: "Slice")
+        guard axes.count == starts.count else {
+            throw AidgeError.invalidArgument("Slice has \(starts.count) starts but \(axes.count) axes")
+        }
+        let steps = steps ?? Array(repeating: 1, count: starts.count)
+        guard steps.count == starts.count else {
+            throw AidgeError.invalidArgument("Slice has \(starts.count) starts but \(steps.count) steps")
+        }
+        var result = shape.map { SliceAxis(start: 0, step: 1, count: $0) }
+        for (k, axis) in axes.enumerated() {
+            result[axis] = try slice(dim: shape[axis], start: starts[k], end: ends[k], step: steps[k])
+        }
+        return result
+    }
+
+    /// Pad's per-axis begin and end amounts for every dimension, from the `pads` input and optional `axes`.
+    public static func pads(rank: Int, pads: [Int], axes: [Int]?) throws -> (begin: [Int], end: [Int]) {
+        let axes = try ShapeOperators.axes(axes ?? Array(0..<rank), rank: rank, context: "Pad")
+        guard pads.count == 2 * axes.count else {
+            throw AidgeError.invalidArgument(
+                "Pad needs \(2 * axes.count) pads (begin and end for \(axes.count) axes), got \(pads.count)")
+        }
+        var begin = [Int](repeating: 0, count: rank)
+        var end = [Int](repeating: 0, count: rank)
+        for (k, a) in axes.enumerated() {
+            begin[a] = pads[k]
+            end[a] = pads[k + axes.count]
+        }
+        return (begin, end)
+    }
+
+    /// Split sizes along a dimension of size `dim`: `split` when given, else `outputs` chunks of
+    /// `ceil(dim / outputs)` with a smaller last one (opset 18).
+    public static func splitSizes(dim: Int, split: [Int]?, outputs: Int) throws -> [Int] {
+        if let split {
+            guard split.count == outputs else {
+                throw AidgeError.invalidArgument("Split has \(outputs) outputs but \(split.count) sizes \(split)")
+            }
+            guard split.allSatisfy({ $0 >= 0 }), split.reduce(0, +) == dim else {
+                throw AidgeError.shapeMismatch("Split sizes \(split) do not add up to the dimension \(dim)")
+            }
+            return split
+        }
+        guard outputs > 0 else { throw AidgeError.invalidArgument("Split needs at least one output") }
+        let chunk = (dim + outputs - 1) / outputs
+        return (0..<outputs).map { k in min(chunk, max(dim - k * chunk, 0)) }
+    }
+}
+
 extension OperatorSchema {
-    static let shapeSchemas: [OperatorSchema] = []
+    static let shapeSchemas: [OperatorSchema] = [
+        OperatorSchema("Reshape", inputs: ["data", "shape"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            let requested = try inputs.shapeOperatorIntegers(1, "shape")
+            let allowZero = try attributes.int("allowzero", default: 0) != 0
+            return [ValueInfo(dtype: x.dtype, shape: try ShapeOperators.reshape(x.shape, to: requested, allowZero: allowZero))]
+        },
+
+        OperatorSchema("Flatten", inputs: ["input"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            let rank = x.shape.count
+            let raw = try attributes.int("axis", default: 1)
+            let axis = raw < 0 ? raw + rank : raw
+            guard axis >= 0, axis <= rank else {
+                throw AidgeError.invalidArgument("Flatten axis \(raw) is out of range for rank \(rank)")
+            }
+            let outer = ShapeUtil.count(Array(x.shape[..<axis]))
+            let inner = ShapeUtil.count(Array(x.shape[axis...]))
+            return [ValueInfo(dtype: x.dtype, shape: [outer, inner])]
+        },
+
+        OperatorSchema("Transpose", inputs: ["data"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            let perm = try transposePermutation(attributes, rank: x.shape.count)
+            return [ValueInfo(dtype: x.dtype, shape: perm.map { x.shape[$0] })]
+        },
+
+        OperatorSchema("Concat", inputs: ["inputs"], variadic: true) { attributes, inputs in
+            let dtype = try sameDType(inputs)
+            guard let first = inputs.first ?? nil else { throw AidgeError.invalidModel("Concat needs inputs") }
+            let rank = first.shape.count
+            guard rank > 0 else { throw AidgeError.shapeMismatch("Concat cannot join scalars") }
+            let axis = try ShapeUtil.axis(try attributes.int("axis"), rank: rank, context: "Concat axis")
+            var shape = first.shape
+            shape[axis] = 0
+            for (i, input) in inputs.enumerated() {
+                guard let input else { throw AidgeError.invalidModel("Concat input \(i) is missing") }
+                guard input.shape.count == rank else {
+                    throw AidgeError.shapeMismatch(
+                        "Concat inputs must have one rank: input 0 has shape \(first.shape), input \(i) \(input.shape)")
+                }
+                for d in 0..<rank where d != axis && input.shape[d] != first.shape[d] {
+                    throw AidgeError.shapeMismatch(
+                        "Concat inputs differ outside axis \(axis): input 0 has shape \(first.shape), input \(i) "
+                            + "\(input.shape)")
+                }
+                shape[axis] += input.shape[axis]
+            }
+            return [ValueInfo(dtype: dtype, shape: shape)]
+        },
+
+        // The node's output count is the `num_outputs` attribute (the importer always sets it).
+        OperatorSchema("Split", inputs: ["input", "split"], minInputs: 1, outputs: 2) { attributes, inputs in
+            let x = try inputs.required(0)
+            guard !x.shape.isEmpty else { throw AidgeError.shapeMismatch("Split cannot split a scalar") }
+            let axis = try ShapeUtil.axis(try attributes.int("axis", default: 0), rank: x.shape.count, context: "Split axis")
+            let split = inputs.optional(1) == nil ? nil : try inputs.shapeOperatorIntegers(1, "split")
+            let outputs: Int
+            if attributes.has("num_outputs") {
+                outputs = try attributes.int("num_outputs")
+            } else if let split {
+                outputs = split.count
+            } else {
+                throw AidgeError.invalidModel("Split needs the attribute num_outputs or the split input")
+            }
+            let sizes = try ShapeOperators.splitSizes(dim: x.shape[axis], split: split, outputs: outputs)
+            return sizes.map { size in
+                var shape = x.shape
+                shape[axis] = size
+                return ValueInfo(dtype: x.dtype, shape: shape)
+            }
+        },
+
+        OperatorSchema("Squeeze", inputs: ["data", "axes"], minInputs: 1) { _, inputs in
+            let x = try inputs.required(0)
+            let shape: [Int]
+            if inputs.optional(1) != nil {
+                let axes = try ShapeOperators.axes(
+                    try inputs.shapeOperatorIntegers(1, "axes"), rank: x.shape.count, context: "Squeeze")
+                for a in axes where x.shape[a] != 1 {
+                    throw AidgeError.shapeMismatch("Squeeze axis \(a) of shape \(x.shape) is \(x.shape[a]), not 1")
+                }
+                shape = x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
+            } else {
+                shape = x.shape.filter { $0 != 1 }
+            }
+            return [ValueInfo(dtype: x.dtype, shape: shape)]
+        },
+
+        OperatorSchema("Unsqueeze", inputs: ["data", "axes"]) { _, inputs in
+            let x = try inputs.required(0)
+            let raw = try inputs.shapeOperatorIntegers(1, "axes")
+            let rank = x.shape.count + raw.count
+            let axes = Set(try ShapeOperators.axes(raw, rank: rank, context: "Unsqueeze"))
+            var shape: [Int] = []
+            var next = x.shape.makeIterator()
+            for d in 0..<rank { shape.append(axes.contains(d) ? 1 : next.next() ?? 1) }
+            return [ValueInfo(dtype: x.dtype, shape: shape)]
+        },
+
+        OperatorSchema("Expand", inputs: ["input", "shape"]) { _, inputs in
+            let x = try inputs.required(0)
+            let shape = try inputs.shapeOperatorIntegers(1, "shape")
+            if let bad = shape.first(where: { $0 < 0 }) {
+                throw AidgeError.invalidArgument("Expand shape \(shape) has a negative dimension \(bad)")
+            }
+            do {
+                return [ValueInfo(dtype: x.dtype, shape: try ShapeUtil.broadcast(x.shape, shape))]
+            } catch {
+                throw AidgeError.shapeMismatch("Expand cannot broadcast shape \(x.shape) to \(shape)")
+            }
+        },
+
+        OperatorSchema("Slice", inputs: ["data", "starts", "ends", "axes", "steps"], minInputs: 3) { _, inputs in
+            let x = try inputs.required(0)
+            guard !x.shape.isEmpty else { throw AidgeError.shapeMismatch("Slice cannot slice a scalar") }
+            let axes = try sliceAxes(x.shape, inputs)
+            return [ValueInfo(dtype: x.dtype, shape: axes.map(\.count))]
+        },
+
+        OperatorSchema("Pad", inputs: ["data", "pads", "constant_value", "axes"], minInputs: 2) { attributes, inputs in
+            let x = try inputs.required(0)
+            let mode = try attributes.string("mode", default: "constant")
+            guard ["constant", "reflect", "edge", "wrap"].contains(mode) else {
+                throw AidgeError.unsupported("Pad mode '\(mode)' (expected constant, reflect, edge or wrap)")
+            }
+            if let value = inputs.optional(2) {
+                guard value.dtype == x.dtype else {
+                    throw AidgeError.unsupportedType("Pad constant_value is \(value.dtype), the data \(x.dtype)")
+                }
+                guard value.count == 1 else {
+                    throw AidgeError.shapeMismatch("Pad constant_value must be a scalar, got shape \(value.shape)")
+                }
+            }
+            let (begin, end) = try padAmounts(x.shape.count, inputs)
+            var shape = x.shape
+            for d in shape.indices {
+                shape[d] += begin[d] + end[d]
+                guard shape[d] >= 0 else {
+                    throw AidgeError.shapeMismatch(
+                        "Pad crops more than dimension \(d) of shape \(x.shape) holds (pads \(begin[d]), \(end[d]))")
+                }
+                if mode != "constant" && x.shape[d] == 0 && shape[d] > 0 {
+                    throw AidgeError.invalidArgument("Pad mode '\(mode)' cannot pad the empty dimension \(d)")
+                }
+            }
+            return [ValueInfo(dtype: x.dtype, shape: shape)]
+        },
+
+        OperatorSchema("Tile", inputs: ["input", "repeats"]) { _, inputs in
+            let x = try inputs.required(0)
+            let repeats = try inputs.shapeOperatorIntegers(1, "repeats")
+            guard repeats.count == x.shape.count else {
+                throw AidgeError.shapeMismatch("Tile has \(repeats.count) repeats for an input of rank \(x.shape.count)")
+            }
+            if let bad = repeats.first(where: { $0 < 0 }) {
+                throw AidgeError.invalidArgument("Tile repeats \(repeats) has a negative value \(bad)")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: zip(x.shape, repeats).map { $0 * $1 })]
+        },
+    ]
+
+    /// Transpose's `perm` (default: reversed dimensions), checked to be a permutation.
+    public static func transposePermutation(_ attributes: Attributes, rank: Int) throws -> [Int] {
+        let perm = try attributes.ints("perm", default: Array((0..<rank).reversed()))
+        guard perm.count == rank, Set(perm) == Set(0..<rank) else {
+            throw AidgeError.invalidArgument("Transpose perm \(perm) is not a permutation of 0..<\(rank)")
+        }
+        return perm
+    }
+
+    /// Slice's per-dimension start, step and count from its constant inputs.
+    public static func sliceAxes(_ shape: [Int], _ inputs: [ValueInfo?]) throws -> [ShapeOperators.SliceAxis] {
+        let starts = try inputs.shapeOperatorIntegers(1, "starts")
+        let ends = try inputs.shapeOperatorIntegers(2, "ends")
+        let axes = inputs.optional(3) == nil ? nil : try inputs.shapeOperatorIntegers(3, "axes")
+        let steps = inputs.optional(4) == nil ? nil : try inputs.shapeOperatorIntegers(4, "steps")
+        return try ShapeOperators.slice(shape, starts: starts, ends: ends, axes: axes, steps: steps)
+    }
+
+    /// Pad's begin and end amounts per dimension from its constant inputs.
+    public static func padAmounts(_ rank: Int, _ inputs: [ValueInfo?]) throws -> (begin: [Int], end: [Int]) {
+        let pads = try inputs.shapeOperatorIntegers(1, "pads")
+        let axes = inputs.optional(3) == nil ? nil : try inputs.shapeOperatorIntegers(3, "axes")
+        return try ShapeOperators.pads(rank: rank, pads: pads, axes: axes)
+    }
 }
