@@ -1,3 +1,170 @@
 import AidgeCore
 
-func registerConvolutionKernels(_ registry: KernelRegistry) {}
+func registerConvolutionKernels(_ registry: KernelRegistry) {
+    registry.register("Conv", backend: "cpu") { request in
+        let geometry = try ConvGeometry(request.attributes, request.inputs)
+        guard let shape = ConvShape3D(geometry.window, channels: geometry.inChannels / geometry.group) else {
+            throw AidgeError.unsupported("Conv (node \(request.nodeName)) supports 1 to 3 spatial dimensions")
+        }
+        switch geometry.dtype {
+        case .float32:
+            if DepthwiseConvKernel.applies(geometry, shape) {
+                return try DepthwiseConvKernel(request, geometry, shape)
+            }
+            return try ConvF32Kernel(request, geometry, shape)
+        case .float64:
+            return ConvLoopKernel(geometry, shape)
+        default:
+            throw request.unsupportedType(geometry.dtype)
+        }
+    }
+    registry.register("ConvTranspose", backend: "cpu") { request in
+        let geometry = try ConvTransposeGeometry(request.attributes, request.inputs)
+        guard let shape = ConvShape3D(geometry.window, channels: geometry.inChannels / geometry.group) else {
+            throw AidgeError.unsupported("ConvTranspose (node \(request.nodeName)) supports 1 to 3 spatial dimensions")
+        }
+        switch geometry.dtype {
+        case .float32: return try ConvTransposeF32Kernel(request, geometry, shape)
+        default: throw request.unsupportedType(geometry.dtype)
+        }
+    }
+}
+
+/// float32 convolution as GEMM, per image and group: C (out channels x output positions, written straight into
+/// the NCHW output) = W (out channels x channels * kernel volume, packed once when constant) x columns.
+/// The columns are packed from the image on the fly (`Im2colB`), or read in place for a 1x1 stride-1 unpadded
+/// convolution. The bias is added in the GEMM's output pass.
+final class ConvF32Kernel: Kernel {
+    private let g: ConvGeometry
+    private let s: ConvShape3D
+    /// Output channels per group, and columns of W (channels per group x kernel volume).
+    private let mg: Int
+    private let kg: Int
+    private let pointwise: Bool
+    private let packedW: [PackedMatrix]
+    private let bias: AlignedBuffer?
+
+    init(_ request: KernelRequest, _ geometry: ConvGeometry, _ shape: ConvShape3D) throws {
+        g = geometry
+        s = shape
+        mg = geometry.outChannels / geometry.group
+        kg = shape.columnRows
+        pointwise =
+            shape.kernelVolume == 1 && shape.sd == 1 && shape.sh == 1 && shape.sw == 1 && shape.pd == 0
+            && shape.ph == 0 && shape.pw == 0 && shape.outputSpatial == shape.inputSpatial
+        if let w = try request.input(1).value {
+            let p = w.pointer(as: Float.self)
+            let (mg, kg) = (mg, kg)
+            packedW = (0..<geometry.group).map { gi in
+                PackedMatrix(
+                    StridedMatrix(base: p + gi * mg * kg, rowStride: kg, colStride: 1), rows: mg, cols: kg, role: .a)
+            }
+        } else {
+            packedW = []
+        }
+        if request.inputs.count > 2, let b = request.inputs[2]?.value {
+            let buffer = AlignedBuffer(count: geometry.outChannels)
+            buffer.pointer.update(from: b.pointer(as: Float.self), count: geometry.outChannels)
+            bias = buffer
+        } else {
+            bias = nil
+        }
+        ScratchPool.shared.reserve(floats: SGEMM.scratchFloats(threads: Parallel.threads))
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        guard inputs.count >= 2, let x = inputs[0], let w = inputs[1], let out = outputs.first else {
+            throw AidgeError.invalidModel("Conv needs inputs X and W")
+        }
+        let xp = x.pointer(as: Float.self)
+        let wp = w.pointer(as: Float.self)
+        let yp = out.pointer(as: Float.self)
+        var biasPointer: UnsafePointer<Float>? = bias.map { UnsafePointer($0.pointer) }
+        if biasPointer == nil, inputs.count > 2, let b = inputs[2] {
+            biasPointer = UnsafePointer(b.pointer(as: Float.self))
+        }
+        let inPlane = s.inputSpatial
+        let outPlane = s.outputSpatial
+        for n in 0..<g.batch {
+            for gi in 0..<g.group {
+                let xg = xp + (n * g.inChannels + gi * s.channels) * inPlane
+                let yg = yp + (n * g.outChannels + gi * mg) * outPlane
+                let ep = GEMMEpilogue(rowBias: biasPointer.map { $0 + gi * mg })
+                if gi < packedW.count {
+                    product(PackedA(packed: packedW[gi]), xg, yg, ep)
+                } else {
+                    let a = StridedA(matrix: StridedMatrix(base: wp + gi * mg * kg, rowStride: kg, colStride: 1), rows: mg)
+                    product(a, xg, yg, ep)
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func product<A: GEMMOperand>(
+        _ a: A, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ ep: GEMMEpilogue
+    ) {
+        let n = s.outputSpatial
+        if pointwise {
+            let b = StridedB(matrix: StridedMatrix(base: x, rowStride: s.inputSpatial, colStride: 1), cols: n)
+            SGEMM.multiply(m: mg, n: n, k: kg, a: a, b: b, c: y, ldc: n, epilogue: ep)
+        } else {
+            SGEMM.multiply(m: mg, n: n, k: kg, a: a, b: Im2colB(x: x, s: s), c: y, ldc: n, epilogue: ep)
+        }
+    }
+}
+
+/// float64 convolution with direct loops (any group, stride, dilation, padding).
+final class ConvLoopKernel: Kernel {
+    private let g: ConvGeometry
+    private let s: ConvShape3D
+
+    init(_ geometry: ConvGeometry, _ shape: ConvShape3D) {
+        g = geometry
+        s = shape
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        guard inputs.count >= 2, let x = inputs[0], let w = inputs[1], let out = outputs.first else {
+            throw AidgeError.invalidModel("Conv needs inputs X and W")
+        }
+        let xp = x.pointer(as: Double.self)
+        let wp = w.pointer(as: Double.self)
+        let yp = out.pointer(as: Double.self)
+        let bp = inputs.count > 2 ? inputs[2]?.pointer(as: Double.self) : nil
+        let s = self.s
+        let mg = g.outChannels / g.group
+        for n in 0..<g.batch {
+            for oc in 0..<g.outChannels {
+                let gi = oc / mg
+                let y = yp + (n * g.outChannels + oc) * s.outputSpatial
+                let wo = wp + oc * s.columnRows
+                for od in 0..<s.od {
+                    for oh in 0..<s.oh {
+                        for ow in 0..<s.ow {
+                            var acc = bp?[oc] ?? 0
+                            for c in 0..<s.channels {
+                                let xc = xp + (n * g.inChannels + gi * s.channels + c) * s.inputSpatial
+                                for kd in 0..<s.kd {
+                                    let id = od * s.sd - s.pd + kd * s.dd
+                                    if id < 0 || id >= s.d { continue }
+                                    for kh in 0..<s.kh {
+                                        let ih = oh * s.sh - s.ph + kh * s.dh
+                                        if ih < 0 || ih >= s.h { continue }
+                                        for kw in 0..<s.kw {
+                                            let iw = ow * s.sw - s.pw + kw * s.dw
+                                            if iw < 0 || iw >= s.w { continue }
+                                            acc += xc[(id * s.h + ih) * s.w + iw]
+                                                * wo[((c * s.kd + kd) * s.kh + kh) * s.kw + kw]
+                                        }
+                                    }
+                                }
+                            }
+                            y[(od * s.oh + oh) * s.ow + ow] = acc
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
