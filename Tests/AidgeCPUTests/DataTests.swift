@@ -127,6 +127,17 @@ final class DataTests: XCTestCase {
             constants: [0, 1, 2])[0]
         XCTAssertEqual(f.shape, [4])
         assertClose(try f.scalars(as: Float.self), [0, 0.3, 0.6, 0.9])
+        // Floating ranges accumulate in the element type (as ONNX Runtime does): compare bit for bit.
+        let down = try runOperator(
+            "Range", inputs: [Tensor(scalar: Float(1)), Tensor(scalar: Float(0)), Tensor(scalar: Float(-0.1))],
+            constants: [0, 1, 2])[0]
+        var expected: [Float] = []
+        var v: Float = 1
+        while expected.count < 10 {
+            expected.append(v)
+            v += -0.1
+        }
+        XCTAssertEqual(try down.scalars(as: Float.self), expected)
         let i = try runOperator(
             "Range", inputs: [Tensor(scalar: Int64(10)), Tensor(scalar: Int64(1)), Tensor(scalar: Int64(-3))],
             constants: [0, 1, 2])[0]

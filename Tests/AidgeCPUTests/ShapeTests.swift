@@ -79,6 +79,7 @@ final class ShapeTests: XCTestCase {
     func testSqueezeAndUnsqueeze() throws {
         let x = try Tensor(values(6), shape: [1, 2, 1, 3, 1])
         XCTAssertEqual(try runOperator("Squeeze", inputs: [x])[0].shape, [2, 3])
+        XCTAssertEqual(try runOperator("Squeeze", inputs: [x, int64s([])], constants: [1])[0].shape, [2, 3])
         let y = try runOperator("Squeeze", inputs: [x, int64s([0, -1])], constants: [1])[0]
         XCTAssertEqual(y.shape, [2, 1, 3])
         XCTAssertEqual(try y.scalars(as: Float.self), values(6))
@@ -121,7 +122,7 @@ final class ShapeTests: XCTestCase {
     func testTransposeTiledSizesAndDTypes() throws {
         // Sizes that are not multiples of the tile, several element sizes, the default (reversed) perm.
         for (shape, perm) in [([67, 45], [1, 0]), ([3, 50, 41], [0, 2, 1]), ([2, 3, 33, 35], [0, 2, 3, 1]),
-            ([2, 19, 5, 37], [0, 3, 1, 2]), ([5, 7, 9], [2, 1, 0])]
+            ([2, 19, 5, 37], [0, 3, 1, 2]), ([5, 7, 9], [2, 1, 0]), ([600, 21], [1, 0]), ([1, 9, 11, 70], [0, 3, 1, 2])]
         {
             let n = ShapeUtil.count(shape)
             let outShape = perm.map { shape[$0] }

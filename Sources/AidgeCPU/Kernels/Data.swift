@@ -131,11 +131,33 @@ final class RangeKernel: Kernel {
             let n = out.count
             switch (start.pointer(as: T.self).pointee.scalarValue, delta.pointer(as: T.self).pointee.scalarValue) {
             case (.float(let s), .float(let step)):
-                for i in 0..<n { d[i] = T(scalar: .float(s + Double(i) * step)) }
+                // Accumulated in the element type, as ONNX Runtime does.
+                if T.self == Float.self {
+                    accumulate(d, n, Float(s), Float(step))
+                } else if T.self == Double.self {
+                    accumulate(d, n, s, step)
+                } else {
+                    var v = s
+                    for i in 0..<n {
+                        let e = T(scalar: .float(v))
+                        d[i] = e
+                        v = e.doubleValue + step
+                    }
+                }
             case (let s, let step):
                 let s = Self.integer(s)
                 let step = Self.integer(step)
                 for i in 0..<n { d[i] = T(scalar: .signed(s &+ Int64(i) &* step)) }
+            }
+        }
+
+        private func accumulate<T, F: BinaryFloatingPoint>(_ d: UnsafeMutablePointer<T>, _ n: Int, _ start: F, _ step: F) {
+            d.withMemoryRebound(to: F.self, capacity: n) { d in
+                var v = start
+                for i in 0..<n {
+                    d[i] = v
+                    v += step
+                }
             }
         }
 

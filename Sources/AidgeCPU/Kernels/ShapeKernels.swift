@@ -258,15 +258,20 @@ struct StridedCopy {
         let tileRows = StridedCopy.tileRows
         let tileColumns = StridedCopy.tileColumns
         let rowBlocks = (rows + tileRows - 1) / tileRows
-        let tasks = t.outerCount * rowBlocks
-        let grain = max(1, (1 << 16) / (tileRows * columns))
+        // Tasks are strips of `tileRows` rows by up to `strip` columns (so that a few large rows still spread).
+        let strip = tileColumns * 16
+        let columnBlocks = (columns + strip - 1) / strip
+        let tasks = t.outerCount * rowBlocks * columnBlocks
+        let grain = max(1, (1 << 16) / (tileRows * min(columns, strip)))
         let outerRank = t.outerShape.count
         t.outerShape.withUnsafeBufferPointer { outerShape in
             t.outerSource.withUnsafeBufferPointer { outerSource in
                 t.outerOutput.withUnsafeBufferPointer { outerOutput in
                     Parallel.forEach(tasks, grain: grain) { range in
                         for task in range {
-                            var rest = task / rowBlocks
+                            let columnBlock = task % columnBlocks
+                            let rowBlock = (task / columnBlocks) % rowBlocks
+                            var rest = task / (columnBlocks * rowBlocks)
                             var from = 0
                             var to = 0
                             for k in stride(from: outerRank - 1, through: 0, by: -1) {
@@ -275,11 +280,12 @@ struct StridedCopy {
                                 from += i * outerSource[k]
                                 to += i * outerOutput[k]
                             }
-                            let r0 = (task % rowBlocks) * tileRows
+                            let r0 = rowBlock * tileRows
                             let r1 = min(r0 + tileRows, rows)
-                            var c0 = 0
-                            while c0 < columns {
-                                let c1 = min(c0 + tileColumns, columns)
+                            var c0 = columnBlock * strip
+                            let end = min(c0 + strip, columns)
+                            while c0 < end {
+                                let c1 = min(c0 + tileColumns, end)
                                 for r in r0..<r1 {
                                     let src = s + from + r
                                     let dst = d + to + r * rowStride

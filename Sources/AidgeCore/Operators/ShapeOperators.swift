@@ -222,9 +222,10 @@ extension OperatorSchema {
         OperatorSchema("Squeeze", inputs: ["data", "axes"], minInputs: 1) { _, inputs in
             let x = try inputs.required(0)
             let shape: [Int]
-            if inputs.optional(1) != nil {
-                let axes = try ShapeOperators.axes(
-                    try inputs.shapeOperatorIntegers(1, "axes"), rank: x.shape.count, context: "Squeeze")
+            // Absent or empty axes: every dimension of size 1 (as ONNX Runtime does).
+            let raw = inputs.optional(1) == nil ? [] : try inputs.shapeOperatorIntegers(1, "axes")
+            if !raw.isEmpty {
+                let axes = try ShapeOperators.axes(raw, rank: x.shape.count, context: "Squeeze")
                 for a in axes where x.shape[a] != 1 {
                     throw AidgeError.shapeMismatch("Squeeze axis \(a) of shape \(x.shape) is \(x.shape[a]), not 1")
                 }
