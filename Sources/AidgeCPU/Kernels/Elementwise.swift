@@ -1,3 +1,546 @@
 import AidgeCore
 
-func registerElementwiseKernels(_ registry: KernelRegistry) {}
+/// Element-wise kernels: broadcasting arithmetic, comparisons and logic, Where, and unary math.
+func registerElementwiseKernels(_ registry: KernelRegistry) {
+    let arithmetic: [(String, ArithmeticKind)] = [("Add", .add), ("Sub", .sub), ("Mul", .mul), ("Div", .div)]
+    for (type, kind) in arithmetic {
+        registry.register(type, backend: "cpu") { try makeKernel(BinaryArithmetic(kind: kind), $0) }
+    }
+    let variadic: [(String, ArithmeticKind)] = [("Sum", .add), ("Min", .min), ("Max", .max), ("Mean", .mean)]
+    for (type, kind) in variadic {
+        registry.register(type, backend: "cpu") { try makeKernel(VariadicArithmetic(kind: kind), $0) }
+    }
+    registry.register("Pow", backend: "cpu", makePowKernel)
+    registry.register("Mod", backend: "cpu") { request in
+        let fmod = try request.attributes.int("fmod", default: 0) == 1
+        return try makeKernel(ModFamily(fmod: fmod), request)
+    }
+    let comparisons: [(String, ComparisonKind)] = [
+        ("Equal", .equal), ("Less", .less), ("Greater", .greater), ("LessOrEqual", .lessOrEqual),
+        ("GreaterOrEqual", .greaterOrEqual),
+    ]
+    for (type, kind) in comparisons {
+        registry.register(type, backend: "cpu") { request in
+            let dtype = try request.input(0).dtype
+            switch (kind, dtype) {
+            case (.equal, .bool): return try binaryKernel(LogicOp(kind: .equal), request)
+            case (.equal, .bfloat16): return try binaryKernel(BFloat16Equal(), request)
+            default: return try makeKernel(Comparison(kind: kind), request)
+            }
+        }
+    }
+    let logic: [(String, LogicOp.Kind)] = [("And", .and), ("Or", .or), ("Xor", .xor)]
+    for (type, kind) in logic {
+        registry.register(type, backend: "cpu") { try binaryKernel(LogicOp(kind: kind), $0) }
+    }
+    registry.register("Where", backend: "cpu", makeWhereKernel)
+    registry.register("Not", backend: "cpu") { request in
+        guard try request.input(0).dtype == .bool else { throw request.unsupportedType(try request.input(0).dtype) }
+        return try unaryKernel(NotOp(), request)
+    }
+    let unary: [(String, UnaryMath.Kind)] = [
+        ("Neg", .neg), ("Abs", .abs), ("Sign", .sign), ("Floor", .floor), ("Ceil", .ceil), ("Round", .round),
+        ("Sqrt", .sqrt), ("Reciprocal", .reciprocal), ("Exp", .exp), ("Log", .log), ("Erf", .erf), ("Sin", .sin),
+        ("Cos", .cos),
+    ]
+    for (type, kind) in unary {
+        registry.register(type, backend: "cpu") { try makeKernel(UnaryMath(kind: kind), $0) }
+    }
+}
+
+// MARK: - Arithmetic
+
+enum ArithmeticKind { case add, sub, mul, div, min, max, mean }
+
+struct AddOp<T: ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { T.arithAdd(a, b) }
+}
+struct SubOp<T: ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { T.arithSubtract(a, b) }
+}
+struct MulOp<T: ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { T.arithMultiply(a, b) }
+}
+struct DivOp<T: ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { T.arithDivide(a, b) }
+}
+struct MinOp<T: ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { T.arithMinimum(a, b) }
+}
+struct MaxOp<T: ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { T.arithMaximum(a, b) }
+}
+
+struct AddF: VectorBinaryOp {
+    @inline(__always) func vector(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a + b }
+}
+struct SubF: VectorBinaryOp {
+    @inline(__always) func vector(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a - b }
+}
+struct MulF: VectorBinaryOp {
+    @inline(__always) func vector(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a * b }
+}
+struct DivF: VectorBinaryOp {
+    @inline(__always) func vector(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a / b }
+}
+/// Minimum and maximum propagate NaN, like NumPy's `minimum` / `maximum`.
+struct MinF: VectorBinaryOp {
+    @inline(__always) func vector(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        VectorMath.select((a .< b) .| (a .!= a), a, b)
+    }
+}
+struct MaxF: VectorBinaryOp {
+    @inline(__always) func vector(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        VectorMath.select((a .> b) .| (a .!= a), a, b)
+    }
+}
+
+/// Add, Sub, Mul, Div on every numeric type.
+struct BinaryArithmetic: KernelFamily {
+    let kind: ArithmeticKind
+
+    func float32(_ request: KernelRequest) throws -> any Kernel {
+        switch kind {
+        case .add: return try binaryKernel(AddF(), request)
+        case .sub: return try binaryKernel(SubF(), request)
+        case .mul: return try binaryKernel(MulF(), request)
+        case .div: return try binaryKernel(DivF(), request)
+        case .min: return try binaryKernel(MinF(), request)
+        case .max: return try binaryKernel(MaxF(), request)
+        case .mean: throw AidgeError.unsupported("Mean is variadic")
+        }
+    }
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        try generic(T.self, request)
+    }
+    func integer<T: FixedWidthInteger & ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws
+        -> any Kernel
+    {
+        try generic(T.self, request)
+    }
+    private func generic<T: ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        switch kind {
+        case .add: return try binaryKernel(AddOp<T>(), request)
+        case .sub: return try binaryKernel(SubOp<T>(), request)
+        case .mul: return try binaryKernel(MulOp<T>(), request)
+        case .div: return try binaryKernel(DivOp<T>(), request)
+        case .min: return try binaryKernel(MinOp<T>(), request)
+        case .max: return try binaryKernel(MaxOp<T>(), request)
+        case .mean: throw AidgeError.unsupported("Mean is variadic")
+        }
+    }
+}
+
+/// Sum, Min, Max, Mean over any number of inputs.
+struct VariadicArithmetic: KernelFamily {
+    let kind: ArithmeticKind
+
+    func float32(_ request: KernelRequest) throws -> any Kernel {
+        let n = Float(request.inputs.count)
+        switch kind {
+        case .add: return try variadicKernel(AddF(), request, finish: DivF?.none, finishValue: 0)
+        case .min: return try variadicKernel(MinF(), request, finish: DivF?.none, finishValue: 0)
+        case .max: return try variadicKernel(MaxF(), request, finish: DivF?.none, finishValue: 0)
+        case .mean: return try variadicKernel(AddF(), request, finish: n == 1 ? nil : DivF(), finishValue: n)
+        default: throw AidgeError.unsupported("\(kind) is not variadic")
+        }
+    }
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        if kind == .mean {
+            let n = T(request.inputs.count)
+            return try variadicKernel(AddOp<T>(), request, finish: n == 1 ? nil : DivOp<T>(), finishValue: n)
+        }
+        return try generic(T.self, request)
+    }
+    func integer<T: FixedWidthInteger & ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws
+        -> any Kernel
+    {
+        if kind == .mean { throw request.unsupportedType(T.dtype) }
+        return try generic(T.self, request)
+    }
+    private func generic<T: ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        let zero = T.arithZero
+        switch kind {
+        case .add: return try variadicKernel(AddOp<T>(), request, finish: DivOp<T>?.none, finishValue: zero)
+        case .min: return try variadicKernel(MinOp<T>(), request, finish: DivOp<T>?.none, finishValue: zero)
+        case .max: return try variadicKernel(MaxOp<T>(), request, finish: DivOp<T>?.none, finishValue: zero)
+        default: throw AidgeError.unsupported("\(kind) is not variadic")
+        }
+    }
+}
+
+// MARK: - Pow
+
+/// Float base, exponent converted to the base's type.
+struct PowOp<T: MathFloat>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { T.mathPow(a, b) }
+}
+
+struct SquareF: VectorUnaryOp {
+    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { x * x }
+}
+struct SquareOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x * x }
+}
+struct IdentityOp<T: TensorElement>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x }
+}
+
+/// Integer base, integer exponent: exact power with wrapping; a negative exponent gives 1 / base^-e truncated
+/// (0 unless the base is 1 or -1).
+struct IntegerPowOp<T: FixedWidthInteger & ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ base: T, _ exponent: Int64) -> T {
+        if exponent < 0 {
+            if base == 1 { return 1 }
+            if T.isSigned && base == 0 &- 1 { return exponent & 1 == 0 ? 1 : base }
+            return 0
+        }
+        var result: T = 1
+        var b = base
+        var e = exponent
+        while e > 0 {
+            if e & 1 == 1 { result = result &* b }
+            e >>= 1
+            if e > 0 { b = b &* b }
+        }
+        return result
+    }
+}
+
+/// Integer base, float exponent: computed in float64 and converted back (saturating; NaN gives 0).
+struct IntegerFloatPowOp<T: FixedWidthInteger & ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ base: T, _ exponent: Double) -> T {
+        T(converting: Double.mathPow(Double(base), exponent))
+    }
+}
+
+/// A binary kernel whose input 1 is first converted to `B`'s dtype into scratch memory (Pow's exponent).
+func convertingBinaryKernel<Op: BinaryElementOp>(_ op: Op, _ request: KernelRequest, grain: Int) throws -> any Kernel {
+    let exponent = try request.input(1)
+    if exponent.dtype == Op.B.dtype { return try binaryKernel(op, request, grain: grain) }
+    let layout = BroadcastLayout(output: request.outputs[0].shape, inputs: [try request.input(0).shape, exponent.shape])
+    let scratch = Tensor(zeros: exponent.shape, dtype: Op.B.dtype)
+    return ClosureKernel { inputs, outputs in
+        let a = try presentInput(inputs, 0)
+        let b = try presentInput(inputs, 1)
+        castElements(b.rawPointer, b.dtype, scratch.rawPointer, scratch.dtype, scratch.count)
+        applyBinary(
+            op, layout, a.pointer(as: Op.A.self), scratch.pointer(as: Op.B.self),
+            try firstOutput(outputs).pointer(as: Op.Output.self), grain: grain)
+    }
+}
+
+/// Pow: the base's dtype decides the arithmetic; a constant exponent of 1 or 2 takes a fast path.
+@Sendable func makePowKernel(_ request: KernelRequest) throws -> any Kernel {
+    let base = try request.input(0)
+    let exponent = try request.input(1)
+    if let value = exponent.value, value.count == 1, base.dtype.isFloatingPoint,
+        request.outputs[0].shape == base.shape, let e = value.doubles().first, e == 1 || e == 2
+    {
+        return try makeKernel(SquareOrCopy(square: e == 2), request)
+    }
+    return try makeKernel(PowFamily(), request)
+}
+
+struct SquareOrCopy: KernelFamily {
+    let square: Bool
+    func float32(_ request: KernelRequest) throws -> any Kernel {
+        square ? try unaryKernel(SquareF(), request) : try unaryKernel(IdentityOp<Float>(), request)
+    }
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        square ? try unaryKernel(SquareOp<T>(), request) : try unaryKernel(IdentityOp<T>(), request)
+    }
+}
+
+struct PowFamily: KernelFamily {
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        try convertingBinaryKernel(PowOp<T>(), request, grain: ElementCost.scalar)
+    }
+    func integer<T: FixedWidthInteger & ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws
+        -> any Kernel
+    {
+        if try request.input(1).dtype.isFloatingPoint {
+            return try convertingBinaryKernel(IntegerFloatPowOp<T>(), request, grain: ElementCost.scalar)
+        }
+        return try convertingBinaryKernel(IntegerPowOp<T>(), request, grain: ElementCost.scalar)
+    }
+}
+
+// MARK: - Mod
+
+/// Integer modulo with Python's sign rule (the result has the divisor's sign); 0 for a zero divisor.
+struct FloorModOp<T: FixedWidthInteger & ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T {
+        if b == 0 { return 0 }
+        let r = a.remainderReportingOverflow(dividingBy: b).partialValue
+        return r != 0 && (r < 0) != (b < 0) ? r &+ b : r
+    }
+}
+
+/// Integer remainder with C's sign rule (the result has the dividend's sign); 0 for a zero divisor.
+struct TruncModOp<T: FixedWidthInteger & ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T {
+        b == 0 ? 0 : a.remainderReportingOverflow(dividingBy: b).partialValue
+    }
+}
+
+struct FModOp<T: MathFloat>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { T.mathFmod(a, b) }
+}
+
+struct ModFamily: KernelFamily {
+    let fmod: Bool
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        guard fmod else { throw AidgeError.invalidModel("Mod on \(T.dtype) needs fmod = 1") }
+        return try binaryKernel(FModOp<T>(), request, grain: ElementCost.scalar)
+    }
+    func integer<T: FixedWidthInteger & ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws
+        -> any Kernel
+    {
+        fmod ? try binaryKernel(TruncModOp<T>(), request) : try binaryKernel(FloorModOp<T>(), request)
+    }
+}
+
+// MARK: - Comparisons and logic
+
+enum ComparisonKind { case equal, less, greater, lessOrEqual, greaterOrEqual }
+
+struct EqualOp<T: ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> Bool { a == b }
+}
+struct LessOp<T: ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> Bool { a < b }
+}
+struct GreaterOp<T: ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> Bool { a > b }
+}
+struct LessOrEqualOp<T: ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> Bool { a <= b }
+}
+struct GreaterOrEqualOp<T: ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> Bool { a >= b }
+}
+
+/// bfloat16 equality by value (+0 equals -0, NaN equals nothing).
+struct BFloat16Equal: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ a: BFloat16, _ b: BFloat16) -> Bool { a.floatValue == b.floatValue }
+}
+
+struct Comparison: KernelFamily {
+    let kind: ComparisonKind
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        try generic(T.self, request)
+    }
+    func integer<T: FixedWidthInteger & ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws
+        -> any Kernel
+    {
+        try generic(T.self, request)
+    }
+    private func generic<T: ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        switch kind {
+        case .equal: return try binaryKernel(EqualOp<T>(), request)
+        case .less: return try binaryKernel(LessOp<T>(), request)
+        case .greater: return try binaryKernel(GreaterOp<T>(), request)
+        case .lessOrEqual: return try binaryKernel(LessOrEqualOp<T>(), request)
+        case .greaterOrEqual: return try binaryKernel(GreaterOrEqualOp<T>(), request)
+        }
+    }
+}
+
+/// And, Or, Xor and bool equality, reading bool storage as bytes (any non-zero byte is true).
+struct LogicOp: BinaryElementOp {
+    enum Kind { case and, or, xor, equal }
+    let kind: Kind
+    @inline(__always) func callAsFunction(_ a: UInt8, _ b: UInt8) -> Bool {
+        switch kind {
+        case .and: return a != 0 && b != 0
+        case .or: return a != 0 || b != 0
+        case .xor: return (a != 0) != (b != 0)
+        case .equal: return (a != 0) == (b != 0)
+        }
+    }
+    @inline(__always)
+    func run(
+        _ a: UnsafePointer<UInt8>, _ sa: Int, _ b: UnsafePointer<UInt8>, _ sb: Int, _ o: UnsafeMutablePointer<Bool>,
+        _ n: Int
+    ) {
+        // One loop per kind keeps each loop free of the switch.
+        switch kind {
+        case .and: logicRun(a, sa, b, sb, o, n) { $0 != 0 && $1 != 0 }
+        case .or: logicRun(a, sa, b, sb, o, n) { $0 != 0 || $1 != 0 }
+        case .xor: logicRun(a, sa, b, sb, o, n) { ($0 != 0) != ($1 != 0) }
+        case .equal: logicRun(a, sa, b, sb, o, n) { ($0 != 0) == ($1 != 0) }
+        }
+    }
+}
+
+@inline(__always)
+private func logicRun(
+    _ a: UnsafePointer<UInt8>, _ sa: Int, _ b: UnsafePointer<UInt8>, _ sb: Int, _ o: UnsafeMutablePointer<Bool>,
+    _ n: Int, _ f: (UInt8, UInt8) -> Bool
+) {
+    for i in 0..<n { o[i] = f(a[i &* sa], b[i &* sb]) }
+}
+
+struct NotOp: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: UInt8) -> Bool { x == 0 }
+}
+
+// MARK: - Where
+
+/// Where: `condition ? X : Y` with the three inputs broadcast together; elements are copied as bit patterns.
+@Sendable func makeWhereKernel(_ request: KernelRequest) throws -> any Kernel {
+    switch try request.input(1).dtype.byteSize {
+    case 1: return try whereKernel(UInt8.self, request)
+    case 2: return try whereKernel(UInt16.self, request)
+    case 4: return try whereKernel(UInt32.self, request)
+    default: return try whereKernel(UInt64.self, request)
+    }
+}
+
+private func whereKernel<T: FixedWidthInteger>(_: T.Type, _ request: KernelRequest) throws -> any Kernel {
+    let layout = BroadcastLayout(
+        output: request.outputs[0].shape,
+        inputs: [try request.input(0).shape, try request.input(1).shape, try request.input(2).shape])
+    let (sc, sx, sy) = (layout.innerStrides[0], layout.innerStrides[1], layout.innerStrides[2])
+    return ClosureKernel { inputs, outputs in
+        let c = try presentInput(inputs, 0).pointer(as: UInt8.self)
+        let x = try presentInput(inputs, 1).pointer(as: T.self)
+        let y = try presentInput(inputs, 2).pointer(as: T.self)
+        let o = try firstOutput(outputs).pointer(as: T.self)
+        Parallel.forEach(layout.count, grain: ElementCost.cheap) { range in
+            layout.forEachRun(range) { out, i0, i1, i2, n in
+                let (cp, xp, yp, op) = (c + i0, x + i1, y + i2, o + out)
+                if sc == 0 {
+                    // One condition for the whole run: a copy from one side.
+                    let (src, s) = cp[0] != 0 ? (xp, sx) : (yp, sy)
+                    if s == 1 {
+                        op.update(from: src, count: n)
+                    } else {
+                        op.update(repeating: src[0], count: n)
+                    }
+                } else {
+                    for i in 0..<n { op[i] = cp[i] != 0 ? xp[i &* sx] : yp[i &* sy] }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Unary math
+
+struct UnaryMath: KernelFamily {
+    enum Kind { case neg, abs, sign, floor, ceil, round, sqrt, reciprocal, exp, log, erf, sin, cos }
+    let kind: Kind
+
+    func float32(_ request: KernelRequest) throws -> any Kernel {
+        switch kind {
+        case .neg: return try unaryKernel(NegF(), request)
+        case .abs: return try unaryKernel(AbsF(), request)
+        case .sqrt: return try unaryKernel(SqrtF(), request)
+        case .reciprocal: return try unaryKernel(ReciprocalF(), request)
+        case .exp: return try unaryKernel(ExpF(), request, grain: ElementCost.vector)
+        default: return try float(Float.self, request)
+        }
+    }
+
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        let scalar = ElementCost.scalar
+        switch kind {
+        case .neg: return try unaryKernel(NegOp<T>(), request)
+        case .abs: return try unaryKernel(AbsOp<T>(), request)
+        case .sign: return try unaryKernel(SignOp<T>(), request)
+        case .floor: return try unaryKernel(FloorOp<T>(), request)
+        case .ceil: return try unaryKernel(CeilOp<T>(), request)
+        case .round: return try unaryKernel(RoundOp<T>(), request)
+        case .sqrt: return try unaryKernel(SqrtOp<T>(), request)
+        case .reciprocal: return try unaryKernel(ReciprocalOp<T>(), request)
+        case .exp: return try unaryKernel(ExpOp<T>(), request, grain: scalar)
+        case .log: return try unaryKernel(LogOp<T>(), request, grain: scalar)
+        case .erf: return try unaryKernel(ErfOp<T>(), request, grain: scalar)
+        case .sin: return try unaryKernel(SinOp<T>(), request, grain: scalar)
+        case .cos: return try unaryKernel(CosOp<T>(), request, grain: scalar)
+        }
+    }
+
+    func integer<T: FixedWidthInteger & ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws
+        -> any Kernel
+    {
+        switch kind {
+        case .neg: return try unaryKernel(IntegerNegOp<T>(), request)
+        case .abs: return try unaryKernel(IntegerAbsOp<T>(), request)
+        case .sign: return try unaryKernel(IntegerSignOp<T>(), request)
+        default: throw request.unsupportedType(T.dtype)
+        }
+    }
+}
+
+struct NegOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { -x }
+}
+struct AbsOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x.magnitude }
+}
+/// 1, -1, or the input itself for zeros and NaN.
+struct SignOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x > 0 ? 1 : x < 0 ? -1 : x }
+}
+struct FloorOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x.rounded(.down) }
+}
+struct CeilOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x.rounded(.up) }
+}
+/// Halves round to even, as in ONNX and NumPy.
+struct RoundOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x.rounded(.toNearestOrEven) }
+}
+struct SqrtOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x.squareRoot() }
+}
+struct ReciprocalOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { 1 / x }
+}
+struct ExpOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { T.mathExp(x) }
+}
+struct LogOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { T.mathLog(x) }
+}
+struct ErfOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { T.mathErf(x) }
+}
+struct SinOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { T.mathSin(x) }
+}
+struct CosOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { T.mathCos(x) }
+}
+/// Wrapping negation (the most negative value stays itself).
+struct IntegerNegOp<T: FixedWidthInteger & ArithmeticElement>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { 0 &- x }
+}
+struct IntegerAbsOp<T: FixedWidthInteger & ArithmeticElement>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x < 0 ? 0 &- x : x }
+}
+struct IntegerSignOp<T: FixedWidthInteger & ArithmeticElement>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x > 0 ? 1 : x < 0 ? 0 &- 1 : 0 }
+}
+
+struct NegF: VectorUnaryOp {
+    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { -x }
+}
+struct AbsF: VectorUnaryOp {
+    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        unsafeBitCast(unsafeBitCast(x, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
+    }
+}
+struct SqrtF: VectorUnaryOp {
+    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { x.squareRoot() }
+}
+struct ReciprocalF: VectorUnaryOp {
+    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / x }
+}
+struct ExpF: VectorUnaryOp {
+    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.exp(x) }
+}

@@ -1,0 +1,188 @@
+import AidgeCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// MARK: - Arithmetic per element type
+
+/// The arithmetic the element-wise kernels need, with ONNX's integer rules: wrapping overflow, division that
+/// truncates toward zero, and 0 for a division by zero (instead of a trap).
+protocol ArithmeticElement: TensorElement, Comparable {
+    static var arithZero: Self { get }
+    /// The smallest and largest values (infinities for floats): Clip's absent bounds.
+    static var arithLowest: Self { get }
+    static var arithHighest: Self { get }
+    static func arithAdd(_ a: Self, _ b: Self) -> Self
+    static func arithSubtract(_ a: Self, _ b: Self) -> Self
+    static func arithMultiply(_ a: Self, _ b: Self) -> Self
+    static func arithDivide(_ a: Self, _ b: Self) -> Self
+    /// Larger / smaller of two values; NaN if either is NaN.
+    static func arithMaximum(_ a: Self, _ b: Self) -> Self
+    static func arithMinimum(_ a: Self, _ b: Self) -> Self
+}
+
+extension ArithmeticElement where Self: FixedWidthInteger {
+    @inline(__always) static var arithZero: Self { 0 }
+    @inline(__always) static var arithLowest: Self { .min }
+    @inline(__always) static var arithHighest: Self { .max }
+    @inline(__always) static func arithAdd(_ a: Self, _ b: Self) -> Self { a &+ b }
+    @inline(__always) static func arithSubtract(_ a: Self, _ b: Self) -> Self { a &- b }
+    @inline(__always) static func arithMultiply(_ a: Self, _ b: Self) -> Self { a &* b }
+    @inline(__always) static func arithDivide(_ a: Self, _ b: Self) -> Self {
+        b == 0 ? 0 : a.dividedReportingOverflow(by: b).partialValue
+    }
+    @inline(__always) static func arithMaximum(_ a: Self, _ b: Self) -> Self { a > b ? a : b }
+    @inline(__always) static func arithMinimum(_ a: Self, _ b: Self) -> Self { a < b ? a : b }
+}
+
+extension ArithmeticElement where Self: BinaryFloatingPoint {
+    @inline(__always) static var arithZero: Self { 0 }
+    @inline(__always) static var arithLowest: Self { -.infinity }
+    @inline(__always) static var arithHighest: Self { .infinity }
+    @inline(__always) static func arithAdd(_ a: Self, _ b: Self) -> Self { a + b }
+    @inline(__always) static func arithSubtract(_ a: Self, _ b: Self) -> Self { a - b }
+    @inline(__always) static func arithMultiply(_ a: Self, _ b: Self) -> Self { a * b }
+    @inline(__always) static func arithDivide(_ a: Self, _ b: Self) -> Self { a / b }
+    @inline(__always) static func arithMaximum(_ a: Self, _ b: Self) -> Self { a > b || a.isNaN ? a : b }
+    @inline(__always) static func arithMinimum(_ a: Self, _ b: Self) -> Self { a < b || a.isNaN ? a : b }
+}
+
+extension Float: ArithmeticElement {}
+extension Double: ArithmeticElement {}
+extension Float16: ArithmeticElement {}
+extension Int8: ArithmeticElement {}
+extension Int16: ArithmeticElement {}
+extension Int32: ArithmeticElement {}
+extension Int64: ArithmeticElement {}
+extension UInt8: ArithmeticElement {}
+extension UInt16: ArithmeticElement {}
+extension UInt32: ArithmeticElement {}
+extension UInt64: ArithmeticElement {}
+
+// MARK: - Floating-point math per element type
+
+/// libm functions for the floating-point element types (float16 computes in float32).
+protocol MathFloat: ArithmeticElement, BinaryFloatingPoint {
+    static func mathExp(_ x: Self) -> Self
+    static func mathExpm1(_ x: Self) -> Self
+    static func mathLog(_ x: Self) -> Self
+    static func mathLog1p(_ x: Self) -> Self
+    static func mathTanh(_ x: Self) -> Self
+    static func mathErf(_ x: Self) -> Self
+    static func mathErfc(_ x: Self) -> Self
+    static func mathSin(_ x: Self) -> Self
+    static func mathCos(_ x: Self) -> Self
+    static func mathPow(_ x: Self, _ y: Self) -> Self
+    static func mathFmod(_ x: Self, _ y: Self) -> Self
+}
+
+extension Float: MathFloat {
+    @inline(__always) static func mathExp(_ x: Float) -> Float { expf(x) }
+    @inline(__always) static func mathExpm1(_ x: Float) -> Float { expm1f(x) }
+    @inline(__always) static func mathLog(_ x: Float) -> Float { logf(x) }
+    @inline(__always) static func mathLog1p(_ x: Float) -> Float { log1pf(x) }
+    @inline(__always) static func mathTanh(_ x: Float) -> Float { tanhf(x) }
+    @inline(__always) static func mathErf(_ x: Float) -> Float { erff(x) }
+    @inline(__always) static func mathErfc(_ x: Float) -> Float { erfcf(x) }
+    @inline(__always) static func mathSin(_ x: Float) -> Float { sinf(x) }
+    @inline(__always) static func mathCos(_ x: Float) -> Float { cosf(x) }
+    @inline(__always) static func mathPow(_ x: Float, _ y: Float) -> Float { powf(x, y) }
+    @inline(__always) static func mathFmod(_ x: Float, _ y: Float) -> Float { fmodf(x, y) }
+}
+
+extension Double: MathFloat {
+    @inline(__always) static func mathExp(_ x: Double) -> Double { Glibc.exp(x) }
+    @inline(__always) static func mathExpm1(_ x: Double) -> Double { Glibc.expm1(x) }
+    @inline(__always) static func mathLog(_ x: Double) -> Double { Glibc.log(x) }
+    @inline(__always) static func mathLog1p(_ x: Double) -> Double { Glibc.log1p(x) }
+    @inline(__always) static func mathTanh(_ x: Double) -> Double { Glibc.tanh(x) }
+    @inline(__always) static func mathErf(_ x: Double) -> Double { Glibc.erf(x) }
+    @inline(__always) static func mathErfc(_ x: Double) -> Double { Glibc.erfc(x) }
+    @inline(__always) static func mathSin(_ x: Double) -> Double { Glibc.sin(x) }
+    @inline(__always) static func mathCos(_ x: Double) -> Double { Glibc.cos(x) }
+    @inline(__always) static func mathPow(_ x: Double, _ y: Double) -> Double { Glibc.pow(x, y) }
+    @inline(__always) static func mathFmod(_ x: Double, _ y: Double) -> Double { Glibc.fmod(x, y) }
+}
+
+extension Float16: MathFloat {
+    @inline(__always) static func mathExp(_ x: Float16) -> Float16 { Float16(expf(Float(x))) }
+    @inline(__always) static func mathExpm1(_ x: Float16) -> Float16 { Float16(expm1f(Float(x))) }
+    @inline(__always) static func mathLog(_ x: Float16) -> Float16 { Float16(logf(Float(x))) }
+    @inline(__always) static func mathLog1p(_ x: Float16) -> Float16 { Float16(log1pf(Float(x))) }
+    @inline(__always) static func mathTanh(_ x: Float16) -> Float16 { Float16(tanhf(Float(x))) }
+    @inline(__always) static func mathErf(_ x: Float16) -> Float16 { Float16(erff(Float(x))) }
+    @inline(__always) static func mathErfc(_ x: Float16) -> Float16 { Float16(erfcf(Float(x))) }
+    @inline(__always) static func mathSin(_ x: Float16) -> Float16 { Float16(sinf(Float(x))) }
+    @inline(__always) static func mathCos(_ x: Float16) -> Float16 { Float16(cosf(Float(x))) }
+    @inline(__always) static func mathPow(_ x: Float16, _ y: Float16) -> Float16 { Float16(powf(Float(x), Float(y))) }
+    @inline(__always) static func mathFmod(_ x: Float16, _ y: Float16) -> Float16 { Float16(fmodf(Float(x), Float(y))) }
+}
+
+// MARK: - Vectorised float32 functions
+
+/// 8-lane float32 exp, tanh and sigmoid (Cephes polynomials; within 2 ulp of the exact values, NaN and infinities
+/// handled, subnormal results rounded correctly).
+enum VectorMath {
+    @inline(__always) static func select(
+        _ mask: SIMDMask<SIMD8<Int32>>, _ a: SIMD8<Float>, _ b: SIMD8<Float>
+    ) -> SIMD8<Float> {
+        b.replacing(with: a, where: mask)
+    }
+
+    /// e^x.
+    @inline(__always) static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        // Clamp (NaN passes through): below -104 the result rounds to 0, above 89 to infinity.
+        var xc = x.replacing(with: 89, where: x .> 89)
+        xc = xc.replacing(with: -104, where: xc .< -104)
+        // x = n ln2 + r, |r| <= ln2 / 2; n rounded to nearest with the 1.5 * 2^23 trick.
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let shifted = xc * 1.442_695_040_888_963_4 + magic
+        let n = shifted - magic
+        var r = xc - n * 0.693_359_375
+        r = r - n * -2.121_944_4e-4
+        var p = SIMD8<Float>(repeating: 1.987_569_150_0e-4)
+        p = p * r + 1.398_199_950_7e-3
+        p = p * r + 8.333_451_907_3e-3
+        p = p * r + 4.166_579_589_4e-2
+        p = p * r + 1.666_666_545_9e-1
+        p = p * r + 5.000_000_120_1e-1
+        let y = p * (r * r) + r + 1
+        // 2^n as two factors so that each stays a normal float (n is in [-150, 128]).
+        let ni = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let n1 = ni &>> 1
+        let n2 = ni &- n1
+        let s1 = unsafeBitCast((n1 &+ 127) &<< 23, to: SIMD8<Float>.self)
+        let s2 = unsafeBitCast((n2 &+ 127) &<< 23, to: SIMD8<Float>.self)
+        return y * s1 * s2
+    }
+
+    /// tanh(x): an odd polynomial near 0, 1 - 2 / (e^{2|x|} + 1) elsewhere.
+    @inline(__always) static func tanh(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let signBit = SIMD8<UInt32>(repeating: 0x8000_0000)
+        let bits = unsafeBitCast(x, to: SIMD8<UInt32>.self)
+        let a = unsafeBitCast(bits & ~signBit, to: SIMD8<Float>.self)
+        let z = x * x
+        var p = SIMD8<Float>(repeating: -5.704_988_727_45e-3)
+        p = p * z + 2.063_908_879_54e-2
+        p = p * z - 5.373_971_555_31e-2
+        p = p * z + 1.333_144_220_36e-1
+        p = p * z - 3.333_328_194_22e-1
+        let small = x + x * z * p
+        let e = exp(a + a)
+        let large = 1 - 2 / (e + 1)
+        let signed = unsafeBitCast(unsafeBitCast(large, to: SIMD8<UInt32>.self) | (bits & signBit), to: SIMD8<Float>.self)
+        return select(a .< 0.625, small, signed)
+    }
+
+    /// 1 / (1 + e^-x), computed from e^-|x| so that both tails keep their relative accuracy.
+    @inline(__always) static func sigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let bits = unsafeBitCast(x, to: SIMD8<UInt32>.self)
+        let a = unsafeBitCast(bits & SIMD8(repeating: 0x7FFF_FFFF), to: SIMD8<Float>.self)
+        let e = exp(-a)
+        let positive = 1 / (1 + e)
+        return select(x .< 0, e * positive, positive)
+    }
+}
