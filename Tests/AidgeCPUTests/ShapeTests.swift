@@ -134,6 +134,9 @@ final class ShapeTests: XCTestCase {
             let ints = (0..<n).map { Int64($0 * 7 + 1) }
             let y64 = try runOperator("Transpose", ["perm": .ints(perm)], inputs: [Tensor(ints, shape: shape)])[0]
             XCTAssertEqual(try y64.scalars(as: Int64.self), reference(ints, shape, outShape, fill: 0, source))
+            let floats = (0..<n).map { Float($0) }
+            let y32 = try runOperator("Transpose", ["perm": .ints(perm)], inputs: [Tensor(floats, shape: shape)])[0]
+            XCTAssertEqual(try y32.scalars(as: Float.self), reference(floats, shape, outShape, fill: 0, source))
             let bytes = (0..<n).map { Int8(truncatingIfNeeded: $0) }
             let y8 = try runOperator("Transpose", ["perm": .ints(perm)], inputs: [Tensor(bytes, shape: shape)])[0]
             XCTAssertEqual(try y8.scalars(as: Int8.self), reference(bytes, shape, outShape, fill: 0, source))

@@ -286,9 +286,30 @@ struct StridedCopy {
                             let end = min(c0 + strip, columns)
                             while c0 < end {
                                 let c1 = min(c0 + tileColumns, end)
-                                for r in r0..<r1 {
-                                    let src = s + from + r
-                                    let dst = d + to + r * rowStride
+                                var r = r0
+                                if T.self == UInt32.self {
+                                    // 4-byte elements: 8x8 blocks transposed in registers.
+                                    let s32 = UnsafeRawPointer(s).assumingMemoryBound(to: UInt32.self) + from
+                                    let d32 = UnsafeMutableRawPointer(d).assumingMemoryBound(to: UInt32.self) + to
+                                    while r + 8 <= r1 {
+                                        var c = c0
+                                        while c + 8 <= c1 {
+                                            transpose8x8(
+                                                s32 + r + c * columnStride, columnStride, d32 + r * rowStride + c,
+                                                rowStride)
+                                            c += 8
+                                        }
+                                        for rr in r..<(r + 8) {
+                                            let src = s + from + rr
+                                            let dst = d + to + rr * rowStride
+                                            for cc in c..<c1 { dst[cc] = src[cc * columnStride] }
+                                        }
+                                        r += 8
+                                    }
+                                }
+                                for rr in r..<r1 {
+                                    let src = s + from + rr
+                                    let dst = d + to + rr * rowStride
                                     for c in c0..<c1 { dst[c] = src[c * columnStride] }
                                 }
                                 c0 = c1
@@ -299,6 +320,50 @@ struct StridedCopy {
             }
         }
     }
+}
+
+@inline(__always)
+private func interleaveLow(_ a: SIMD8<UInt32>, _ b: SIMD8<UInt32>) -> SIMD8<UInt32> {
+    SIMD8(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3])
+}
+
+@inline(__always)
+private func interleaveHigh(_ a: SIMD8<UInt32>, _ b: SIMD8<UInt32>) -> SIMD8<UInt32> {
+    SIMD8(a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
+}
+
+/// `dst[j * dstStride + i] = src[i * srcStride + j]` for an 8x8 block of 4-byte elements: three rounds of
+/// interleaving rows `k` and `k + 4` transpose the block in registers.
+@inline(__always)
+private func transpose8x8(
+    _ src: UnsafePointer<UInt32>, _ srcStride: Int, _ dst: UnsafeMutablePointer<UInt32>, _ dstStride: Int
+) {
+    let from = UnsafeRawPointer(src)
+    let step = 4 * srcStride
+    var r0 = from.loadUnaligned(as: SIMD8<UInt32>.self)
+    var r1 = from.loadUnaligned(fromByteOffset: step, as: SIMD8<UInt32>.self)
+    var r2 = from.loadUnaligned(fromByteOffset: 2 * step, as: SIMD8<UInt32>.self)
+    var r3 = from.loadUnaligned(fromByteOffset: 3 * step, as: SIMD8<UInt32>.self)
+    var r4 = from.loadUnaligned(fromByteOffset: 4 * step, as: SIMD8<UInt32>.self)
+    var r5 = from.loadUnaligned(fromByteOffset: 5 * step, as: SIMD8<UInt32>.self)
+    var r6 = from.loadUnaligned(fromByteOffset: 6 * step, as: SIMD8<UInt32>.self)
+    var r7 = from.loadUnaligned(fromByteOffset: 7 * step, as: SIMD8<UInt32>.self)
+    for _ in 0..<3 {
+        (r0, r1, r2, r3, r4, r5, r6, r7) = (
+            interleaveLow(r0, r4), interleaveHigh(r0, r4), interleaveLow(r1, r5), interleaveHigh(r1, r5),
+            interleaveLow(r2, r6), interleaveHigh(r2, r6), interleaveLow(r3, r7), interleaveHigh(r3, r7)
+        )
+    }
+    let to = UnsafeMutableRawPointer(dst)
+    let out = 4 * dstStride
+    to.storeBytes(of: r0, as: SIMD8<UInt32>.self)
+    to.storeBytes(of: r1, toByteOffset: out, as: SIMD8<UInt32>.self)
+    to.storeBytes(of: r2, toByteOffset: 2 * out, as: SIMD8<UInt32>.self)
+    to.storeBytes(of: r3, toByteOffset: 3 * out, as: SIMD8<UInt32>.self)
+    to.storeBytes(of: r4, toByteOffset: 4 * out, as: SIMD8<UInt32>.self)
+    to.storeBytes(of: r5, toByteOffset: 5 * out, as: SIMD8<UInt32>.self)
+    to.storeBytes(of: r6, toByteOffset: 6 * out, as: SIMD8<UInt32>.self)
+    to.storeBytes(of: r7, toByteOffset: 7 * out, as: SIMD8<UInt32>.self)
 }
 
 /// Transpose, Expand, Slice and Tile: a strided view of input 0 copied into output 0.
