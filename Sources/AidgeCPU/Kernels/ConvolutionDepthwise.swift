@@ -66,33 +66,22 @@ final class DepthwiseConvKernel: Kernel {
             let row = y + oh * s.ow
             for ow in 0..<owLo { row[ow] = border(x, w, bias, ihBase, khLo, khHi, ow) }
             var ow = owLo
-            if s.sw == 1 {
+            if s.sw <= 2 && owHiVector - owLo >= 8 {
+                let vkh = max(khLo, khHi)
+                // Four independent accumulators hide the FMA latency.
+                while ow + 32 <= owHiVector {
+                    vector4(x, w, bias, ihBase, khLo, vkh, ow, row)
+                    ow += 32
+                }
                 while ow + 8 <= owHiVector {
-                    var acc = SIMD8<Float>(repeating: bias)
-                    for kh in khLo..<max(khLo, khHi) {
-                        let r = x + (ihBase + kh * s.dh) * s.w + ow - s.pw
-                        let wr = w + kh * s.kw
-                        for kw in 0..<s.kw {
-                            let v = UnsafeRawPointer(r + kw * s.dw).loadUnaligned(as: SIMD8<Float>.self)
-                            acc = acc.addingProduct(SIMD8(repeating: wr[kw]), v)
-                        }
-                    }
-                    UnsafeMutableRawPointer(row + ow).storeBytes(of: acc, as: SIMD8<Float>.self)
+                    vector1(x, w, bias, ihBase, khLo, vkh, ow, row)
                     ow += 8
                 }
-            } else if s.sw == 2 {
-                while ow + 8 <= owHiVector {
-                    var acc = SIMD8<Float>(repeating: bias)
-                    for kh in khLo..<max(khLo, khHi) {
-                        let r = x + (ihBase + kh * s.dh) * s.w + 2 * ow - s.pw
-                        let wr = w + kh * s.kw
-                        for kw in 0..<s.kw {
-                            let v = UnsafeRawPointer(r + kw * s.dw).loadUnaligned(as: SIMD16<Float>.self)
-                            acc = acc.addingProduct(SIMD8(repeating: wr[kw]), v.evenHalf)
-                        }
-                    }
-                    UnsafeMutableRawPointer(row + ow).storeBytes(of: acc, as: SIMD8<Float>.self)
-                    ow += 8
+                if ow < owHiVector {
+                    // The last few interior outputs: one vector ending at the interior's end, overlapping outputs
+                    // already written (they get the same values).
+                    vector1(x, w, bias, ihBase, khLo, vkh, owHiVector - 8, row)
+                    ow = owHiVector
                 }
             }
             while ow < owHi {
@@ -108,6 +97,58 @@ final class DepthwiseConvKernel: Kernel {
             }
             for ow in max(owHi, owLo)..<s.ow { row[ow] = border(x, w, bias, ihBase, khLo, khHi, ow) }
         }
+    }
+
+    /// Loads the 8 inputs under outputs `ow..<ow+8` for kernel column offset `p` (stride 1 or 2).
+    @inline(__always)
+    private func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        if s.sw == 1 { return UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+        return UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+    }
+
+    /// Outputs `ow..<ow+32` of an output row, all inside the image horizontally.
+    @inline(__always)
+    private func vector4(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ ihBase: Int, _ khLo: Int, _ khHi: Int,
+        _ ow: Int, _ row: UnsafeMutablePointer<Float>
+    ) {
+        let s = self.s
+        var a0 = SIMD8<Float>(repeating: bias)
+        var a1 = a0, a2 = a0, a3 = a0
+        let step = 8 &* s.sw
+        for kh in khLo..<khHi {
+            let r = x + ((ihBase &+ kh &* s.dh) &* s.w &+ ow &* s.sw &- s.pw)
+            let wr = w + kh &* s.kw
+            for kw in 0..<s.kw {
+                let wv = SIMD8<Float>(repeating: wr[kw])
+                let p = r + kw &* s.dw
+                a0 = a0.addingProduct(wv, load(p))
+                a1 = a1.addingProduct(wv, load(p + step))
+                a2 = a2.addingProduct(wv, load(p + 2 &* step))
+                a3 = a3.addingProduct(wv, load(p + 3 &* step))
+            }
+        }
+        let o = UnsafeMutableRawPointer(row + ow)
+        o.storeBytes(of: a0, as: SIMD8<Float>.self)
+        o.storeBytes(of: a1, toByteOffset: 32, as: SIMD8<Float>.self)
+        o.storeBytes(of: a2, toByteOffset: 64, as: SIMD8<Float>.self)
+        o.storeBytes(of: a3, toByteOffset: 96, as: SIMD8<Float>.self)
+    }
+
+    /// Outputs `ow..<ow+8` of an output row, all inside the image horizontally.
+    @inline(__always)
+    private func vector1(
+        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ ihBase: Int, _ khLo: Int, _ khHi: Int,
+        _ ow: Int, _ row: UnsafeMutablePointer<Float>
+    ) {
+        let s = self.s
+        var a0 = SIMD8<Float>(repeating: bias)
+        for kh in khLo..<khHi {
+            let r = x + ((ihBase &+ kh &* s.dh) &* s.w &+ ow &* s.sw &- s.pw)
+            let wr = w + kh &* s.kw
+            for kw in 0..<s.kw { a0 = a0.addingProduct(SIMD8(repeating: wr[kw]), load(r + kw &* s.dw)) }
+        }
+        UnsafeMutableRawPointer(row + ow).storeBytes(of: a0, as: SIMD8<Float>.self)
     }
 
     /// One output whose window may leave the image horizontally.

@@ -13,11 +13,7 @@ func registerLinearKernels(_ registry: KernelRegistry) {
         let dtype = try request.input(0).dtype
         switch dtype {
         case .float32: return try MatMulF32Kernel(request)
-        case .float64: return try MatMulLoopKernel<Double>(request)
-        case .int32: return try MatMulLoopKernel<Int32>(request)
-        case .int64: return try MatMulLoopKernel<Int64>(request)
-        case .uint32: return try MatMulLoopKernel<UInt32>(request)
-        case .uint64: return try MatMulLoopKernel<UInt64>(request)
+        case .float64, .int32, .int64, .uint32, .uint64: return try MatMulLoopKernel(request)
         default: throw request.unsupportedType(dtype)
         }
     }
@@ -324,15 +320,30 @@ final class MatMulF32Kernel: Kernel {
 }
 
 /// MatMul with plain loops (float64, integers).
-final class MatMulLoopKernel<T: LoopGEMMElement>: Kernel {
+final class MatMulLoopKernel: Kernel {
     private let batches: MatMulBatches
+    private let dtype: DType
 
-    init(_ request: KernelRequest) throws { batches = try MatMulBatches(request) }
+    init(_ request: KernelRequest) throws {
+        batches = try MatMulBatches(request)
+        dtype = try request.input(0).dtype
+    }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
         guard inputs.count >= 2, let a = inputs[0], let b = inputs[1], let out = outputs.first else {
             throw AidgeError.invalidModel("MatMul needs inputs A and B")
         }
+        switch dtype {
+        case .float64: compute(a, b, out, Double.self)
+        case .int32: compute(a, b, out, Int32.self)
+        case .int64: compute(a, b, out, Int64.self)
+        case .uint32: compute(a, b, out, UInt32.self)
+        case .uint64: compute(a, b, out, UInt64.self)
+        default: throw AidgeError.unsupportedType("MatMul has no CPU kernel for \(dtype)")
+        }
+    }
+
+    private func compute<T: LoopGEMMElement>(_ a: Tensor, _ b: Tensor, _ out: Tensor, _: T.Type) {
         let s = batches.shape
         let ap = a.pointer(as: T.self)
         let bp = b.pointer(as: T.self)

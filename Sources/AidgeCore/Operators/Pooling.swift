@@ -1,3 +1,63 @@
+/// Pooling: MaxPool and AveragePool over sliding windows (1-D, 2-D, 3-D; ONNX's latest attributes: kernel_shape,
+/// strides, pads, auto_pad, dilations, ceil_mode, count_include_pad, storage_order), and the global pools.
 extension OperatorSchema {
-    static let poolingSchemas: [OperatorSchema] = []
+    static let poolingSchemas: [OperatorSchema] = [
+        // MaxPool's optional second output, Indices (int64), is inferred too; a node created with one output
+        // (the default) does not compute it.
+        OperatorSchema("MaxPool", inputs: ["X"], infer: maxPoolInference),
+        OperatorSchema("AveragePool", inputs: ["X"], infer: averagePoolInference),
+        OperatorSchema("GlobalAveragePool", inputs: ["X"], infer: globalPoolInference(floatTypes)),
+        OperatorSchema("GlobalMaxPool", inputs: ["X"], infer: globalPoolInference(floatTypes)),
+    ]
+
+    /// The types MaxPool takes (ONNX adds 8-bit integers to the floats).
+    public static let maxPoolTypes: Set<DType> = floatTypes.union([.int8, .uint8])
+
+    static let maxPoolInference: Inference = { attributes, inputs in
+        let x = try inputs.required(0)
+        try expect(x, in: maxPoolTypes, "X")
+        let window = try PoolGeometry.window(attributes, x.shape, what: "MaxPool")
+        let shape = Array(x.shape.prefix(2)) + window.output
+        return [ValueInfo(dtype: x.dtype, shape: shape), ValueInfo(dtype: .int64, shape: shape)]
+    }
+
+    static let averagePoolInference: Inference = { attributes, inputs in
+        let x = try inputs.required(0)
+        try expect(x, in: floatTypes, "X")
+        let window = try PoolGeometry.window(attributes, x.shape, what: "AveragePool")
+        return [ValueInfo(dtype: x.dtype, shape: Array(x.shape.prefix(2)) + window.output)]
+    }
+
+    static func globalPoolInference(_ types: Set<DType>) -> Inference {
+        { _, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: types, "X")
+            guard x.shape.count >= 3 else {
+                throw AidgeError.shapeMismatch(
+                    "global pooling needs an input N x C x spatial..., got shape \(ShapeUtil.text(x.shape))")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: Array(x.shape.prefix(2)) + [Int](repeating: 1, count: x.shape.count - 2))]
+        }
+    }
+}
+
+/// Window geometry of MaxPool / AveragePool.
+public enum PoolGeometry {
+    /// The window of a pooling node over input `shape` (N x C x spatial...).
+    public static func window(_ attributes: Attributes, _ shape: [Int], what: String) throws -> WindowGeometry {
+        guard shape.count >= 3 else {
+            throw AidgeError.shapeMismatch("\(what) needs an input N x C x spatial..., got shape \(ShapeUtil.text(shape))")
+        }
+        guard attributes.has("kernel_shape") else {
+            throw AidgeError.invalidModel("\(what): attribute 'kernel_shape' is required")
+        }
+        let kernel = try attributes.ints("kernel_shape")
+        let ceilMode = try attributes.int("ceil_mode", default: 0) != 0
+        let window = try WindowGeometry(
+            attributes, input: Array(shape[2...]), kernel: kernel, ceilMode: ceilMode, what: what)
+        guard window.output.allSatisfy({ $0 >= 1 }) else {
+            throw AidgeError.shapeMismatch("\(what): empty output \(window.output) for input \(ShapeUtil.text(shape))")
+        }
+        return window
+    }
 }
