@@ -354,17 +354,21 @@ final class ShapeTests: XCTestCase {
         let shape = [3, 4]
         let data = values(12)
         let x = try Tensor(data, shape: shape)
-        let padsCases: [[Int]] = [[1, 2, 2, 3], [0, 3, 0, 3], [2, 0, 1, 1], [-1, 1, 0, -2], [0, 0, 0, 0], [5, 7, 4, 6]]
+        let padsCases: [[Int]] = [[1, 2, 2, 3], [0, 3, 0, 3], [2, 0, 1, 1], [-1, 1, 0, -2], [0, 0, 0, 0], [5, 7, 4, 6], [0, -1, 0, 2], [1, 2, -1, -1]]
         for mode in ["constant", "reflect", "edge", "wrap"] {
             for pads in padsCases {
-                let begin = [pads[0], pads[1]]
                 let outShape = [3 + pads[0] + pads[2], 4 + pads[1] + pads[3]]
                 let inputs: [Tensor?] = [x, int64s(pads), Tensor(scalar: Float(-9))]
                 let y = try runOperator("Pad", ["mode": .string(mode)], inputs: inputs, constants: [1])[0]
                 XCTAssertEqual(y.shape, outShape, "\(mode) \(pads)")
-                let expected = reference(data, shape, outShape, fill: -9) { c in
-                    guard let i = self.padSource(c[0] - begin[0], 3, mode),
-                        let j = self.padSource(c[1] - begin[1], 4, mode)
+                // Negative pads crop first (as ONNX Runtime does), then the positive ones pad what is left.
+                let first = [max(-pads[0], 0), max(-pads[1], 0)]
+                let croppedShape = [3 - first[0] - max(-pads[2], 0), 4 - first[1] - max(-pads[3], 0)]
+                let cropped = reference(data, shape, croppedShape, fill: 0) { c in [c[0] + first[0], c[1] + first[1]] }
+                let begin = [max(pads[0], 0), max(pads[1], 0)]
+                let expected = reference(cropped, croppedShape, outShape, fill: -9) { c in
+                    guard let i = self.padSource(c[0] - begin[0], croppedShape[0], mode),
+                        let j = self.padSource(c[1] - begin[1], croppedShape[1], mode)
                     else { return nil }
                     return [i, j]
                 }

@@ -83,9 +83,10 @@ func registerShapeKernels(_ registry: KernelRegistry) {
     registry.register("Pad", backend: "cpu") { request in
         let x = try request.input(0)
         let mode = try request.attributes.string("mode", default: "constant")
-        let (begin, _) = try OperatorSchema.padAmounts(x.shape.count, request.inputs)
+        let (begin, end) = try OperatorSchema.padAmounts(x.shape.count, request.inputs)
         return try PadKernel(
-            input: x.shape, output: request.outputs[0].shape, begin: begin, mode: mode, elementSize: x.dtype.byteSize)
+            input: x.shape, output: request.outputs[0].shape, begin: begin, end: end, mode: mode,
+            elementSize: x.dtype.byteSize)
     }
 }
 
@@ -484,7 +485,7 @@ final class PadKernel: Kernel {
     let interiorSource: Int
     let count: Int
 
-    init(input: [Int], output: [Int], begin: [Int], mode: String, elementSize: Int) throws {
+    init(input: [Int], output: [Int], begin: [Int], end: [Int], mode: String, elementSize: Int) throws {
         guard [1, 2, 4, 8].contains(elementSize) else {
             throw AidgeError.unsupportedType("elements of \(elementSize) bytes")
         }
@@ -492,6 +493,7 @@ final class PadKernel: Kernel {
         let input = input.isEmpty ? [1] : input
         let output = output.isEmpty ? [1] : output
         let begin = begin.isEmpty ? [0] : begin
+        let end = end.isEmpty ? [0] : end
         self.elementSize = elementSize
         self.rank = input.count
         self.outShape = output
@@ -499,11 +501,24 @@ final class PadKernel: Kernel {
         let strides = ShapeUtil.contiguousStrides(input)
         var maps: [Int] = []
         var mapStart: [Int] = []
+        // Negative pads crop first; the other modes then pad what is left (as ONNX Runtime does): along each
+        // dimension the kept input is `first ..< first + n`, placed at output index `shift`.
+        var firsts: [Int] = []
+        var shifts: [Int] = []
+        var kept: [Int] = []
         for k in 0..<rank {
             mapStart.append(maps.count)
-            let n = input[k]
+            let first = max(-begin[k], 0)
+            let n = input[k] - first - max(-end[k], 0)
+            let shift = max(begin[k], 0)
+            if n <= 0 && mode != "constant" && output[k] > 0 {
+                throw AidgeError.invalidArgument("Pad mode '\(mode)' cannot pad dimension \(k), which is empty")
+            }
+            firsts.append(first)
+            shifts.append(shift)
+            kept.append(max(n, 0))
             for o in 0..<output[k] {
-                var i = o - begin[k]
+                var i = o - shift
                 if i < 0 || i >= n {
                     switch mode {
                     case "constant": i = -1
@@ -520,15 +535,16 @@ final class PadKernel: Kernel {
                     default: throw AidgeError.unsupported("Pad mode '\(mode)'")
                     }
                 }
+                if i >= 0 { i += first }
                 maps.append(i < 0 || k == rank - 1 ? i : i * strides[k])
             }
         }
         self.maps = maps
         self.mapStart = mapStart
         let last = rank - 1
-        interiorStart = min(max(begin[last], 0), output[last])
-        interiorEnd = max(min(begin[last] + input[last], output[last]), interiorStart)
-        interiorSource = interiorStart - begin[last]
+        interiorStart = min(shifts[last], output[last])
+        interiorEnd = max(min(shifts[last] + kept[last], output[last]), interiorStart)
+        interiorSource = firsts[last] + interiorStart - shifts[last]
     }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {

@@ -289,8 +289,10 @@ extension OperatorSchema {
                     throw AidgeError.shapeMismatch(
                         "Pad crops more than dimension \(d) of shape \(x.shape) holds (pads \(begin[d]), \(end[d]))")
                 }
-                if mode != "constant" && x.shape[d] == 0 && shape[d] > 0 {
-                    throw AidgeError.invalidArgument("Pad mode '\(mode)' cannot pad the empty dimension \(d)")
+                // Negative pads crop first; the other modes need something left to repeat.
+                let kept = x.shape[d] - max(-begin[d], 0) - max(-end[d], 0)
+                if mode != "constant" && kept <= 0 && shape[d] > 0 {
+                    throw AidgeError.invalidArgument("Pad mode '\(mode)' cannot pad dimension \(d), which is empty")
                 }
             }
             return [ValueInfo(dtype: x.dtype, shape: shape)]
