@@ -720,3 +720,8 @@ private final class ArgReduceKernel<T: ReductionElement, C: ArgChoice>: Kernel {
         }
     }
 }
+
+// MARK: Shared with the other kernel families
+
+/// The sum of `n` contiguous elements (SIMD lanes, pairwise: accurate on long rows).
+func rowSum<T: ReductionElement>(_ p: UnsafePointer<T>, _ n: Int) -> T { reduceRow(p, n, SumReducer.self) }

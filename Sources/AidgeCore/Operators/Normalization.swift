@@ -1,3 +1,97 @@
+/// Normalisations: BatchNormalization (inference form), LayerNormalization and InstanceNormalization.
+
+/// Shape rules of the normalisations, shared by the schemas and the kernels.
+public enum Normalizations {
+    /// Checks that a per-channel parameter holds `channels` values (1-D, or a scalar for one channel).
+    static func checkChannelParameter(_ info: ValueInfo, channels: Int, _ what: String, _ type: String) throws {
+        try OperatorSchema.expect(info, in: OperatorSchema.floatTypes, "\(type) \(what)")
+        guard info.shape.count <= 1, info.count == channels else {
+            throw AidgeError.shapeMismatch(
+                "\(type) \(what) must hold one value per channel (\(channels)), got shape \(info.shape)")
+        }
+    }
+
+    /// LayerNormalization's normalised axis (`axis`, default -1) for an input of rank `rank`.
+    public static func layerAxis(_ attributes: Attributes, rank: Int) throws -> Int {
+        let raw = try attributes.int("axis", default: -1)
+        return try ShapeUtil.axis(raw, rank: rank, context: "LayerNormalization axis")
+    }
+
+    /// Whether `shape` broadcasts to `target` without changing `target` (NumPy rules, one direction).
+    public static func broadcasts(_ shape: [Int], to target: [Int]) -> Bool {
+        guard shape.count <= target.count else {
+            return shape.prefix(shape.count - target.count).allSatisfy { $0 == 1 }
+                && broadcasts(Array(shape.suffix(target.count)), to: target)
+        }
+        let offset = target.count - shape.count
+        return shape.enumerated().allSatisfy { $0.element == 1 || $0.element == target[$0.offset + offset] }
+    }
+}
+
 extension OperatorSchema {
-    static let normalizationSchemas: [OperatorSchema] = []
+    static let normalizationSchemas: [OperatorSchema] = [
+        // Inference form: Y = (X - mean) / sqrt(var + epsilon) * scale + B, per channel (axis 1).
+        OperatorSchema("BatchNormalization", inputs: ["X", "scale", "B", "input_mean", "input_var"]) {
+            attributes, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: floatTypes, "BatchNormalization input")
+            if try attributes.int("training_mode", default: 0) != 0 {
+                throw AidgeError.unsupported("BatchNormalization in training mode (training_mode = 1) is not supported")
+            }
+            guard x.shape.count >= 2 else {
+                throw AidgeError.shapeMismatch(
+                    "BatchNormalization needs an input of rank >= 2 (N x C x ...), got shape \(x.shape)")
+            }
+            let channels = x.shape[1]
+            for (i, what) in [(1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")] {
+                try Normalizations.checkChannelParameter(
+                    try inputs.required(i), channels: channels, what, "BatchNormalization")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+        },
+
+        // Y, and the Mean and InvStdDev of each normalised row (dimensions from `axis` on set to 1); a node may
+        // use only Y.
+        OperatorSchema("LayerNormalization", inputs: ["X", "Scale", "B"], minInputs: 2, outputs: 3) {
+            attributes, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: floatTypes, "LayerNormalization input")
+            let axis = try Normalizations.layerAxis(attributes, rank: x.shape.count)
+            let normalized = Array(x.shape[axis...])
+            for (i, what) in [(1, "Scale"), (2, "B")] {
+                guard let p = inputs.optional(i) else { continue }
+                guard p.dtype == x.dtype else {
+                    throw AidgeError.unsupportedType(
+                        "LayerNormalization \(what) has dtype \(p.dtype), the input \(x.dtype)")
+                }
+                guard Normalizations.broadcasts(p.shape, to: normalized) else {
+                    throw AidgeError.shapeMismatch(
+                        "LayerNormalization \(what) of shape \(p.shape) does not broadcast to the normalised shape "
+                            + "\(normalized) (input \(x.shape), axis \(axis))")
+                }
+            }
+            let stash: DType = try attributes.int("stash_type", default: 1) == 1 ? .float32 : x.dtype
+            let statsShape = x.shape.enumerated().map { $0.offset < axis ? $0.element : 1 }
+            return [
+                ValueInfo(dtype: x.dtype, shape: x.shape), ValueInfo(dtype: stash, shape: statsShape),
+                ValueInfo(dtype: stash, shape: statsShape),
+            ]
+        },
+
+        // Y = (x - mean) / sqrt(var + epsilon) * scale[c] + B[c], statistics over the spatial axes of each
+        // (n, c).
+        OperatorSchema("InstanceNormalization", inputs: ["input", "scale", "B"]) { _, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: floatTypes, "InstanceNormalization input")
+            guard x.shape.count >= 2 else {
+                throw AidgeError.shapeMismatch(
+                    "InstanceNormalization needs an input of rank >= 2 (N x C x ...), got shape \(x.shape)")
+            }
+            for (i, what) in [(1, "scale"), (2, "B")] {
+                try Normalizations.checkChannelParameter(
+                    try inputs.required(i), channels: x.shape[1], what, "InstanceNormalization")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+        },
+    ]
 }
