@@ -64,6 +64,14 @@ final class ShapeTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("must be known"), "\(error)")
         }
         XCTAssertThrowsError(try runOperator("Reshape", inputs: [x, Tensor([Float(3), 2])], constants: [1]))
+        // Dimensions whose product does not fit: an error, not an overflow.
+        XCTAssertThrowsError(
+            try runOperator("Reshape", inputs: [x, int64s([1 << 40, 1 << 40, -1])], constants: [1])
+        ) { error in
+            XCTAssertTrue("\(error)".contains("too many elements"), "\(error)")
+        }
+        XCTAssertThrowsError(
+            try runOperator("Tile", inputs: [x, int64s([1 << 40, 1 << 40])], constants: [1]))
     }
 
     func testFlatten() throws {

@@ -76,6 +76,7 @@ extension OperatorSchema {
             if let bad = shape.first(where: { $0 < 0 }) {
                 throw AidgeError.invalidArgument("ConstantOfShape dimension \(bad) is negative (shape \(shape))")
             }
+            _ = try ShapeOperators.checkedCount(shape, "ConstantOfShape")
             let dtype: DType
             if attributes.has("value") {
                 let value = try attributes.tensor("value")

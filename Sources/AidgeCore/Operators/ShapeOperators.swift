@@ -18,6 +18,18 @@ extension Array where Element == ValueInfo? {
 
 /// Shape arithmetic of the shape operators, shared by their schemas and their kernels.
 public enum ShapeOperators {
+    /// The number of elements of `shape`, or an error when it is negative or does not fit in an `Int`.
+    public static func checkedCount(_ shape: [Int], _ context: String) throws -> Int {
+        var n = 1
+        for d in shape {
+            guard d >= 0 else { throw AidgeError.invalidArgument("\(context): negative dimension in shape \(shape)") }
+            let (m, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw AidgeError.invalidArgument("\(context): shape \(shape) has too many elements") }
+            n = m
+        }
+        return n
+    }
+
     /// Reshape's output shape: 0 copies the input dimension (unless `allowZero`), one -1 is inferred.
     public static func reshape(_ input: [Int], to requested: [Int], allowZero: Bool) throws -> [Int] {
         var out = requested
@@ -40,16 +52,19 @@ public enum ShapeOperators {
         }
         let total = ShapeUtil.count(input)
         if let k = inferred {
-            let known = out.enumerated().reduce(1) { $1.offset == k ? $0 : $0 * $1.element }
+            var rest = out
+            rest[k] = 1
+            let known = try checkedCount(rest, "Reshape")
             guard known != 0, total % known == 0 else {
                 throw AidgeError.shapeMismatch(
                     "cannot reshape \(total) elements (shape \(input)) to \(requested): the -1 cannot be inferred")
             }
             out[k] = total / known
         }
-        guard ShapeUtil.count(out) == total else {
+        let count = try checkedCount(out, "Reshape")
+        guard count == total else {
             throw AidgeError.shapeMismatch(
-                "cannot reshape \(total) elements (shape \(input)) to \(requested) (\(ShapeUtil.count(out)) elements)")
+                "cannot reshape \(total) elements (shape \(input)) to \(requested) (\(count) elements)")
         }
         return out
     }
@@ -117,6 +132,9 @@ public enum ShapeOperators {
         guard pads.count == 2 * axes.count else {
             throw AidgeError.invalidArgument(
                 "Pad needs \(2 * axes.count) pads (begin and end for \(axes.count) axes), got \(pads.count)")
+        }
+        if let bad = pads.first(where: { $0.magnitude >= 1 << 40 }) {
+            throw AidgeError.invalidArgument("Pad amount \(bad) is out of range")
         }
         var begin = [Int](repeating: 0, count: rank)
         var end = [Int](repeating: 0, count: rank)
@@ -253,11 +271,11 @@ extension OperatorSchema {
             if let bad = shape.first(where: { $0 < 0 }) {
                 throw AidgeError.invalidArgument("Expand shape \(shape) has a negative dimension \(bad)")
             }
-            do {
-                return [ValueInfo(dtype: x.dtype, shape: try ShapeUtil.broadcast(x.shape, shape))]
-            } catch {
+            guard let out = try? ShapeUtil.broadcast(x.shape, shape) else {
                 throw AidgeError.shapeMismatch("Expand cannot broadcast shape \(x.shape) to \(shape)")
             }
+            _ = try ShapeOperators.checkedCount(out, "Expand")
+            return [ValueInfo(dtype: x.dtype, shape: out)]
         },
 
         OperatorSchema("Slice", inputs: ["data", "starts", "ends", "axes", "steps"], minInputs: 3) { _, inputs in
@@ -307,7 +325,13 @@ extension OperatorSchema {
             if let bad = repeats.first(where: { $0 < 0 }) {
                 throw AidgeError.invalidArgument("Tile repeats \(repeats) has a negative value \(bad)")
             }
-            return [ValueInfo(dtype: x.dtype, shape: zip(x.shape, repeats).map { $0 * $1 })]
+            let shape = try zip(x.shape, repeats).map { d, r in
+                let (n, overflow) = d.multipliedReportingOverflow(by: r)
+                guard !overflow else { throw AidgeError.invalidArgument("Tile repeats \(repeats) overflow shape \(x.shape)") }
+                return n
+            }
+            _ = try ShapeOperators.checkedCount(shape, "Tile")
+            return [ValueInfo(dtype: x.dtype, shape: shape)]
         },
     ]
 
