@@ -20,6 +20,7 @@ public enum CPUBackend: Backend {
         registerPoolingKernels(registry)
         registerNormalizationKernels(registry)
         registerReductionKernels(registry)
+        registerResizeKernels(registry)
         registerShapeKernels(registry)
         registerIndexingKernels(registry)
     }

@@ -9,6 +9,7 @@ extension OperatorSchema {
         poolingSchemas,
         normalizationSchemas,
         reductionSchemas,
+        resizeSchemas,
         shapeSchemas,
         indexingSchemas,
     ]
