@@ -333,6 +333,22 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertEqual(Array(edges[1...]), [.infinity, 0])
     }
 
+    /// The vectorised float32 erf stays within a few ulp of the exact value.
+    func testErfAccuracy() throws {
+        let values = (0..<40001).map { Float($0 - 20000) / 4000 } + [1e-30, -1e-30, 0.5, 1, 2, 3.9, 3.92, 4, 10, 1e30]
+        let out = try runOperator("Erf", inputs: [Tensor(values)])[0].scalars(as: Float.self)
+        var worst = 0.0
+        for (x, y) in zip(values, out) {
+            let exact = Glibc.erf(Double(x))
+            worst = max(worst, abs(Double(y) - exact) / Double(Float(exact).ulp))
+        }
+        XCTAssertLessThanOrEqual(worst, 2)
+        let edges = try runOperator("Erf", inputs: [Tensor([Float.nan, .infinity, -.infinity, -0.0])])[0].scalars(as: Float.self)
+        XCTAssert(edges[0].isNaN)
+        XCTAssertEqual(Array(edges[1...]), [1, -1, 0])
+        XCTAssertEqual(edges[3].sign, .minus)
+    }
+
     func testUnaryInteger() throws {
         let x = Tensor([3, -4, 0, Int32.min] as [Int32])
         XCTAssertEqual(try runOperator("Neg", inputs: [x])[0].scalars(as: Int32.self), [-3, 4, 0, Int32.min])

@@ -59,7 +59,7 @@ struct Activation: KernelFamily {
         case .hardSigmoid: return try unaryKernel(HardSigmoidF(alpha: alpha, beta: beta), request)
         case .hardSwish: return try unaryKernel(HardSwishF(), request)
         case .geluTanh: return try unaryKernel(GeluTanhF(), request, grain: vector)
-        case .gelu: return try unaryKernel(GeluF(), request, grain: ElementCost.scalar)
+        case .gelu: return try unaryKernel(GeluF(), request, grain: ElementCost.vector)
         default: return try float(Float.self, request)
         }
     }
@@ -127,13 +127,9 @@ struct GeluTanhF: VectorUnaryOp {
         return x * VectorMath.sigmoid(u + u)
     }
 }
-/// x * Phi(x) = 0.5 x erfc(-x / sqrt 2), computed in float64 so that the result is correctly rounded in practice.
-struct GeluF: UnaryElementOp {
-    @inline(__always) func callAsFunction(_ x: Float) -> Float {
-        if x.isInfinite { return x > 0 ? x : -0.0 }
-        let d = Double(x)
-        return Float(0.5 * d * Double.mathErfc(-d * 0.707_106_781_186_547_524_4))
-    }
+/// x Phi(x) = 0.5 x erfc(-x / sqrt 2).
+struct GeluF: VectorUnaryOp {
+    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.gelu(x) }
 }
 
 struct ReluOp<T: MathFloat>: UnaryElementOp {

@@ -4,11 +4,15 @@ import AidgeCore
 func registerElementwiseKernels(_ registry: KernelRegistry) {
     let arithmetic: [(String, ArithmeticKind)] = [("Add", .add), ("Sub", .sub), ("Mul", .mul), ("Div", .div)]
     for (type, kind) in arithmetic {
-        registry.register(type, backend: "cpu") { try makeKernel(BinaryArithmetic(kind: kind), $0) }
+        registry.register(type, backend: "cpu") {
+            try makeKernel(BinaryArithmetic(kind: kind), $0, bitwiseIntegers: kind != .div)
+        }
     }
     let variadic: [(String, ArithmeticKind)] = [("Sum", .add), ("Min", .min), ("Max", .max), ("Mean", .mean)]
     for (type, kind) in variadic {
-        registry.register(type, backend: "cpu") { try makeKernel(VariadicArithmetic(kind: kind), $0) }
+        registry.register(type, backend: "cpu") {
+            try makeKernel(VariadicArithmetic(kind: kind), $0, bitwiseIntegers: kind == .add)
+        }
     }
     registry.register("Pow", backend: "cpu", makePowKernel)
     registry.register("Mod", backend: "cpu") { request in
@@ -25,7 +29,7 @@ func registerElementwiseKernels(_ registry: KernelRegistry) {
             switch (kind, dtype) {
             case (.equal, .bool): return try binaryKernel(LogicOp(kind: .equal), request)
             case (.equal, .bfloat16): return try binaryKernel(BFloat16Equal(), request)
-            default: return try makeKernel(Comparison(kind: kind), request)
+            default: return try makeKernel(Comparison(kind: kind), request, bitwiseIntegers: kind == .equal)
             }
         }
     }
@@ -440,6 +444,7 @@ struct UnaryMath: KernelFamily {
         case .sqrt: return try unaryKernel(SqrtF(), request)
         case .reciprocal: return try unaryKernel(ReciprocalF(), request)
         case .exp: return try unaryKernel(ExpF(), request, grain: ElementCost.vector)
+        case .erf: return try unaryKernel(ErfF(), request, grain: ElementCost.vector)
         default: return try float(Float.self, request)
         }
     }
@@ -543,4 +548,7 @@ struct ReciprocalF: VectorUnaryOp {
 }
 struct ExpF: VectorUnaryOp {
     @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.exp(x) }
+}
+struct ErfF: VectorUnaryOp {
+    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.erf(x) }
 }

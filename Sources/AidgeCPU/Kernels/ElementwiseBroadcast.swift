@@ -56,8 +56,9 @@ struct BroadcastLayout {
     var isFlat: Bool { outer.isEmpty }
 
     /// Calls `body(outputOffset, offset0, offset1, offset2, length)` for each innermost run of the output
-    /// elements in `range`, in order; offsets are in elements.
-    @inline(__always)
+    /// elements in `range`, in order; offsets are in elements. Not inlined: the closure is called once per run,
+    /// and each element operation specialises only its inner loops.
+    @inline(never)
     func forEachRun(_ range: Range<Int>, _ body: (Int, Int, Int, Int, Int) -> Void) {
         if range.isEmpty { return }
         let inner = self.inner
@@ -270,7 +271,6 @@ func binaryKernel<Op: BinaryElementOp>(
 }
 
 /// Runs `op` over `layout` (operand slots 0 and 1), spread over cores.
-@inline(__always)
 func applyBinary<Op: BinaryElementOp>(
     _ op: Op, _ layout: BroadcastLayout, _ a: UnsafePointer<Op.A>, _ b: UnsafePointer<Op.B>,
     _ o: UnsafeMutablePointer<Op.Output>, grain: Int
@@ -409,9 +409,21 @@ extension KernelFamily {
     }
 }
 
-/// The kernel of `family` for `dtype` (default: input 0's).
-func makeKernel<F: KernelFamily>(_ family: F, _ request: KernelRequest, dtype: DType? = nil) throws -> any Kernel {
+/// The kernel of `family` for `dtype` (default: input 0's). With `bitwiseIntegers` (wrapping add, subtract,
+/// multiply, equality), unsigned integers use the kernel of the signed type of their size: the bits are the same.
+func makeKernel<F: KernelFamily>(
+    _ family: F, _ request: KernelRequest, dtype: DType? = nil, bitwiseIntegers: Bool = false
+) throws -> any Kernel {
     let dtype = try dtype ?? request.input(0).dtype
+    if bitwiseIntegers {
+        switch dtype {
+        case .uint8: return try family.integer(Int8.self, request)
+        case .uint16: return try family.integer(Int16.self, request)
+        case .uint32: return try family.integer(Int32.self, request)
+        case .uint64: return try family.integer(Int64.self, request)
+        default: break
+        }
+    }
     switch dtype {
     case .float32: return try family.float32(request)
     case .float64: return try family.float(Double.self, request)

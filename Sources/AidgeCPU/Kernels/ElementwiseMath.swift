@@ -133,16 +133,28 @@ enum VectorMath {
     }
 
     /// e^x.
-    @inline(__always) static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    @inline(__always) static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> { exp(x, plus: SIMD8()) }
+
+    /// e^(x + lo) for a small correction `lo` that float32 cannot add to `x` exactly (erfc's -z^2).
+    @inline(__always) static func exp(_ x: SIMD8<Float>, plus lo: SIMD8<Float>) -> SIMD8<Float> {
+        let (y, s1, s2) = expParts(x, plus: lo)
+        return y * s1 * s2
+    }
+
+    /// e^(x + lo) as `y * s1 * s2`: a caller that multiplies `y` by other factors first avoids rounding twice
+    /// when the result is subnormal.
+    @inline(__always) static func expParts(
+        _ x: SIMD8<Float>, plus lo: SIMD8<Float>
+    ) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
         // Clamp (NaN passes through): below -104 the result rounds to 0, above 89 to infinity.
         var xc = x.replacing(with: 89, where: x .> 89)
         xc = xc.replacing(with: -104, where: xc .< -104)
         // x = n ln2 + r, |r| <= ln2 / 2; n rounded to nearest with the 1.5 * 2^23 trick.
         let magic = SIMD8<Float>(repeating: 12_582_912)
-        let shifted = xc * 1.442_695_040_888_963_4 + magic
+        let shifted = (xc + lo) * 1.442_695_040_888_963_4 + magic
         let n = shifted - magic
         var r = xc - n * 0.693_359_375
-        r = r - n * -2.121_944_4e-4
+        r = r - n * -2.121_944_4e-4 + lo
         var p = SIMD8<Float>(repeating: 1.987_569_150_0e-4)
         p = p * r + 1.398_199_950_7e-3
         p = p * r + 8.333_451_907_3e-3
@@ -156,7 +168,95 @@ enum VectorMath {
         let n2 = ni &- n1
         let s1 = unsafeBitCast((n1 &+ 127) &<< 23, to: SIMD8<Float>.self)
         let s2 = unsafeBitCast((n2 &+ 127) &<< 23, to: SIMD8<Float>.self)
-        return y * s1 * s2
+        return (y, s1, s2)
+    }
+
+    /// min(x, bound), NaN kept (where erf and erfc are already exactly 1 and 0: keeps infinities out of them).
+    @inline(__always) static func clampAbove(_ x: SIMD8<Float>, _ bound: Float) -> SIMD8<Float> {
+        x.replacing(with: bound, where: x .> bound)
+    }
+
+    /// |x|.
+    @inline(__always) static func magnitude(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        unsafeBitCast(unsafeBitCast(x, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
+    }
+
+    /// erf(x) = x + x R(x^2), accurate for |x| <= 1 (coefficients from scripts/fixtures/erf_coefficients.py).
+    @inline(__always) static func erfSmall(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let s = x * x
+        var r = SIMD8<Float>(repeating: 7.853_877_468_733_117e-05)
+        r = r * s - 0.000_801_019_952_632_486_8
+        r = r * s + 0.005_188_328_679_651_022
+        r = r * s - 0.026_853_812_858_462_334
+        r = r * s + 0.112_835_854_291_915_9
+        r = r * s - 0.376_126_259_565_353_4
+        r = r * s + 0.128_379_166_126_251_22
+        return x + x * r
+    }
+
+    /// erfc(z) for z >= 0.5, with relative accuracy, as `m * s1 * s2`: exp(-z^2) erfcx(z), where z^2 = `hi` + `lo`
+    /// exactly (its float32 rounding would cost 2 z^2 ulps), and erfcx is a polynomial in z on [0.5, 2), in 1/z^2
+    /// beyond.
+    @inline(__always) static func erfcParts(
+        _ z: SIMD8<Float>, squareHi hi: SIMD8<Float>, squareLo lo: SIMD8<Float>
+    ) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+        let u = z - 1.25
+        var p = SIMD8<Float>(repeating: -0.000_184_962_278_581_224_38)
+        p = p * u + 0.000_556_823_448_278_009_9
+        p = p * u - 0.001_318_114_693_276_584_1
+        p = p * u + 0.003_511_496_353_894_472
+        p = p * u - 0.009_081_950_411_200_523
+        p = p * u + 0.022_019_736_468_791_96
+        p = p * u - 0.050_218_451_768_159_866
+        p = p * u + 0.106_794_990_599_155_43
+        p = p * u - 0.208_821_862_936_019_9
+        p = p * u + 0.367_822_915_315_628_05
+        let q = 1 / z
+        let y = q * q
+        var h = SIMD8<Float>(repeating: 29.627_754_211_425_78)
+        h = h * y - 40.275_268_554_687_5
+        h = h * y + 25.186_817_169_189_453
+        h = h * y - 10.112_924_575_805_664
+        h = h * y + 3.234_447_956_085_205
+        h = h * y - 1.035_974_264_144_897_5
+        h = h * y + 0.422_542_214_393_615_7
+        h = h * y - 0.282_086_551_189_422_6
+        h = h * y + 0.564_189_553_260_803_2
+        let scaled = select(z .< 2, p, h * q)
+        let (e, s1, s2) = expParts(-hi, plus: -lo)
+        return (e * scaled, s1, s2)
+    }
+
+    /// `a * a * scale` as `hi + lo` with `hi` exact: `a` split into 12 high bits and the rest.
+    @inline(__always) static func splitSquare(_ a: SIMD8<Float>, scale: Float) -> (SIMD8<Float>, SIMD8<Float>) {
+        let ah = unsafeBitCast(unsafeBitCast(a, to: SIMD8<UInt32>.self) & 0xFFFF_F000, to: SIMD8<Float>.self)
+        let al = a - ah
+        return (ah * ah * scale, al * (a + ah) * scale)
+    }
+
+    /// erf(x): the odd polynomial below 1, 1 - erfc(|x|) with x's sign above.
+    @inline(__always) static func erf(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let a = clampAbove(magnitude(x), 16)
+        let (hi, lo) = splitSquare(a, scale: 1)
+        let (m, s1, s2) = erfcParts(a, squareHi: hi, squareLo: lo)
+        let large = 1 - m * s1 * s2
+        let signed = unsafeBitCast(
+            unsafeBitCast(large, to: SIMD8<UInt32>.self) | (unsafeBitCast(x, to: SIMD8<UInt32>.self) & 0x8000_0000),
+            to: SIMD8<Float>.self)
+        return select(a .< 1, erfSmall(x), signed)
+    }
+
+    /// Gelu: x Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2, keeping its relative accuracy for negative x.
+    @inline(__always) static func gelu(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let a = clampAbove(magnitude(x), 32)
+        let z = a * 0.707_106_781_186_547_524_4
+        let (hi, lo) = splitSquare(a, scale: 0.5)
+        let (m, s1, s2) = erfcParts(z, squareHi: hi, squareLo: lo)
+        let negative = x * 0.5 * m * s1 * s2
+        let positive = x * (1 - 0.5 * m * s1 * s2)
+        let small = x * (0.5 + 0.5 * erfSmall(x * 0.707_106_781_186_547_524_4))
+        let y = select(z .< 0.5, small, select(x .< 0, negative, positive))
+        return y.replacing(with: 0, where: x .== -.infinity)
     }
 
     /// tanh(x): an odd polynomial near 0, 1 - 2 / (e^{2|x|} + 1) elsewhere.
