@@ -91,8 +91,10 @@ private func resizeTaps(_ g: ResizeGeometry, axis: Int) -> ResizeTaps {
         extrapolated: [Bool](repeating: false, count: outputLength))
     var w = [Double](repeating: 0, count: count)
     for o in 0..<outputLength {
-        let x = g.sourceCoordinate(o, axis: axis)
-        taps.extrapolated[o] = g.isExtrapolated(x, axis: axis)
+        let source = g.sourceCoordinate(o, axis: axis)
+        taps.extrapolated[o] = !source.isFinite || g.isExtrapolated(source, axis: axis)
+        // Far outside the input every tap clamps to an edge: bound the coordinate so it converts to an index.
+        let x = source.isFinite ? min(max(source, -Double(1 << 40)), Double(1 << 40)) : 0
         let floorX = x.rounded(.down)
         let integral = floorX == x
         let ratio = integral ? 1 : x - floorX

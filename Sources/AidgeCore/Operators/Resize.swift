@@ -131,11 +131,12 @@ public struct ResizeGeometry: Sendable {
             guard given.dtype == .int64 || given.dtype == .int32 else {
                 throw AidgeError.unsupportedType("\(type) sizes must be int64, got \(given.dtype)")
             }
-            let sizes = try perAxis(given.doubles(), "sizes", fill: 0).map { Int($0) }
+            let values = given.integers()
+            if let bad = values.first(where: { $0 < 0 || $0 >= Int(Int32.max) }) {
+                throw AidgeError.invalidArgument("\(type) size \(bad) is negative or too large")
+            }
+            let sizes = try perAxis(values.map(Double.init), "sizes", fill: 0).map { Int($0) }
             for a in axes {
-                guard sizes[a] >= 0 else {
-                    throw AidgeError.invalidArgument("\(type) size \(sizes[a]) of axis \(a) is negative")
-                }
                 guard x.shape[a] > 0 else {
                     throw AidgeError.shapeMismatch("\(type) cannot resize axis \(a) of size 0 to \(sizes[a])")
                 }
