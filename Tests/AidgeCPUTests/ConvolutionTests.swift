@@ -113,6 +113,7 @@ final class ConvolutionTests: XCTestCase {
         try check(Spec(x: [1, 3, 12, 12], w: [4, 3, 3, 3], dilations: [2, 2], pads: [2, 2, 2, 2], bias: false))
         try check(Spec(x: [1, 3, 15, 15], w: [8, 3, 7, 7], strides: [2, 2], pads: [3, 3, 3, 3]))  // a stem
         try check(Spec(x: [1, 2, 5, 5], w: [3, 2, 5, 5]))  // one output position
+        try check(Spec(x: [1, 3, 40, 33], w: [5, 3, 3, 3], pads: [1, 1, 1, 1]))  // more columns than one N block
     }
 
     func testConvWeightsAtRunTime() throws {
@@ -137,6 +138,11 @@ final class ConvolutionTests: XCTestCase {
         try check(Spec(x: [1, 3, 9, 25], w: [6, 1, 3, 3], group: 3, pads: [1, 1, 1, 1]))  // channel multiplier 2
         try check(Spec(x: [1, 4, 17, 40], w: [4, 1, 3, 3], group: 4, strides: [3, 3], pads: [1, 1, 1, 1]))
         try check(Spec(x: [1, 4, 3, 3], w: [4, 1, 3, 3], group: 4, pads: [2, 2, 2, 2]))  // all border
+        // Stride 2, wide enough for the vector path, with odd, even and no left padding.
+        try check(Spec(x: [2, 6, 17, 40], w: [6, 1, 3, 3], group: 6, strides: [2, 2], pads: [1, 1, 1, 1]))
+        try check(Spec(x: [1, 3, 12, 33], w: [3, 1, 3, 3], group: 3, strides: [2, 2], pads: [2, 2, 2, 2]))
+        try check(Spec(x: [1, 3, 9, 41], w: [3, 1, 3, 3], group: 3, strides: [2, 2], bias: false))
+        try check(Spec(x: [1, 3, 9, 41], w: [3, 1, 5, 5], group: 3, strides: [2, 2], pads: [2, 2, 2, 2]))
     }
 
     func testAutoPad() throws {

@@ -1,17 +1,23 @@
 import AidgeCore
 
-/// Depthwise float32 convolution (group = input channels, 1-D or 2-D): a direct kernel per output plane,
-/// vectorised along the output width (stride 1 and 2); the borders, where the window leaves the image, are
-/// computed separately so the interior loop has no bounds checks.
+/// Depthwise float32 convolution (group = input channels, 1-D or 2-D): a direct kernel per output plane.
+///
+/// Each input plane is first copied into a zero-bordered scratch plane (per thread, small enough for L1/L2), so
+/// that every output, borders included, is computed by the same branch-free code: 8 outputs at a time along the
+/// output width (stride 1 and 2; 3x3 unrolled with the weights in registers), scalar only for narrow outputs or
+/// larger strides.
 final class DepthwiseConvKernel: Kernel {
     private let g: ConvGeometry
     private let s: ConvShape3D
     /// Output channels per input channel.
     private let multiplier: Int
-    /// Output columns whose window lies inside the image horizontally: `owLo..<owHi`, and the vector bound.
-    private let owLo: Int
-    private let owHi: Int
-    private let owHiVector: Int
+    /// The zero-bordered plane: `rows x cols`, the input placed at (`s.ph`, `s.pw`); rows/cols of the input copied.
+    private let rows: Int
+    private let cols: Int
+    private let copiedRows: Int
+    private let copiedCols: Int
+    private let planeFloats: Int
+    private let unrolled3x3: Bool
 
     static func applies(_ g: ConvGeometry, _ s: ConvShape3D) -> Bool {
         g.group == g.inChannels && g.group > 1 && s.channels == 1 && s.d == 1 && s.kd == 1 && s.od == 1
@@ -21,16 +27,14 @@ final class DepthwiseConvKernel: Kernel {
         g = geometry
         s = shape
         multiplier = geometry.outChannels / geometry.group
-        let reach = (shape.kw - 1) * shape.dw
-        owLo = min(shape.ow, (shape.pw + shape.sw - 1) / shape.sw)
-        func bound(_ last: Int) -> Int {
-            // Outputs ow with ow * sw - pw + reach <= last.
-            let top = last - reach + shape.pw
-            return top < 0 ? 0 : min(shape.ow, top / shape.sw + 1)
-        }
-        owHi = max(owLo, bound(shape.w - 1))
-        // A stride-2 vector reads 16 inputs for 8 outputs: one more than the last one used.
-        owHiVector = shape.sw == 1 ? owHi : shape.sw == 2 ? max(owLo, bound(shape.w - 2)) : owLo
+        // Rows and columns the windows reach; a stride-2 vector reads one column past its last tap.
+        rows = (shape.oh - 1) * shape.sh + (shape.kh - 1) * shape.dh + 1
+        cols = (shape.ow - 1) * shape.sw + (shape.kw - 1) * shape.dw + 1 + (shape.sw == 2 ? 1 : 0)
+        copiedRows = max(0, min(shape.h, rows - shape.ph))
+        copiedCols = max(0, min(shape.w, cols - shape.pw))
+        unrolled3x3 = shape.kh == 3 && shape.kw == 3 && shape.dh == 1 && shape.dw == 1 && shape.sw <= 2
+        planeFloats = rows * cols + 16
+        ScratchPool.shared.reserve(floats: planeFloats * Parallel.threads)
     }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
@@ -43,14 +47,43 @@ final class DepthwiseConvKernel: Kernel {
         let bp = inputs.count > 2 ? inputs[2]?.pointer(as: Float.self) : nil
         let planes = g.batch * g.outChannels
         let work = s.outputSpatial * s.kernelVolume
-        Parallel.forEach(planes, grain: max(1, 16384 / max(work, 1))) { range in
-            for plane in range {
-                let n = plane / g.outChannels
-                let oc = plane % g.outChannels
-                let ic = oc / multiplier
-                self.plane(
-                    x: xp + (n * g.inChannels + ic) * s.inputSpatial, w: wp + oc * s.kernelVolume,
-                    bias: bp?[oc] ?? 0, y: yp + plane * s.outputSpatial)
+        let slots = max(1, min(Parallel.threads, planes, planes * work / 8192))
+        let planeFloats = self.planeFloats
+        ScratchPool.shared.with(floats: planeFloats * slots) { scratch in
+            Parallel.forEach(slots) { range in
+                for slot in range {
+                    let padded = scratch + slot * planeFloats
+                    padded.update(repeating: 0, count: planeFloats)
+                    for plane in (planes * slot / slots)..<(planes * (slot + 1) / slots) {
+                        let n = plane / g.outChannels
+                        let oc = plane % g.outChannels
+                        let ic = oc / multiplier
+                        self.fill(padded, from: xp + (n * g.inChannels + ic) * s.inputSpatial)
+                        self.plane(
+                            x: padded, w: wp + oc * s.kernelVolume, bias: bp?[oc] ?? 0,
+                            y: yp + plane * s.outputSpatial)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies one input plane inside the zero border.
+    @inline(__always)
+    private func fill(_ padded: UnsafeMutablePointer<Float>, from x: UnsafePointer<Float>) {
+        if copiedCols == 0 { return }
+        for r in 0..<copiedRows {
+            let src = x + r * s.w
+            let dst = padded + (r + s.ph) * cols + s.pw
+            var c = 0
+            while c + 8 <= copiedCols {
+                UnsafeMutableRawPointer(dst + c).storeBytes(
+                    of: UnsafeRawPointer(src + c).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+                c += 8
+            }
+            while c < copiedCols {
+                dst[c] = src[c]
+                c += 1
             }
         }
     }
@@ -58,70 +91,67 @@ final class DepthwiseConvKernel: Kernel {
     @inline(__always)
     private func plane(x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: Float, y: UnsafeMutablePointer<Float>) {
         let s = self.s
+        let cols = self.cols
+        let taps = unrolled3x3 ? Taps3x3(w) : Taps3x3()
+        let vectors = s.ow >= 8 && s.sw <= 2
         for oh in 0..<s.oh {
-            let ihBase = oh * s.sh - s.ph
-            // Kernel rows inside the image: khLo..<khHi.
-            let khLo = ihBase >= 0 ? 0 : min(s.kh, (-ihBase + s.dh - 1) / s.dh)
-            let khHi = s.h - 1 - ihBase < 0 ? 0 : min(s.kh, (s.h - 1 - ihBase) / s.dh + 1)
+            let r = x + oh * s.sh * cols
             let row = y + oh * s.ow
-            for ow in 0..<owLo { row[ow] = border(x, w, bias, ihBase, khLo, khHi, ow) }
-            var ow = owLo
-            if s.sw <= 2 && owHiVector - owLo >= 8 {
-                let vkh = max(khLo, khHi)
-                // Four independent accumulators hide the FMA latency.
-                while ow + 32 <= owHiVector {
-                    vector4(x, w, bias, ihBase, khLo, vkh, ow, row)
+            if vectors && unrolled3x3 {
+                if s.sw == 1 {
+                    row3x3Stride1(r, cols, taps, bias, row, s.ow)
+                } else {
+                    row3x3Stride2(r, cols, taps, bias, row, s.ow)
+                }
+            } else if vectors {
+                var ow = 0
+                while ow + 32 <= s.ow {
+                    vector4(r, w, bias, ow, row)
                     ow += 32
                 }
-                while ow + 8 <= owHiVector {
-                    vector1(x, w, bias, ihBase, khLo, vkh, ow, row)
+                while ow + 8 <= s.ow {
+                    vector1(r, w, bias, ow, row)
                     ow += 8
                 }
-                if ow < owHiVector {
-                    // The last few interior outputs: one vector ending at the interior's end, overlapping outputs
-                    // already written (they get the same values).
-                    vector1(x, w, bias, ihBase, khLo, vkh, owHiVector - 8, row)
-                    ow = owHiVector
+                // One vector ending at the row's end, rewriting a few outputs with the same values.
+                if ow < s.ow { vector1(r, w, bias, s.ow - 8, row) }
+            } else {
+                for ow in 0..<s.ow {
+                    var acc = bias
+                    let p = r + ow * s.sw
+                    for kh in 0..<s.kh {
+                        let pr = p + kh * s.dh * cols
+                        let wr = w + kh * s.kw
+                        for kw in 0..<s.kw { acc += wr[kw] * pr[kw * s.dw] }
+                    }
+                    row[ow] = acc
                 }
             }
-            while ow < owHi {
-                var acc = bias
-                let iw0 = ow * s.sw - s.pw
-                for kh in khLo..<max(khLo, khHi) {
-                    let r = x + (ihBase + kh * s.dh) * s.w + iw0
-                    let wr = w + kh * s.kw
-                    for kw in 0..<s.kw { acc += wr[kw] * r[kw * s.dw] }
-                }
-                row[ow] = acc
-                ow += 1
-            }
-            for ow in max(owHi, owLo)..<s.ow { row[ow] = border(x, w, bias, ihBase, khLo, khHi, ow) }
         }
     }
 
-    /// Loads the 8 inputs under outputs `ow..<ow+8` for kernel column offset `p` (stride 1 or 2).
+    /// The 8 inputs under outputs `ow..<ow+8` (stride 1 or 2) from `p`.
     @inline(__always)
     private func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
         if s.sw == 1 { return UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
         return UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self).evenHalf
     }
 
-    /// Outputs `ow..<ow+32` of an output row, all inside the image horizontally.
+    /// Outputs `ow..<ow+32` of an output row whose windows start at padded row `r`.
     @inline(__always)
     private func vector4(
-        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ ihBase: Int, _ khLo: Int, _ khHi: Int,
-        _ ow: Int, _ row: UnsafeMutablePointer<Float>
+        _ r: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ ow: Int, _ row: UnsafeMutablePointer<Float>
     ) {
         let s = self.s
         var a0 = SIMD8<Float>(repeating: bias)
         var a1 = a0, a2 = a0, a3 = a0
         let step = 8 &* s.sw
-        for kh in khLo..<khHi {
-            let r = x + ((ihBase &+ kh &* s.dh) &* s.w &+ ow &* s.sw &- s.pw)
+        for kh in 0..<s.kh {
+            let pr = r + (kh &* s.dh &* cols &+ ow &* s.sw)
             let wr = w + kh &* s.kw
             for kw in 0..<s.kw {
                 let wv = SIMD8<Float>(repeating: wr[kw])
-                let p = r + kw &* s.dw
+                let p = pr + kw &* s.dw
                 a0 = a0.addingProduct(wv, load(p))
                 a1 = a1.addingProduct(wv, load(p + step))
                 a2 = a2.addingProduct(wv, load(p + 2 &* step))
@@ -135,37 +165,101 @@ final class DepthwiseConvKernel: Kernel {
         o.storeBytes(of: a3, toByteOffset: 96, as: SIMD8<Float>.self)
     }
 
-    /// Outputs `ow..<ow+8` of an output row, all inside the image horizontally.
+    /// Outputs `ow..<ow+8` of an output row whose windows start at padded row `r`.
     @inline(__always)
     private func vector1(
-        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ ihBase: Int, _ khLo: Int, _ khHi: Int,
-        _ ow: Int, _ row: UnsafeMutablePointer<Float>
+        _ r: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ ow: Int, _ row: UnsafeMutablePointer<Float>
     ) {
         let s = self.s
         var a0 = SIMD8<Float>(repeating: bias)
-        for kh in khLo..<khHi {
-            let r = x + ((ihBase &+ kh &* s.dh) &* s.w &+ ow &* s.sw &- s.pw)
+        for kh in 0..<s.kh {
+            let pr = r + (kh &* s.dh &* cols &+ ow &* s.sw)
             let wr = w + kh &* s.kw
-            for kw in 0..<s.kw { a0 = a0.addingProduct(SIMD8(repeating: wr[kw]), load(r + kw &* s.dw)) }
+            for kw in 0..<s.kw { a0 = a0.addingProduct(SIMD8(repeating: wr[kw]), load(pr + kw &* s.dw)) }
         }
         UnsafeMutableRawPointer(row + ow).storeBytes(of: a0, as: SIMD8<Float>.self)
     }
+}
 
-    /// One output whose window may leave the image horizontally.
-    @inline(__always)
-    private func border(
-        _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ ihBase: Int, _ khLo: Int, _ khHi: Int,
-        _ ow: Int
-    ) -> Float {
-        var acc = bias
-        let iw0 = ow * s.sw - s.pw
-        for kh in khLo..<max(khLo, khHi) {
-            let r = x + (ihBase + kh * s.dh) * s.w
-            for kw in 0..<s.kw {
-                let iw = iw0 + kw * s.dw
-                if UInt(bitPattern: iw) < UInt(s.w) { acc += w[kh * s.kw + kw] * r[iw] }
-            }
-        }
-        return acc
+/// The nine weights of a 3x3 depthwise filter, broadcast.
+struct Taps3x3 {
+    var w0 = SIMD8<Float>(), w1 = SIMD8<Float>(), w2 = SIMD8<Float>()
+    var w3 = SIMD8<Float>(), w4 = SIMD8<Float>(), w5 = SIMD8<Float>()
+    var w6 = SIMD8<Float>(), w7 = SIMD8<Float>(), w8 = SIMD8<Float>()
+
+    init() {}
+
+    init(_ w: UnsafePointer<Float>) {
+        w0 = SIMD8(repeating: w[0]); w1 = SIMD8(repeating: w[1]); w2 = SIMD8(repeating: w[2])
+        w3 = SIMD8(repeating: w[3]); w4 = SIMD8(repeating: w[4]); w5 = SIMD8(repeating: w[5])
+        w6 = SIMD8(repeating: w[6]); w7 = SIMD8(repeating: w[7]); w8 = SIMD8(repeating: w[8])
     }
+}
+
+@inline(__always)
+private func load8(at p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+/// One output row (`count` >= 8 outputs) of a 3x3 stride-1 depthwise filter over a padded plane: `r` is the top
+/// kernel row, `w` the padded row length.
+@inline(__always)
+private func row3x3Stride1(
+    _ r: UnsafePointer<Float>, _ w: Int, _ t: Taps3x3, _ bias: Float, _ y: UnsafeMutablePointer<Float>, _ count: Int
+) {
+    let b = SIMD8<Float>(repeating: bias)
+    @inline(__always) func eight(_ ow: Int) {
+        let p0 = r + ow
+        let p1 = p0 + w
+        let p2 = p1 + w
+        var a = b.addingProduct(t.w0, load8(at: p0))
+        var c = t.w3 * load8(at: p1)
+        a = a.addingProduct(t.w1, load8(at: p0 + 1))
+        c = c.addingProduct(t.w4, load8(at: p1 + 1))
+        a = a.addingProduct(t.w2, load8(at: p0 + 2))
+        c = c.addingProduct(t.w5, load8(at: p1 + 2))
+        a = a.addingProduct(t.w6, load8(at: p2))
+        c = c.addingProduct(t.w7, load8(at: p2 + 1))
+        a = a.addingProduct(t.w8, load8(at: p2 + 2))
+        UnsafeMutableRawPointer(y + ow).storeBytes(of: a + c, as: SIMD8<Float>.self)
+    }
+    var ow = 0
+    while ow + 8 <= count {
+        eight(ow)
+        ow += 8
+    }
+    if ow < count { eight(count - 8) }  // overlaps outputs already written, with the same values
+}
+
+/// As `row3x3Stride1` for stride 2: the even and odd lanes of 16 inputs give kernel columns 0 and 1.
+@inline(__always)
+private func row3x3Stride2(
+    _ r: UnsafePointer<Float>, _ w: Int, _ t: Taps3x3, _ bias: Float, _ y: UnsafeMutablePointer<Float>, _ count: Int
+) {
+    let b = SIMD8<Float>(repeating: bias)
+    @inline(__always) func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+    }
+    @inline(__always) func eight(_ ow: Int) {
+        let p0 = r + 2 &* ow
+        let p1 = p0 + w
+        let p2 = p1 + w
+        let v0 = load16(p0), v1 = load16(p1), v2 = load16(p2)
+        var a = b.addingProduct(t.w0, v0.evenHalf)
+        var c = t.w3 * v1.evenHalf
+        a = a.addingProduct(t.w1, v0.oddHalf)
+        c = c.addingProduct(t.w4, v1.oddHalf)
+        a = a.addingProduct(t.w2, load16(p0 + 2).evenHalf)
+        c = c.addingProduct(t.w5, load16(p1 + 2).evenHalf)
+        a = a.addingProduct(t.w6, v2.evenHalf)
+        c = c.addingProduct(t.w7, v2.oddHalf)
+        a = a.addingProduct(t.w8, load16(p2 + 2).evenHalf)
+        UnsafeMutableRawPointer(y + ow).storeBytes(of: a + c, as: SIMD8<Float>.self)
+    }
+    var ow = 0
+    while ow + 8 <= count {
+        eight(ow)
+        ow += 8
+    }
+    if ow < count { eight(count - 8) }  // overlaps outputs already written, with the same values
 }

@@ -54,92 +54,162 @@ struct Im2colB: GEMMOperand {
         return UnsafePointer(scratch)
     }
 
+    /// Packs rows `k0..<k0+kc` and columns `start..<start+size` of the column matrix. Each row (channel, kernel
+    /// offset) is walked along output rows, where the input is a contiguous run (stride 1) or a strided one, and
+    /// written in pieces that end at panel boundaries.
     func pack(_ start: Int, _ size: Int, k0: Int, kc: Int, into dst: UnsafeMutablePointer<Float>) {
         let s = self.s
         let nr = GEMMBlocking.nr
         let end = min(start + size, s.outputSpatial)
         let panelCount = (size + nr - 1) / nr
+        let panelStride = kc &* nr
+        // Columns past the matrix's end in the last panel are zero for every row.
+        let padded = start + panelCount * nr
+        if end < padded {
+            for j in (end - start)..<(padded - start) {
+                let d = dst + (j >> 4) &* panelStride + (j & 15)
+                for kk in 0..<kc { d[kk &* nr] = 0 }
+            }
+        }
+        if end <= start { return }
+        let ow0 = start % s.ow
+        let rest = start / s.ow
+        let oh0 = rest % s.oh
+        let od0 = rest / s.oh
         let plane = s.inputSpatial
-        for p in 0..<panelCount {
-            let c0 = start + p * nr
-            let valid = max(0, min(nr, end - c0))
-            let out = dst + p * kc * nr
-            let ow0 = c0 % s.ow
-            let rest = c0 / s.ow
-            let oh0 = rest % s.oh
-            let od0 = rest / s.oh
-            var kw = k0 % s.kw
-            var t = k0 / s.kw
-            var kh = t % s.kh
-            t /= s.kh
-            var kd = t % s.kd
-            var ci = t / s.kd
-            for kk in 0..<kc {
-                let row = out + kk * nr
-                let chan = x + ci * plane
-                let offD = kd * s.dd - s.pd
-                let offH = kh * s.dh - s.ph
-                let offW = kw * s.dw - s.pw
-                var j = 0
-                var ow = ow0
-                var oh = oh0
-                var od = od0
-                while j < valid {
-                    let len = min(valid - j, s.ow - ow)
-                    let id = od * s.sd + offD
-                    let ih = oh * s.sh + offH
-                    let seg = row + j
-                    if UInt(bitPattern: id) >= UInt(s.d) || UInt(bitPattern: ih) >= UInt(s.h) {
-                        seg.update(repeating: 0, count: len)
-                    } else {
-                        let src = chan + (id * s.h + ih) * s.w
-                        let iw0 = ow * s.sw + offW
+        var kw = k0 % s.kw
+        var t = k0 / s.kw
+        var kh = t % s.kh
+        t /= s.kh
+        var kd = t % s.kd
+        var ci = t / s.kd
+        for kk in 0..<kc {
+            let row = dst + kk &* nr
+            let chan = x + ci &* plane
+            let offD = kd &* s.dd &- s.pd
+            let offH = kh &* s.dh &- s.ph
+            let offW = kw &* s.dw &- s.pw
+            // Output columns ow with 0 <= ow * sw + offW < w: lo..<hi.
+            let lo = offW >= 0 ? 0 : min(s.ow, (-offW + s.sw - 1) / s.sw)
+            let hi = s.w - 1 - offW < 0 ? 0 : max(lo, min(s.ow, (s.w - 1 - offW) / s.sw + 1))
+            var j = 0
+            var ow = ow0
+            var oh = oh0
+            var od = od0
+            let total = end - start
+            while j < total {
+                let len = min(total - j, s.ow - ow)
+                let id = od &* s.sd &+ offD
+                let ih = oh &* s.sh &+ offH
+                if UInt(bitPattern: id) >= UInt(s.d) || UInt(bitPattern: ih) >= UInt(s.h) {
+                    zeroRun(row, j, len, panelStride)
+                } else {
+                    let src = chan + ((id &* s.h &+ ih) &* s.w &+ offW)
+                    // Within this output row: zeros before `lo`, input from `lo` to `hi`, zeros after.
+                    let a = min(max(lo - ow, 0), len)
+                    let b = max(a, min(hi - ow, len))
+                    if a > 0 { zeroRun(row, j, a, panelStride) }
+                    if b > a {
                         if s.sw == 1 {
-                            let lo = min(len, max(0, -iw0))
-                            let hi = max(lo, min(len, s.w - iw0))
-                            if lo == 0 && hi == 16 {
-                                let raw = UnsafeRawPointer(src + iw0)
-                                let r = UnsafeMutableRawPointer(seg)
-                                r.storeBytes(of: raw.loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-                                r.storeBytes(
-                                    of: raw.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self), toByteOffset: 32,
-                                    as: SIMD8<Float>.self)
-                            } else {
-                                for q in 0..<lo { seg[q] = 0 }
-                                for q in lo..<hi { seg[q] = src[iw0 + q] }
-                                for q in hi..<len { seg[q] = 0 }
-                            }
+                            copyRun(row, j + a, b - a, panelStride, src + ow + a)
                         } else {
-                            var iw = iw0
-                            for q in 0..<len {
-                                seg[q] = UInt(bitPattern: iw) < UInt(s.w) ? src[iw] : 0
-                                iw += s.sw
-                            }
+                            stridedRun(row, j + a, b - a, panelStride, src + (ow + a) &* s.sw, s.sw)
                         }
                     }
-                    j += len
-                    ow = 0
-                    oh += 1
-                    if oh == s.oh {
-                        oh = 0
-                        od += 1
-                    }
+                    if len > b { zeroRun(row, j + b, len - b, panelStride) }
                 }
-                for q in valid..<nr { row[q] = 0 }
-                kw += 1
-                if kw == s.kw {
-                    kw = 0
-                    kh += 1
-                    if kh == s.kh {
-                        kh = 0
-                        kd += 1
-                        if kd == s.kd {
-                            kd = 0
-                            ci += 1
-                        }
+                j += len
+                ow = 0
+                oh += 1
+                if oh == s.oh {
+                    oh = 0
+                    od += 1
+                }
+            }
+            kw += 1
+            if kw == s.kw {
+                kw = 0
+                kh += 1
+                if kh == s.kh {
+                    kh = 0
+                    kd += 1
+                    if kd == s.kd {
+                        kd = 0
+                        ci += 1
                     }
                 }
             }
         }
+    }
+}
+
+/// Writes `count` zeros at columns `j...` of a packed row (`row` is the row in panel 0).
+@inline(__always)
+private func zeroRun(_ row: UnsafeMutablePointer<Float>, _ j: Int, _ count: Int, _ panelStride: Int) {
+    var j = j
+    var left = count
+    while left > 0 {
+        let o = j & 15
+        let take = min(16 - o, left)
+        (row + (j >> 4) &* panelStride + o).update(repeating: 0, count: take)
+        j += take
+        left -= take
+    }
+}
+
+/// Copies `count` contiguous floats from `src` to columns `j...` of a packed row.
+@inline(__always)
+private func copyRun(
+    _ row: UnsafeMutablePointer<Float>, _ j: Int, _ count: Int, _ panelStride: Int, _ src: UnsafePointer<Float>
+) {
+    var j = j
+    var left = count
+    var from = src
+    while left > 0 {
+        let o = j & 15
+        let d = row + (j >> 4) &* panelStride + o
+        if o == 0 && left >= 16 {
+            let r = UnsafeRawPointer(from)
+            let w = UnsafeMutableRawPointer(d)
+            w.storeBytes(of: r.loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+            w.storeBytes(of: r.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self), toByteOffset: 32, as: SIMD8<Float>.self)
+            j += 16
+            left -= 16
+            from += 16
+            continue
+        }
+        let take = min(16 - o, left)
+        var q = 0
+        if take >= 8 {
+            UnsafeMutableRawPointer(d).storeBytes(of: UnsafeRawPointer(from).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+            q = 8
+        }
+        while q < take {
+            d[q] = from[q]
+            q += 1
+        }
+        j += take
+        left -= take
+        from += take
+    }
+}
+
+/// Copies `count` floats `step` apart from `src` to columns `j...` of a packed row.
+@inline(__always)
+private func stridedRun(
+    _ row: UnsafeMutablePointer<Float>, _ j: Int, _ count: Int, _ panelStride: Int, _ src: UnsafePointer<Float>,
+    _ step: Int
+) {
+    var j = j
+    var left = count
+    var from = src
+    while left > 0 {
+        let o = j & 15
+        let take = min(16 - o, left)
+        let d = row + (j >> 4) &* panelStride + o
+        for q in 0..<take { d[q] = from[q &* step] }
+        j += take
+        left -= take
+        from += take &* step
     }
 }

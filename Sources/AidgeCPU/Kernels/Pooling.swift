@@ -260,11 +260,11 @@ final class PoolKernel: Kernel {
             for kw in 0..<s.kw {
                 let p = r + kw &* s.dw
                 if isMax {
-                    a0 = pointwiseMax(a0, load(p))
+                    a0 = maxLanes(a0, load(p))
                     if count == 4 {
-                        a1 = pointwiseMax(a1, load(p + step))
-                        a2 = pointwiseMax(a2, load(p + 2 &* step))
-                        a3 = pointwiseMax(a3, load(p + 3 &* step))
+                        a1 = maxLanes(a1, load(p + step))
+                        a2 = maxLanes(a2, load(p + 2 &* step))
+                        a3 = maxLanes(a3, load(p + 3 &* step))
                     }
                 } else {
                     a0 += load(p)
@@ -386,7 +386,7 @@ final class GlobalPoolKernel: Kernel {
         var acc = SIMD8<Float>(repeating: -.infinity)
         var i = 0
         while i + 8 <= n {
-            acc = pointwiseMax(acc, UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self))
+            acc = maxLanes(acc, UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self))
             i += 8
         }
         var m = acc.max()
@@ -396,4 +396,11 @@ final class GlobalPoolKernel: Kernel {
         }
         return m
     }
+}
+
+/// Lane-wise maximum as one compare and blend (the standard library's `pointwiseMax` goes lane by lane).
+/// A NaN in `b` is skipped, as the ONNX reference skips NaN inputs of MaxPool.
+@inline(__always)
+func maxLanes(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+    a.replacing(with: b, where: b .> a)
 }
