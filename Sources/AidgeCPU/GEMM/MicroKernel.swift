@@ -122,6 +122,37 @@ func microKernel6x16(
     }
 }
 
+/// A 6x8 kernel for the last panel of B when it holds at most 8 columns (half the work of the 6x16 kernel).
+/// Reads the first 8 floats of each 16-float group of the packed panel.
+@inline(__always)
+func microKernel6x8(
+    _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+    rows: Int, cols: Int, edge: UnsafeMutablePointer<Float>, _ ep: GEMMEpilogue, _ tile: TileContext
+) {
+    var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>()
+    var c3 = SIMD8<Float>(), c4 = SIMD8<Float>(), c5 = SIMD8<Float>()
+    var pa = a
+    var pb = UnsafeRawPointer(b)
+    for _ in 0..<kc {
+        let b0 = pb.load(as: SIMD8<Float>.self)
+        c0 = c0.addingProduct(SIMD8(repeating: pa[0]), b0)
+        c1 = c1.addingProduct(SIMD8(repeating: pa[1]), b0)
+        c2 = c2.addingProduct(SIMD8(repeating: pa[2]), b0)
+        c3 = c3.addingProduct(SIMD8(repeating: pa[3]), b0)
+        c4 = c4.addingProduct(SIMD8(repeating: pa[4]), b0)
+        c5 = c5.addingProduct(SIMD8(repeating: pa[5]), b0)
+        pa += 6
+        pb += 64
+    }
+    if ep.alpha != 1 {
+        let s = SIMD8<Float>(repeating: ep.alpha)
+        c0 *= s; c1 *= s; c2 *= s; c3 *= s; c4 *= s; c5 *= s
+    }
+    storeV8(c0, edge); storeV8(c1, edge + 16); storeV8(c2, edge + 32)
+    storeV8(c3, edge + 48); storeV8(c4, edge + 64); storeV8(c5, edge + 80)
+    storeEdge(edge, c, ldc, rows: rows, cols: cols, ep, tile)
+}
+
 /// Writes one full 16-wide row of a tile with the epilogue.
 @inline(__always)
 private func storeRow(

@@ -121,7 +121,11 @@ enum SGEMM {
                             let row = ic + ir * mr
                             let col = jc + jr * nr
                             let cTile = c + row * ldc + col
-                            if rowsHere >= 3 {
+                            if rowsHere >= 3 && cols <= 8 {
+                                microKernel6x8(
+                                    kc, aPanel, bPanel, cTile, ldc, rows: rowsHere, cols: cols, edge: edge, ep,
+                                    TileContext(row: row, col: col, addOld: addOld, last: last))
+                            } else if rowsHere >= 3 {
                                 microKernel6x16(
                                     kc, aPanel, bPanel, cTile, ldc, rows: rowsHere, cols: cols, edge: edge, ep,
                                     TileContext(row: row, col: col, addOld: addOld, last: last))
