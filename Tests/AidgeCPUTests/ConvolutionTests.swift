@@ -145,6 +145,21 @@ final class ConvolutionTests: XCTestCase {
         try check(Spec(x: [1, 3, 9, 41], w: [3, 1, 5, 5], group: 3, strides: [2, 2], pads: [2, 2, 2, 2]))
     }
 
+    func testWinograd3x3() throws {
+        // 3x3 stride-1 convolutions with constant weights and at least 16 channels each way.
+        try check(Spec(x: [1, 16, 9, 11], w: [16, 16, 3, 3], pads: [1, 1, 1, 1]))
+        try check(Spec(x: [2, 20, 8, 8], w: [17, 20, 3, 3], bias: false))
+        try check(Spec(x: [1, 16, 10, 13], w: [24, 16, 3, 3], pads: [0, 2, 1, 0]))
+        try check(Spec(x: [1, 16, 6, 40], w: [16, 16, 3, 3], pads: [1, 1, 1, 1]))
+        try check(Spec(x: [1, 16, 7, 7], w: [32, 16, 3, 3], autoPad: "SAME_UPPER"))
+        try check(Spec(x: [1, 300, 4, 5], w: [16, 300, 3, 3], pads: [1, 1, 1, 1]))  // two K blocks
+        // Many small blocks of tiles, starting in the middle of tile rows.
+        let saved = ConvolutionTuning.winogradBlockFloats
+        defer { ConvolutionTuning.winogradBlockFloats = saved }
+        ConvolutionTuning.winogradBlockFloats = 16 * 32 * 16
+        try check(Spec(x: [1, 16, 20, 21], w: [16, 16, 3, 3], pads: [1, 1, 1, 1]))
+    }
+
     func testAutoPad() throws {
         for mode in ["SAME_UPPER", "SAME_LOWER"] {
             try check(Spec(x: [1, 3, 10, 9], w: [4, 3, 3, 3], strides: [2, 2], autoPad: mode))

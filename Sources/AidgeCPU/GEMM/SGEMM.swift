@@ -73,11 +73,22 @@ enum SGEMM {
         for tm in 1...t where t % tm == 0 {
             let tn = t / tm
             if tm > mPanels || tn > nPanels { continue }
-            let mp = (mPanels + tm - 1) / tm
-            let np = (nPanels + tn - 1) / tn
-            var cost = mp * np * GEMMBlocking.mr * GEMMBlocking.nr * k
-            if !aPacked { cost += mp * GEMMBlocking.mr * k * packCost }
-            if !bPacked { cost += np * GEMMBlocking.nr * k * packCost }
+            // The busiest thread's tiles, in half tiles (a last panel of at most 8 columns costs half).
+            var rowPanels = 0
+            for i in 0..<tm { rowPanels = max(rowPanels, mPanels * (i + 1) / tm - mPanels * i / tm) }
+            var colHalves = 0
+            var colPanels = 0
+            for j in 0..<tn {
+                let c0 = nPanels * j / tn * GEMMBlocking.nr
+                let c1 = min(n, nPanels * (j + 1) / tn * GEMMBlocking.nr)
+                let full = (c1 - c0) / GEMMBlocking.nr
+                let rest = (c1 - c0) % GEMMBlocking.nr
+                colHalves = max(colHalves, 2 * full + (rest == 0 ? 0 : rest <= 8 ? 1 : 2))
+                colPanels = max(colPanels, (c1 - c0 + GEMMBlocking.nr - 1) / GEMMBlocking.nr)
+            }
+            var cost = rowPanels * colHalves * GEMMBlocking.mr * GEMMBlocking.nr / 2 * k
+            if !aPacked { cost += rowPanels * GEMMBlocking.mr * k * packCost }
+            if !bPacked { cost += colPanels * GEMMBlocking.nr * k * packCost }
             if cost < bestCost {
                 bestCost = cost
                 best = (tm, tn)

@@ -11,6 +11,9 @@ func registerConvolutionKernels(_ registry: KernelRegistry) {
             if DepthwiseConvKernel.applies(geometry, shape) {
                 return try DepthwiseConvKernel(request, geometry, shape)
             }
+            if WinogradConvKernel.applies(geometry, shape, weightsKnown: try request.input(1).value != nil) {
+                return try WinogradConvKernel(request, geometry, shape)
+            }
             return try ConvF32Kernel(request, geometry, shape)
         case .float64:
             return ConvLoopKernel(geometry, shape)
