@@ -6,25 +6,40 @@ import AidgeCore
 func registerNormalizationKernels(_ registry: KernelRegistry) {
     registry.register("BatchNormalization", backend: "cpu") { request in
         switch try request.input(0).dtype {
-        case .float32: return try BatchNormKernel<Float>(request)
-        case .float64: return try BatchNormKernel<Double>(request)
+        case .float32: return specialized(try BatchNormKernel<Float>(request))
+        case .float64: return specialized(try BatchNormKernel<Double>(request))
         case let other: throw request.unsupportedType(other)
         }
     }
     registry.register("LayerNormalization", backend: "cpu") { request in
         switch try request.input(0).dtype {
-        case .float32: return try LayerNormKernel<Float>(request)
-        case .float64: return try LayerNormKernel<Double>(request)
+        case .float32: return specialized(try LayerNormKernel<Float>(request))
+        case .float64: return specialized(try LayerNormKernel<Double>(request))
         case let other: throw request.unsupportedType(other)
         }
     }
     registry.register("InstanceNormalization", backend: "cpu") { request in
         switch try request.input(0).dtype {
-        case .float32: return try InstanceNormKernel<Float>(request)
-        case .float64: return try InstanceNormKernel<Double>(request)
+        case .float32: return specialized(try InstanceNormKernel<Float>(request))
+        case .float64: return specialized(try InstanceNormKernel<Double>(request))
         case let other: throw request.unsupportedType(other)
         }
     }
+}
+
+/// Runs a generic kernel through a closure made where its type is concrete (the `Kernel` witness of a generic
+/// class would run its unspecialised form).
+private final class SpecializedNormKernel: Kernel {
+    let body: ([Tensor?], [Tensor]) throws -> Void
+
+    init(_ body: @escaping ([Tensor?], [Tensor]) throws -> Void) { self.body = body }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws { try body(inputs, outputs) }
+}
+
+@inline(__always)
+private func specialized<K: Kernel>(_ kernel: K) -> any Kernel {
+    SpecializedNormKernel { try kernel.run($0, $1) }
 }
 
 private typealias NormElement = ReductionElement & BinaryFloatingPoint

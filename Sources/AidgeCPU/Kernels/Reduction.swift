@@ -116,14 +116,54 @@ extension ReductionElement where Self: FixedWidthInteger {
     @inline(__always) var reduceIsNaN: Bool { false }
 }
 
+// The SIMD selects are written per concrete type: through the generic extensions above they do not lower to
+// vector instructions (lane-by-lane code, over ten times slower).
 extension Float: ReductionElement {
     @inline(__always) static func reduceLog(_ a: Float) -> Float { logf(a) }
+    @inline(__always) static func reduceMax(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        b.replacing(with: a, where: (a .> b) .| (a .!= a))
+    }
+    @inline(__always) static func reduceMin(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        b.replacing(with: a, where: (a .< b) .| (a .!= a))
+    }
+    @inline(__always) static func reduceAbs(_ a: SIMD8<Float>) -> SIMD8<Float> {
+        unsafeBitCast(unsafeBitCast(a, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
+    }
 }
 extension Double: ReductionElement {
     @inline(__always) static func reduceLog(_ a: Double) -> Double { log(a) }
+    @inline(__always) static func reduceMax(_ a: SIMD8<Double>, _ b: SIMD8<Double>) -> SIMD8<Double> {
+        b.replacing(with: a, where: (a .> b) .| (a .!= a))
+    }
+    @inline(__always) static func reduceMin(_ a: SIMD8<Double>, _ b: SIMD8<Double>) -> SIMD8<Double> {
+        b.replacing(with: a, where: (a .< b) .| (a .!= a))
+    }
+    @inline(__always) static func reduceAbs(_ a: SIMD8<Double>) -> SIMD8<Double> {
+        unsafeBitCast(unsafeBitCast(a, to: SIMD8<UInt64>.self) & 0x7FFF_FFFF_FFFF_FFFF, to: SIMD8<Double>.self)
+    }
 }
-extension Int32: ReductionElement {}
-extension Int64: ReductionElement {}
+extension Int32: ReductionElement {
+    @inline(__always) static func reduceMax(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> {
+        b.replacing(with: a, where: a .> b)
+    }
+    @inline(__always) static func reduceMin(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> {
+        b.replacing(with: a, where: a .< b)
+    }
+    @inline(__always) static func reduceAbs(_ a: SIMD8<Int32>) -> SIMD8<Int32> {
+        a.replacing(with: 0 &- a, where: a .< 0)
+    }
+}
+extension Int64: ReductionElement {
+    @inline(__always) static func reduceMax(_ a: SIMD8<Int64>, _ b: SIMD8<Int64>) -> SIMD8<Int64> {
+        b.replacing(with: a, where: a .> b)
+    }
+    @inline(__always) static func reduceMin(_ a: SIMD8<Int64>, _ b: SIMD8<Int64>) -> SIMD8<Int64> {
+        b.replacing(with: a, where: a .< b)
+    }
+    @inline(__always) static func reduceAbs(_ a: SIMD8<Int64>) -> SIMD8<Int64> {
+        a.replacing(with: 0 &- a, where: a .< 0)
+    }
+}
 
 @inline(__always) private func loadVector<T: SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD8<T> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<T>.self)
@@ -137,6 +177,8 @@ extension Int64: ReductionElement {}
 
 /// How elements are folded: `load` maps each input element (|x|, x²), `combine` folds two partial results.
 private protocol Reducer {
+    /// The reducer that folds partial results (sums of |x| or x² are folded further as plain sums).
+    associatedtype Partial: Reducer
     static func identity<T: ReductionElement>(_: T.Type) -> T
     static func load<T: ReductionElement>(_ x: T) -> T
     static func load<T: ReductionElement>(_ x: SIMD8<T>) -> SIMD8<T>
@@ -157,16 +199,19 @@ extension SumLikeReducer {
 }
 
 private enum SumReducer: SumLikeReducer {
+    typealias Partial = SumReducer
     @inline(__always) static func load<T: ReductionElement>(_ x: T) -> T { x }
     @inline(__always) static func load<T: ReductionElement>(_ x: SIMD8<T>) -> SIMD8<T> { x }
 }
 
 private enum AbsSumReducer: SumLikeReducer {
+    typealias Partial = SumReducer
     @inline(__always) static func load<T: ReductionElement>(_ x: T) -> T { T.reduceAbs(x) }
     @inline(__always) static func load<T: ReductionElement>(_ x: SIMD8<T>) -> SIMD8<T> { T.reduceAbs(x) }
 }
 
 private enum SquareSumReducer: SumLikeReducer {
+    typealias Partial = SumReducer
     @inline(__always) static func load<T: ReductionElement>(_ x: T) -> T { T.reduceTimes(x, x) }
     @inline(__always) static func load<T: ReductionElement>(_ x: SIMD8<T>) -> SIMD8<T> { T.reduceTimes(x, x) }
 }
@@ -179,6 +224,7 @@ extension PlainReducer {
 }
 
 private enum MaxReducer: PlainReducer {
+    typealias Partial = MaxReducer
     @inline(__always) static func identity<T: ReductionElement>(_: T.Type) -> T { T.reduceLowest }
     @inline(__always) static func combine<T: ReductionElement>(_ a: T, _ b: T) -> T { T.reduceMax(a, b) }
     @inline(__always) static func combine<T: ReductionElement>(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {
@@ -187,6 +233,7 @@ private enum MaxReducer: PlainReducer {
 }
 
 private enum MinReducer: PlainReducer {
+    typealias Partial = MinReducer
     @inline(__always) static func identity<T: ReductionElement>(_: T.Type) -> T { T.reduceHighest }
     @inline(__always) static func combine<T: ReductionElement>(_ a: T, _ b: T) -> T { T.reduceMin(a, b) }
     @inline(__always) static func combine<T: ReductionElement>(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {
@@ -195,6 +242,7 @@ private enum MinReducer: PlainReducer {
 }
 
 private enum ProdReducer: PlainReducer {
+    typealias Partial = ProdReducer
     @inline(__always) static func identity<T: ReductionElement>(_: T.Type) -> T { T.reduceOne }
     @inline(__always) static func combine<T: ReductionElement>(_ a: T, _ b: T) -> T { T.reduceTimes(a, b) }
     @inline(__always) static func combine<T: ReductionElement>(_ a: SIMD8<T>, _ b: SIMD8<T>) -> SIMD8<T> {
@@ -310,18 +358,44 @@ private func applyPost<T: ReductionElement>(_ post: ReducePost, _ y: UnsafeMutab
     }
 }
 
+// MARK: Specialisation
+
+/// Runs a generic kernel through a closure made where its type is concrete: the `Kernel` witness of a generic
+/// class would run its unspecialised form (SIMD code through type metadata, many times slower).
+private final class SpecializedReduceKernel: Kernel {
+    let body: ([Tensor?], [Tensor]) throws -> Void
+
+    init(_ body: @escaping ([Tensor?], [Tensor]) throws -> Void) { self.body = body }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws { try body(inputs, outputs) }
+}
+
+@inline(__always)
+private func specialized<K: Kernel>(_ kernel: K) -> any Kernel {
+    SpecializedReduceKernel { try kernel.run($0, $1) }
+}
+
 // MARK: Layout
 
-/// A reduction seen as `[outer, reduced, inner]`, possibly after gathering the input into that order.
+/// One fold of a `[outer, reduced, inner]` block.
+private struct ReducePass {
+    var outer: Int
+    var reduced: Int
+    var inner: Int
+    var outputCount: Int { outer * inner }
+}
+
+/// A reduction as passes over `[outer, reduced, inner]` blocks: one when the reduced axes are one block (after
+/// merging adjacent axes), else one per block of reduced axes, innermost first, each into scratch memory. A
+/// kernel that needs `inner == 1` (`rowsOnly`) gathers the input instead so that the reduced axes come last.
 private struct ReduceLayout {
-    var outer = 1
+    /// Elements folded into each output element.
     var reduced = 1
-    var inner = 1
-    /// When the reduced axes are not one block: dimensions and input strides of the permuted view
-    /// (kept axes, then reduced axes) to copy into contiguous scratch first.
+    var passes: [ReducePass] = []
+    /// Dimensions and input strides of the permuted view (kept axes, then reduced axes) to copy into contiguous
+    /// scratch first, for `rowsOnly` kernels.
     var gather: (shape: [Int], strides: [Int])? = nil
 
-    /// `rowsOnly`: the kernel needs `inner == 1`.
     init(shape: [Int], axes: [Int], rowsOnly: Bool) {
         let strides = ShapeUtil.contiguousStrides(shape)
         // Merge adjacent axes of the same kind, skipping size-1 axes.
@@ -336,21 +410,22 @@ private struct ReduceLayout {
         }
         let kept = groups.filter { !$0.reduced }
         let folded = groups.filter { $0.reduced }
-        outer = kept.reduce(1) { $0 * $1.size }
+        let outer = kept.reduce(1) { $0 * $1.size }
         reduced = folded.reduce(1) { $0 * $1.size }
-        let pattern = groups.map(\.reduced)
-        switch pattern {
-        case [], [true], [false], [false, true]:
-            inner = 1
-        case [true, false] where !rowsOnly:
-            inner = outer
-            outer = 1
-        case [false, true, false] where !rowsOnly:
-            inner = groups[2].size
-            outer = groups[0].size
-        default:
-            let order = kept + folded
-            gather = (order.map(\.size), order.map(\.stride))
+        if folded.isEmpty || (rowsOnly && groups.last?.reduced != true) || (rowsOnly && folded.count > 1) {
+            if folded.count > 0 {
+                let order = kept + folded
+                gather = (order.map(\.size), order.map(\.stride))
+            }
+            passes = [ReducePass(outer: outer, reduced: reduced, inner: 1)]
+            return
+        }
+        var sizes = groups.map(\.size)
+        for j in groups.indices.reversed() where groups[j].reduced {
+            let before = sizes[..<j].reduce(1, *)
+            let after = sizes[(j + 1)...].reduce(1, *)
+            passes.append(ReducePass(outer: before, reduced: sizes[j], inner: after))
+            sizes[j] = 1
         }
     }
 }
@@ -419,20 +494,20 @@ private func makeReduceKernel(_ request: KernelRequest) throws -> any Kernel {
     }
     func make<T: ReductionElement>(_: T.Type) throws -> any Kernel {
         switch type {
-        case "ReduceSum", "ReduceMean", "ReduceLogSum": return ReduceKernel<T, SumReducer>(setup, post)
-        case "ReduceL1": return ReduceKernel<T, AbsSumReducer>(setup, post)
-        case "ReduceL2", "ReduceSumSquare": return ReduceKernel<T, SquareSumReducer>(setup, post)
-        case "ReduceMax": return ReduceKernel<T, MaxReducer>(setup, post)
-        case "ReduceMin": return ReduceKernel<T, MinReducer>(setup, post)
-        case "ReduceProd": return ReduceKernel<T, ProdReducer>(setup, post)
+        case "ReduceSum", "ReduceMean", "ReduceLogSum": return specialized(ReduceKernel<T, SumReducer>(setup, post))
+        case "ReduceL1": return specialized(ReduceKernel<T, AbsSumReducer>(setup, post))
+        case "ReduceL2", "ReduceSumSquare": return specialized(ReduceKernel<T, SquareSumReducer>(setup, post))
+        case "ReduceMax": return specialized(ReduceKernel<T, MaxReducer>(setup, post))
+        case "ReduceMin": return specialized(ReduceKernel<T, MinReducer>(setup, post))
+        case "ReduceProd": return specialized(ReduceKernel<T, ProdReducer>(setup, post))
         default: throw AidgeError.unsupported("\(type) has no CPU kernel")
         }
     }
     switch setup.dtype {
     case .float32:
-        return type == "ReduceLogSumExp" ? LogSumExpKernel<Float>(setup) : try make(Float.self)
+        return type == "ReduceLogSumExp" ? specialized(LogSumExpKernel<Float>(setup)) : try make(Float.self)
     case .float64:
-        return type == "ReduceLogSumExp" ? LogSumExpKernel<Double>(setup) : try make(Double.self)
+        return type == "ReduceLogSumExp" ? specialized(LogSumExpKernel<Double>(setup)) : try make(Double.self)
     case .int32 where !floatOnly: return try make(Int32.self)
     case .int64 where !floatOnly: return try make(Int64.self)
     default: throw request.unsupportedType(setup.dtype)
@@ -473,32 +548,34 @@ private final class ReduceKernel<T: ReductionElement, R: Reducer>: Kernel {
     let setup: ReduceSetup
     let layout: ReduceLayout
     let post: ReducePost
-    /// Rows split into this many parts when there are too few rows to spread over the cores.
+    /// Rows of the first pass split into this many parts when there are too few rows to spread over the cores.
     let splits: Int
     let partials: ReduceScratch<T>
-    /// Kahan compensation of the column sums (the output's layout).
+    /// Kahan compensation of column sums (the layout of a pass's output).
     let compensation: ReduceScratch<T>
-    /// The input gathered into `[outer, reduced]` order, when the reduced axes are not one block.
-    let gathered: ReduceScratch<T>
+    /// Outputs of the passes before the last one, alternately.
+    let intermediate: [ReduceScratch<T>]
 
     init(_ setup: ReduceSetup, _ post: ReducePost) {
         self.setup = setup
         self.post = post
         layout = setup.layout
+        let passes = layout.passes
+        let first = passes.first ?? ReducePass(outer: 1, reduced: 1, inner: 1)
         let threads = min(Parallel.threads, 16)
         splits =
-            layout.inner == 1 && layout.outer < threads && layout.reduced >= 1 << 16
-            ? max(1, min(threads, layout.reduced / (1 << 15))) : 1
-        partials = ReduceScratch(splits > 1 ? layout.outer * splits : 0)
-        compensation = ReduceScratch(layout.inner > 1 && R.isSum ? layout.outer * layout.inner : 0)
-        gathered = ReduceScratch(layout.gather != nil ? setup.inputCount : 0)
+            first.inner == 1 && first.outer < threads && first.reduced >= 1 << 16
+            ? max(1, min(threads, first.reduced / (1 << 15))) : 1
+        partials = ReduceScratch(splits > 1 ? first.outer * splits : 0)
+        let columns = passes.filter { $0.inner > 1 }.map(\.outputCount).max() ?? 0
+        compensation = ReduceScratch(R.isSum ? columns : 0)
+        var sizes = [0, 0]
+        for (i, p) in passes.enumerated().dropLast() { sizes[i % 2] = max(sizes[i % 2], p.outputCount) }
+        intermediate = sizes.map { ReduceScratch($0) }
     }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
-        let (input, y) = try checkReduce(inputs, outputs, setup, T.self)
-        let outer = layout.outer
-        let reduced = layout.reduced
-        let inner = layout.inner
+        let (x, y) = try checkReduce(inputs, outputs, setup, T.self)
         let count = setup.outputCount
         if count == 0 { return }
         if setup.inputCount == 0 {
@@ -507,17 +584,31 @@ private final class ReduceKernel<T: ReductionElement, R: Reducer>: Kernel {
             applyPost(post, y, count)
             return
         }
-        var x = input
-        if let gather = layout.gather {
-            gatherStrided(input, gathered.pointer, shape: gather.shape, strides: gather.strides)
-            x = UnsafePointer(gathered.pointer)
+        let passes = layout.passes
+        var source = x
+        for (i, pass) in passes.enumerated() {
+            let destination = i == passes.count - 1 ? y : intermediate[i % 2].pointer
+            if i == 0 {
+                fold(source, destination, pass, splits: splits, R.self)
+            } else {
+                fold(source, destination, pass, splits: 1, R.Partial.self)
+            }
+            source = UnsafePointer(destination)
         }
+        applyPost(post, y, count)
+    }
+
+    /// One pass: `y[o, i] = fold over r of x[o, r, i]`.
+    @inline(__always)
+    private func fold<Q: Reducer>(
+        _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ pass: ReducePass, splits: Int, _: Q.Type
+    ) {
+        let (outer, reduced, inner) = (pass.outer, pass.reduced, pass.inner)
         if reduced == 1 {
-            Parallel.forEach(count, grain: 1 << 16) { range in
-                for i in range { y[i] = R.load(x[i]) }
+            Parallel.forEach(pass.outputCount, grain: 1 << 16) { range in
+                for i in range { y[i] = Q.load(x[i]) }
             }
         } else if inner == 1 && splits > 1 {
-            let splits = self.splits
             let partial = partials.pointer
             Parallel.forEach(outer * splits, grain: 1) { range in
                 for t in range {
@@ -525,17 +616,17 @@ private final class ReduceKernel<T: ReductionElement, R: Reducer>: Kernel {
                     let k = t % splits
                     let start = reduced * k / splits
                     let end = reduced * (k + 1) / splits
-                    partial[t] = reduceRow(x + o * reduced + start, end - start, R.self)
+                    partial[t] = reduceRow(x + o * reduced + start, end - start, Q.self)
                 }
             }
             for o in 0..<outer {
                 var r = partial[o * splits]
-                for k in 1..<splits { r = R.combine(r, partial[o * splits + k]) }
+                for k in 1..<splits { r = Q.combine(r, partial[o * splits + k]) }
                 y[o] = r
             }
         } else if inner == 1 {
             Parallel.forEach(outer, grain: max(1, (1 << 15) / reduced)) { range in
-                for o in range { y[o] = reduceRow(x + o * reduced, reduced, R.self) }
+                for o in range { y[o] = reduceRow(x + o * reduced, reduced, Q.self) }
             }
         } else {
             let width = min(inner, 1024)
@@ -548,11 +639,10 @@ private final class ReduceKernel<T: ReductionElement, R: Reducer>: Kernel {
                     let cols = (c * width)..<min((c + 1) * width, inner)
                     reduceColumns(
                         x + o * reduced * inner, y + o * inner, comp + o * inner, reduced: reduced, inner: inner,
-                        cols: cols, R.self)
+                        cols: cols, Q.self)
                 }
             }
         }
-        applyPost(post, y, count)
     }
 }
 
@@ -582,7 +672,7 @@ private final class LogSumExpKernel<T: ReductionElement & BinaryFloatingPoint>: 
             x = UnsafePointer(gathered.pointer)
         }
         let reduced = layout.reduced
-        Parallel.forEach(layout.outer, grain: max(1, (1 << 13) / reduced)) { range in
+        Parallel.forEach(layout.passes.first?.outer ?? 1, grain: max(1, (1 << 13) / reduced)) { range in
             for o in range {
                 let row = x + o * reduced
                 let m = reduceRow(row, reduced, MaxReducer.self)
@@ -636,10 +726,10 @@ private func makeArgReduceKernel(_ request: KernelRequest) throws -> any Kernel 
     let isMax = type == "ArgMax"
     func make<T: ReductionElement>(_: T.Type) -> any Kernel {
         switch (isMax, last) {
-        case (true, false): return ArgReduceKernel<T, ArgMaxFirst>(x.shape, axis)
-        case (true, true): return ArgReduceKernel<T, ArgMaxLast>(x.shape, axis)
-        case (false, false): return ArgReduceKernel<T, ArgMinFirst>(x.shape, axis)
-        case (false, true): return ArgReduceKernel<T, ArgMinLast>(x.shape, axis)
+        case (true, false): return specialized(ArgReduceKernel<T, ArgMaxFirst>(x.shape, axis))
+        case (true, true): return specialized(ArgReduceKernel<T, ArgMaxLast>(x.shape, axis))
+        case (false, false): return specialized(ArgReduceKernel<T, ArgMinFirst>(x.shape, axis))
+        case (false, true): return specialized(ArgReduceKernel<T, ArgMinLast>(x.shape, axis))
         }
     }
     switch x.dtype {

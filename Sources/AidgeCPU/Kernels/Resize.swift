@@ -164,10 +164,25 @@ private func makeResizeKernel(_ request: KernelRequest) throws -> any Kernel {
         return try ResizeNearestKernel(geometry, taps, dtype: x.dtype)
     }
     switch x.dtype {
-    case .float32: return ResizeInterpolateKernel<Float>(geometry, taps, axes: resized)
-    case .float64: return ResizeInterpolateKernel<Double>(geometry, taps, axes: resized)
+    case .float32: return specialized(ResizeInterpolateKernel<Float>(geometry, taps, axes: resized))
+    case .float64: return specialized(ResizeInterpolateKernel<Double>(geometry, taps, axes: resized))
     default: throw request.unsupportedType(x.dtype)
     }
+}
+
+/// Runs a generic kernel through a closure made where its type is concrete (the `Kernel` witness of a generic
+/// class would run its unspecialised form).
+private final class SpecializedResizeKernel: Kernel {
+    let body: ([Tensor?], [Tensor]) throws -> Void
+
+    init(_ body: @escaping ([Tensor?], [Tensor]) throws -> Void) { self.body = body }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws { try body(inputs, outputs) }
+}
+
+@inline(__always)
+private func specialized<K: Kernel>(_ kernel: K) -> any Kernel {
+    SpecializedResizeKernel { try kernel.run($0, $1) }
 }
 
 /// Checks a resize kernel's input and output against its plan.
@@ -266,6 +281,8 @@ private final class ResizeNearestKernel: Kernel {
         let starts = tableStart
         let extrapolates = self.extrapolates
         Parallel.forEach(rows, grain: max(1, (1 << 14) / max(inner, 1))) { range in
+            // Upsampling repeats rows: a row that reads the same input row as the one before is a copy of it.
+            var previousBase = -1
             for row in range {
                 var rest = row
                 var base = 0
@@ -280,7 +297,15 @@ private final class ResizeNearestKernel: Kernel {
                 let dst = y + row * inner
                 if outside {
                     dst.update(repeating: value, count: inner)
-                } else if extrapolates {
+                    previousBase = -1
+                    continue
+                }
+                if base == previousBase {
+                    dst.update(from: dst - inner, count: inner)
+                    continue
+                }
+                previousBase = base
+                if extrapolates {
                     for j in 0..<inner {
                         let offset = last[j]
                         dst[j] = offset < 0 ? value : x[base + offset]
