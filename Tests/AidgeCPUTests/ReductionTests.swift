@@ -290,6 +290,15 @@ final class ReductionTests: XCTestCase {
         XCTAssertEqual(try z.scalars(as: Int64.self), [3])
     }
 
+    func testArgMaxTreatsNaNAsLargestAndSmallest() throws {
+        // NumPy's rule: the first NaN wins, along rows and along columns.
+        let x = try Tensor([1, .nan, 7, .nan, 2, 3] as [Float], shape: [2, 3])
+        let rows = try runOperator("ArgMax", ["axis": .int(1), "keepdims": .int(0)], inputs: [x])[0]
+        XCTAssertEqual(try rows.scalars(as: Int64.self), [1, 0])
+        let columns = try runOperator("ArgMin", ["axis": .int(0), "keepdims": .int(0)], inputs: [x])[0]
+        XCTAssertEqual(try columns.scalars(as: Int64.self), [1, 0, 1])
+    }
+
     func testArgMaxErrors() throws {
         XCTAssertThrowsError(try runOperator("ArgMax", ["axis": .int(2)], inputs: [Tensor(zeros: [2, 3])])) { error in
             XCTAssertTrue("\(error)".contains("out of range"), "\(error)")
