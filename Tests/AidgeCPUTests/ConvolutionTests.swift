@@ -14,6 +14,9 @@ final class ConvolutionTests: XCTestCase {
         var pads: [Int]? = nil
         var autoPad: String? = nil
         var bias = true
+        /// A fused Relu or Clip (ONNX Runtime's FusedConv attributes).
+        var activation: String? = nil
+        var activationParams: [Float] = []
 
         var rank: Int { x.count - 2 }
         var attributes: Attributes {
@@ -22,7 +25,20 @@ final class ConvolutionTests: XCTestCase {
             if let dilations { a["dilations"] = .ints(dilations) }
             if let pads { a["pads"] = .ints(pads) }
             if let autoPad { a["auto_pad"] = .string(autoPad) }
+            if let activation {
+                a["activation"] = .string(activation)
+                if !activationParams.isEmpty { a["activation_params"] = .floats(activationParams) }
+            }
             return a
+        }
+
+        /// The fused activation applied to a reference value.
+        func activate(_ v: Double) -> Double {
+            switch activation {
+            case "Relu": return max(v, 0)
+            case "Clip": return min(max(v, Double(activationParams[0])), Double(activationParams[1]))
+            default: return v
+            }
         }
     }
 
@@ -86,7 +102,7 @@ final class ConvolutionTests: XCTestCase {
                             acc += Double(xv) * Double(wv)
                         }
                     }
-                    y[(bi * cout + oc) * outCount + o] = acc
+                    y[(bi * cout + oc) * outCount + o] = s.activate(acc)
                 }
             }
         }
@@ -158,6 +174,33 @@ final class ConvolutionTests: XCTestCase {
         defer { ConvolutionTuning.winogradBlockFloats = saved }
         ConvolutionTuning.winogradBlockFloats = 16 * 32 * 16
         try check(Spec(x: [1, 16, 20, 21], w: [16, 16, 3, 3], pads: [1, 1, 1, 1]))
+    }
+
+    func testFusedActivation() throws {
+        for (kind, params) in [("Relu", [Float]()), ("Clip", [Float(-0.25), 0.5])] {
+            func spec(_ s: Spec) -> Spec {
+                var s = s
+                s.activation = kind
+                s.activationParams = params
+                return s
+            }
+            try check(spec(Spec(x: [1, 3, 9, 11], w: [5, 3, 3, 3], strides: [2, 1], pads: [1, 1, 1, 1])))  // im2col
+            try check(spec(Spec(x: [1, 16, 12, 9], w: [17, 16, 3, 3], pads: [1, 1, 1, 1])))  // Winograd
+            try check(spec(Spec(x: [1, 8, 5, 7], w: [7, 8, 1, 1])))  // pointwise
+            try check(spec(Spec(x: [1, 8, 5, 7], w: [7, 8, 1, 1])), constants: [])  // weights at run time
+            try check(spec(Spec(x: [1, 6, 10, 20], w: [6, 1, 3, 3], group: 6, pads: [1, 1, 1, 1])))  // depthwise
+            try check(spec(Spec(x: [1, 6, 10, 40], w: [6, 1, 3, 3], group: 6, strides: [2, 2], pads: [1, 1, 1, 1])))
+            try check(spec(Spec(x: [1, 6, 9, 9], w: [6, 1, 5, 5], group: 6, pads: [2, 2, 2, 2])))
+            try check(spec(Spec(x: [1, 6, 7, 40], w: [6, 1, 5, 5], group: 6, pads: [2, 2, 2, 2])))
+            try check(spec(Spec(x: [1, 6, 7, 7], w: [6, 1, 3, 3], group: 6, strides: [3, 3], pads: [1, 1, 1, 1])))
+        }
+        XCTAssertThrowsError(
+            try runOperator(
+                "Conv", ["activation": .string("Tanh")], inputs: [Tensor(zeros: [1, 3, 8, 8]), Tensor(zeros: [4, 3, 3, 3])]))
+        XCTAssertThrowsError(
+            try runOperator(
+                "Conv", ["activation": .string("Clip"), "activation_params": .floats([0])],
+                inputs: [Tensor(zeros: [1, 3, 8, 8]), Tensor(zeros: [4, 3, 3, 3])]))
     }
 
     func testAutoPad() throws {

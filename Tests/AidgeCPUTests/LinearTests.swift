@@ -82,6 +82,27 @@ final class LinearTests: XCTestCase {
         try checkGemm(m: 4, n: 6, k: 3, beta: 3, cShape: [4, 6], constants: [2])
     }
 
+    func testGemmFusedActivation() throws {
+        let a = randomFloats(7 * 33, seed: 41)
+        let b = randomFloats(33 * 20, seed: 42)
+        let c = randomFloats(20, seed: 43)
+        let expected = gemmReference(
+            a.map(Double.init), [7, 33], b.map(Double.init), [20, 33], c.map(Double.init), [20], transA: false,
+            transB: true, alpha: 1, beta: 1)
+        for constants in [Set<Int>([1, 2]), []] {
+            let relu = try runOperator(
+                "Gemm", ["transB": .int(1), "activation": .string("Relu")],
+                inputs: [try Tensor(a, shape: [7, 33]), try Tensor(b, shape: [20, 33]), try Tensor(c, shape: [20])],
+                constants: constants)
+            assertClose(try relu[0].scalars(as: Float.self), expected.map { Float(max($0, 0)) }, atol: 1e-4)
+            let clip = try runOperator(
+                "Gemm", ["transB": .int(1), "activation": .string("Clip"), "activation_params": .floats([-0.5, 1])],
+                inputs: [try Tensor(a, shape: [7, 33]), try Tensor(b, shape: [20, 33]), try Tensor(c, shape: [20])],
+                constants: constants)
+            assertClose(try clip[0].scalars(as: Float.self), expected.map { Float(min(max($0, -0.5), 1)) }, atol: 1e-4)
+        }
+    }
+
     func testGemmFloat64() throws {
         let a: [Double] = [1, 2, 3, 4, 5, 6]
         let b: [Double] = [1, 0, -1, 2, 0.5, 3]

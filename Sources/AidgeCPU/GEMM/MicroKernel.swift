@@ -33,10 +33,23 @@ struct GEMMEpilogue {
         if last {
             if let rowBias { v += rowBias[row] }
             if let colBias { v += colBias[col] }
-            if clamps { v = Swift.min(Swift.max(v, lower), upper) }
+            if clamps { v = clampScalar(v, lower, upper) }
         }
         return v
     }
+}
+
+/// `v` clamped to `lo...hi`; NaN stays NaN (as ONNX Relu and Clip give).
+@inline(__always)
+func clampScalar(_ v: Float, _ lo: Float, _ hi: Float) -> Float {
+    v < lo ? lo : v > hi ? hi : v
+}
+
+/// Lane-wise `clampScalar`, as two compares and blends.
+@inline(__always)
+func clampLanes(_ v: SIMD8<Float>, _ lo: SIMD8<Float>, _ hi: SIMD8<Float>) -> SIMD8<Float> {
+    let r = v.replacing(with: lo, where: v .< lo)
+    return r.replacing(with: hi, where: r .> hi)
 }
 
 /// Where a tile lies and which K block produced it.
@@ -177,8 +190,8 @@ private func storeRow(
         if ep.clamps {
             let lo = SIMD8<Float>(repeating: ep.lower)
             let hi = SIMD8<Float>(repeating: ep.upper)
-            x0 = x0.clamped(lowerBound: lo, upperBound: hi)
-            x1 = x1.clamped(lowerBound: lo, upperBound: hi)
+            x0 = clampLanes(x0, lo, hi)
+            x1 = clampLanes(x1, lo, hi)
         }
     }
     storeV8(x0, p)
@@ -241,4 +254,24 @@ func microKernel1x16(
         storeV8(c1, edge + 8)
         storeEdge(edge, c, 0, rows: 1, cols: cols, ep, tile)
     }
+}
+
+/// A fused activation's bounds, broadcast, for kernels that store 8 lanes at a time.
+struct LaneClamp {
+    let active: Bool
+    let lo: SIMD8<Float>
+    let hi: SIMD8<Float>
+    let scalarLo: Float
+    let scalarHi: Float
+
+    init(lower: Float?, upper: Float?) {
+        active = lower != nil || upper != nil
+        scalarLo = lower ?? -.infinity
+        scalarHi = upper ?? .infinity
+        lo = SIMD8(repeating: scalarLo)
+        hi = SIMD8(repeating: scalarHi)
+    }
+
+    @inline(__always) func apply(_ v: SIMD8<Float>) -> SIMD8<Float> { active ? clampLanes(v, lo, hi) : v }
+    @inline(__always) func apply(_ v: Float) -> Float { active ? clampScalar(v, scalarLo, scalarHi) : v }
 }

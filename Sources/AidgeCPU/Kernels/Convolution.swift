@@ -16,7 +16,7 @@ func registerConvolutionKernels(_ registry: KernelRegistry) {
             }
             return try ConvF32Kernel(request, geometry, shape)
         case .float64:
-            return ConvLoopKernel(geometry, shape)
+            return ConvLoopKernel(geometry, shape, try FusedActivation(request.attributes))
         default:
             throw request.unsupportedType(geometry.dtype)
         }
@@ -33,6 +33,38 @@ func registerConvolutionKernels(_ registry: KernelRegistry) {
     }
 }
 
+/// A Relu or Clip fused into a kernel's output pass, given by ONNX Runtime's FusedConv attributes on the node:
+/// `activation` ("Relu" or "Clip") and, for Clip, `activation_params` = [min, max]. Absent: no activation.
+struct FusedActivation: Sendable {
+    var lower: Float? = nil
+    var upper: Float? = nil
+
+    init() {}
+
+    init(_ attributes: Attributes) throws {
+        guard attributes.has("activation") else { return }
+        let kind = try attributes.string("activation")
+        switch kind {
+        case "Relu":
+            lower = 0
+        case "Clip":
+            let params = try attributes.floats("activation_params", default: [])
+            guard params.count == 2 else {
+                throw AidgeError.invalidModel(
+                    "fused Clip needs activation_params = [min, max], got \(params.count) values")
+            }
+            lower = params[0]
+            upper = params[1]
+        default:
+            throw AidgeError.unsupported("fused activation '\(kind)' (supported: Relu, Clip)")
+        }
+    }
+
+    var isActive: Bool { lower != nil || upper != nil }
+    var lo: Float { lower ?? -.infinity }
+    var hi: Float { upper ?? .infinity }
+}
+
 /// float32 convolution as GEMM, per image and group: C (out channels x output positions, written straight into
 /// the NCHW output) = W (out channels x channels * kernel volume, packed once when constant) x columns.
 /// The columns are packed from the image on the fly (`Im2colB`), or read in place for a 1x1 stride-1 unpadded
@@ -46,10 +78,12 @@ final class ConvF32Kernel: Kernel {
     private let pointwise: Bool
     private let packedW: [PackedMatrix]
     private let bias: AlignedBuffer?
+    private let activation: FusedActivation
 
     init(_ request: KernelRequest, _ geometry: ConvGeometry, _ shape: ConvShape3D) throws {
         g = geometry
         s = shape
+        activation = try FusedActivation(request.attributes)
         mg = geometry.outChannels / geometry.group
         kg = shape.columnRows
         pointwise =
@@ -92,7 +126,8 @@ final class ConvF32Kernel: Kernel {
             for gi in 0..<g.group {
                 let xg = xp + (n * g.inChannels + gi * s.channels) * inPlane
                 let yg = yp + (n * g.outChannels + gi * mg) * outPlane
-                let ep = GEMMEpilogue(rowBias: biasPointer.map { $0 + gi * mg })
+                let ep = GEMMEpilogue(
+                    rowBias: biasPointer.map { $0 + gi * mg }, lower: activation.lower, upper: activation.upper)
                 if gi < packedW.count {
                     product(PackedA(packed: packedW[gi]), xg, yg, ep)
                 } else {
@@ -121,10 +156,12 @@ final class ConvF32Kernel: Kernel {
 final class ConvLoopKernel: Kernel {
     private let g: ConvGeometry
     private let s: ConvShape3D
+    private let activation: FusedActivation
 
-    init(_ geometry: ConvGeometry, _ shape: ConvShape3D) {
+    init(_ geometry: ConvGeometry, _ shape: ConvShape3D, _ activation: FusedActivation) {
         g = geometry
         s = shape
+        self.activation = activation
     }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
@@ -163,6 +200,8 @@ final class ConvLoopKernel: Kernel {
                                     }
                                 }
                             }
+                            if let lower = activation.lower, acc < Double(lower) { acc = Double(lower) }
+                            if let upper = activation.upper, acc > Double(upper) { acc = Double(upper) }
                             y[(od * s.oh + oh) * s.ow + ow] = acc
                         }
                     }

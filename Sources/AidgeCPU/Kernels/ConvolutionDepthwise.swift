@@ -18,6 +18,7 @@ final class DepthwiseConvKernel: Kernel {
     private let copiedCols: Int
     private let planeFloats: Int
     private let unrolled3x3: Bool
+    private let clamp: LaneClamp
 
     static func applies(_ g: ConvGeometry, _ s: ConvShape3D) -> Bool {
         g.group == g.inChannels && g.group > 1 && s.channels == 1 && s.d == 1 && s.kd == 1 && s.od == 1
@@ -27,13 +28,16 @@ final class DepthwiseConvKernel: Kernel {
         g = geometry
         s = shape
         multiplier = geometry.outChannels / geometry.group
+        let activation = try FusedActivation(request.attributes)
+        clamp = LaneClamp(lower: activation.lower, upper: activation.upper)
         // Rows and columns the windows reach; a stride-2 vector reads one column past its last tap.
         rows = (shape.oh - 1) * shape.sh + (shape.kh - 1) * shape.dh + 1
         cols = (shape.ow - 1) * shape.sw + (shape.kw - 1) * shape.dw + 1 + (shape.sw == 2 ? 1 : 0)
         copiedRows = max(0, min(shape.h, rows - shape.ph))
         copiedCols = max(0, min(shape.w, cols - shape.pw))
         unrolled3x3 = shape.kh == 3 && shape.kw == 3 && shape.dh == 1 && shape.dw == 1 && shape.sw <= 2
-        planeFloats = rows * cols + 16
+        // Slack for vectors that read past the last row (narrow outputs, stride 2).
+        planeFloats = rows * cols + 32
         ScratchPool.shared.reserve(floats: planeFloats * Parallel.threads)
     }
 
@@ -99,9 +103,9 @@ final class DepthwiseConvKernel: Kernel {
             let row = y + oh * s.ow
             if vectors && unrolled3x3 {
                 if s.sw == 1 {
-                    row3x3Stride1(r, cols, taps, bias, row, s.ow)
+                    row3x3Stride1(r, cols, taps, bias, row, s.ow, clamp)
                 } else {
-                    row3x3Stride2(r, cols, taps, bias, row, s.ow)
+                    row3x3Stride2(r, cols, taps, bias, row, s.ow, clamp)
                 }
             } else if vectors {
                 var ow = 0
@@ -115,6 +119,10 @@ final class DepthwiseConvKernel: Kernel {
                 }
                 // One vector ending at the row's end, rewriting a few outputs with the same values.
                 if ow < s.ow { vector1(r, w, bias, s.ow - 8, row) }
+            } else if s.sw <= 2 {
+                // Fewer than 8 outputs: one vector, of which the first `ow` lanes are kept.
+                let v = clamp.apply(vector1Value(r, w, bias, 0))
+                for ow in 0..<s.ow { row[ow] = v[ow] }
             } else {
                 for ow in 0..<s.ow {
                     var acc = bias
@@ -124,7 +132,7 @@ final class DepthwiseConvKernel: Kernel {
                         let wr = w + kh * s.kw
                         for kw in 0..<s.kw { acc += wr[kw] * pr[kw * s.dw] }
                     }
-                    row[ow] = acc
+                    row[ow] = clamp.apply(acc)
                 }
             }
         }
@@ -159,10 +167,10 @@ final class DepthwiseConvKernel: Kernel {
             }
         }
         let o = UnsafeMutableRawPointer(row + ow)
-        o.storeBytes(of: a0, as: SIMD8<Float>.self)
-        o.storeBytes(of: a1, toByteOffset: 32, as: SIMD8<Float>.self)
-        o.storeBytes(of: a2, toByteOffset: 64, as: SIMD8<Float>.self)
-        o.storeBytes(of: a3, toByteOffset: 96, as: SIMD8<Float>.self)
+        o.storeBytes(of: clamp.apply(a0), as: SIMD8<Float>.self)
+        o.storeBytes(of: clamp.apply(a1), toByteOffset: 32, as: SIMD8<Float>.self)
+        o.storeBytes(of: clamp.apply(a2), toByteOffset: 64, as: SIMD8<Float>.self)
+        o.storeBytes(of: clamp.apply(a3), toByteOffset: 96, as: SIMD8<Float>.self)
     }
 
     /// Outputs `ow..<ow+8` of an output row whose windows start at padded row `r`.
@@ -170,6 +178,11 @@ final class DepthwiseConvKernel: Kernel {
     private func vector1(
         _ r: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ ow: Int, _ row: UnsafeMutablePointer<Float>
     ) {
+        UnsafeMutableRawPointer(row + ow).storeBytes(of: clamp.apply(vector1Value(r, w, bias, ow)), as: SIMD8<Float>.self)
+    }
+
+    @inline(__always)
+    private func vector1Value(_ r: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ ow: Int) -> SIMD8<Float> {
         let s = self.s
         var a0 = SIMD8<Float>(repeating: bias)
         for kh in 0..<s.kh {
@@ -177,7 +190,7 @@ final class DepthwiseConvKernel: Kernel {
             let wr = w + kh &* s.kw
             for kw in 0..<s.kw { a0 = a0.addingProduct(SIMD8(repeating: wr[kw]), load(pr + kw &* s.dw)) }
         }
-        UnsafeMutableRawPointer(row + ow).storeBytes(of: a0, as: SIMD8<Float>.self)
+        return a0
     }
 }
 
@@ -205,7 +218,8 @@ private func load8(at p: UnsafePointer<Float>) -> SIMD8<Float> {
 /// kernel row, `w` the padded row length.
 @inline(__always)
 private func row3x3Stride1(
-    _ r: UnsafePointer<Float>, _ w: Int, _ t: Taps3x3, _ bias: Float, _ y: UnsafeMutablePointer<Float>, _ count: Int
+    _ r: UnsafePointer<Float>, _ w: Int, _ t: Taps3x3, _ bias: Float, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+    _ clamp: LaneClamp
 ) {
     let b = SIMD8<Float>(repeating: bias)
     @inline(__always) func eight(_ ow: Int) {
@@ -221,7 +235,7 @@ private func row3x3Stride1(
         a = a.addingProduct(t.w6, load8(at: p2))
         c = c.addingProduct(t.w7, load8(at: p2 + 1))
         a = a.addingProduct(t.w8, load8(at: p2 + 2))
-        UnsafeMutableRawPointer(y + ow).storeBytes(of: a + c, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y + ow).storeBytes(of: clamp.apply(a + c), as: SIMD8<Float>.self)
     }
     var ow = 0
     while ow + 8 <= count {
@@ -234,7 +248,8 @@ private func row3x3Stride1(
 /// As `row3x3Stride1` for stride 2: the even and odd lanes of 16 inputs give kernel columns 0 and 1.
 @inline(__always)
 private func row3x3Stride2(
-    _ r: UnsafePointer<Float>, _ w: Int, _ t: Taps3x3, _ bias: Float, _ y: UnsafeMutablePointer<Float>, _ count: Int
+    _ r: UnsafePointer<Float>, _ w: Int, _ t: Taps3x3, _ bias: Float, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+    _ clamp: LaneClamp
 ) {
     let b = SIMD8<Float>(repeating: bias)
     @inline(__always) func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
@@ -254,7 +269,7 @@ private func row3x3Stride2(
         a = a.addingProduct(t.w6, v2.evenHalf)
         c = c.addingProduct(t.w7, v2.oddHalf)
         a = a.addingProduct(t.w8, load16(p2 + 2).evenHalf)
-        UnsafeMutableRawPointer(y + ow).storeBytes(of: a + c, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y + ow).storeBytes(of: clamp.apply(a + c), as: SIMD8<Float>.self)
     }
     var ow = 0
     while ow + 8 <= count {

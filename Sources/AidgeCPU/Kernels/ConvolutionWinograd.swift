@@ -27,6 +27,7 @@ final class WinogradConvKernel: Kernel {
     private let copiedCols: Int
     private let packedU: [PackedMatrix]
     private let bias: AlignedBuffer?
+    private let clamp: LaneClamp
 
     static func applies(_ g: ConvGeometry, _ s: ConvShape3D, weightsKnown: Bool) -> Bool {
         weightsKnown && g.group == 1 && s.d == 1 && s.kd == 1 && s.od == 1 && s.kh == 3 && s.kw == 3 && s.sh == 1
@@ -38,6 +39,8 @@ final class WinogradConvKernel: Kernel {
         g = geometry
         s = shape
         cin = geometry.inChannels
+        let activation = try FusedActivation(request.attributes)
+        clamp = LaneClamp(lower: activation.lower, upper: activation.upper)
         cout = geometry.outChannels
         tilesH = (shape.oh + 1) / 2
         tilesW = (shape.ow + 1) / 2
@@ -238,10 +241,10 @@ final class WinogradConvKernel: Kernel {
                 let s0 = (ld(0) + ld(4) + ld(8), ld(1) + ld(5) + ld(9), ld(2) + ld(6) + ld(10), ld(3) + ld(7) + ld(11))
                 let s1 = (ld(4) - ld(8) - ld(12), ld(5) - ld(9) - ld(13), ld(6) - ld(10) - ld(14), ld(7) - ld(11) - ld(15))
                 // (.) A: combine columns.
-                let y00 = s0.0 + s0.1 + s0.2 + bv
-                let y01 = s0.1 - s0.2 - s0.3 + bv
-                let y10 = s1.0 + s1.1 + s1.2 + bv
-                let y11 = s1.1 - s1.2 - s1.3 + bv
+                let y00 = clamp.apply(s0.0 + s0.1 + s0.2 + bv)
+                let y01 = clamp.apply(s0.1 - s0.2 - s0.3 + bv)
+                let y10 = clamp.apply(s1.0 + s1.1 + s1.2 + bv)
+                let y11 = clamp.apply(s1.1 - s1.2 - s1.3 + bv)
                 let lanes = min(8, segment - l)
                 let oh = 2 * th
                 let ow = 2 * (tw + l)

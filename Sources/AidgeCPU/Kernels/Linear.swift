@@ -74,9 +74,11 @@ final class GemmF32Kernel: Kernel {
     private let g: GemmGeometry
     private let packedB: PackedMatrix?
     private let bias: GemmBias
+    private let activation: FusedActivation
 
     init(_ request: KernelRequest) throws {
         g = try GemmGeometry(request)
+        activation = try FusedActivation(request.attributes)
         if let b = try request.input(1).value {
             let bs = g.bMatrixStrides
             packedB = PackedMatrix(
@@ -114,7 +116,7 @@ final class GemmF32Kernel: Kernel {
             throw AidgeError.invalidModel("Gemm needs inputs A and B")
         }
         let c = out.pointer(as: Float.self)
-        var ep = GEMMEpilogue(alpha: g.alpha)
+        var ep = GEMMEpilogue(alpha: g.alpha, lower: activation.lower, upper: activation.upper)
         switch bias {
         case .none: break
         case .column(let buffer): ep.colBias = UnsafePointer(buffer.pointer)
@@ -151,8 +153,12 @@ final class GemmF32Kernel: Kernel {
 /// float64 Gemm with plain loops.
 final class GemmLoopKernel: Kernel {
     private let g: GemmGeometry
+    private let activation: FusedActivation
 
-    init(_ request: KernelRequest) throws { g = try GemmGeometry(request) }
+    init(_ request: KernelRequest) throws {
+        g = try GemmGeometry(request)
+        activation = try FusedActivation(request.attributes)
+    }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
         guard inputs.count >= 2, let a = inputs[0], let b = inputs[1], let out = outputs.first else {
@@ -173,6 +179,8 @@ final class GemmLoopKernel: Kernel {
             for j in 0..<g.n {
                 var v = alpha * c[i * g.n + j]
                 if let cp, beta != 0 { v += beta * cp[i * rs + j * cs] }
+                if let lower = activation.lower, v < Double(lower) { v = Double(lower) }
+                if let upper = activation.upper, v > Double(upper) { v = Double(upper) }
                 c[i * g.n + j] = v
             }
         }
