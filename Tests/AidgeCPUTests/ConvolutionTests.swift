@@ -203,6 +203,37 @@ final class ConvolutionTests: XCTestCase {
                 inputs: [Tensor(zeros: [1, 3, 8, 8]), Tensor(zeros: [4, 3, 3, 3])]))
     }
 
+    func testFuseActivationRecipe() throws {
+        _ = cpuRegistered
+        let x = try Tensor(randomFloats(2 * 3 * 6 * 7, seed: 51), shape: [2, 3, 6, 7])
+        let w = try Tensor(randomFloats(4 * 3 * 3 * 3, seed: 52), shape: [4, 3, 3, 3])
+        let b = Tensor(randomFloats(4, seed: 53))
+        for kind in ["Relu", "Clip", "ClipMinOnly"] {
+            func build() throws -> GraphView {
+                let conv = Node(Operator("Conv", attributes: ["pads": .ints([1, 1, 1, 1])]), inputCount: 3)
+                try conv.setInput(1, from: Node.producer(w))
+                try conv.setInput(2, from: Node.producer(b))
+                let act = Node(Operator(kind == "Relu" ? "Relu" : "Clip"), inputCount: kind == "Relu" ? 1 : 3)
+                try act.setInput(0, from: conv)
+                if kind != "Relu" { try act.setInput(1, from: Node.producer(Tensor(scalar: Float(-0.3)))) }
+                if kind == "Clip" { try act.setInput(2, from: Node.producer(Tensor(scalar: Float(0.4)))) }
+                let graph = GraphView(name: "fuse")
+                graph.add(conv, includeProducers: true)
+                graph.add(act, includeProducers: true)
+                graph.inputs.append(GraphInput(name: "x", dtype: .float32, shape: nil, consumers: [(conv, 0)]))
+                graph.outputs = [GraphOutput(name: "y", node: act, index: 0)]
+                return graph
+            }
+            let expected = try Scheduler(try build()).forward([x])[0]
+            let graph = try build()
+            XCTAssertEqual(try Recipes.fuseActivation(graph), 1, kind)
+            XCTAssertEqual(graph.nodes.filter { $0.type != "Producer" }.map(\.type), ["Conv"], kind)
+            XCTAssertEqual(graph.producers.count, 2, kind)
+            let got = try Scheduler(graph).forward([x])[0]
+            assertClose(try got.scalars(as: Float.self), try expected.scalars(as: Float.self), kind)
+        }
+    }
+
     func testAutoPad() throws {
         for mode in ["SAME_UPPER", "SAME_LOWER"] {
             try check(Spec(x: [1, 3, 10, 9], w: [4, 3, 3, 3], strides: [2, 2], autoPad: mode))
