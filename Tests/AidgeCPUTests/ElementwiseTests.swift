@@ -167,6 +167,22 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertEqual(try square.scalars(as: Float.self), xv.map { $0 * $0 })
         let cube = try runOperator("Pow", inputs: [x, Tensor(scalar: Int64(3))])[0]
         assertClose(try cube.scalars(as: Float.self), xv.map { Float(Double($0) * Double($0) * Double($0)) }, atol: 0, rtol: 1e-6)
+        // Other constant exponents with shortcuts, and their edge cases.
+        let edges: [Float] = [4, 2.25, 0, -0.0, .infinity, -.infinity, -4, .nan]
+        for e in [3, 0.5, -1, 1] as [Float] {
+            let values = xv + edges
+            for dtype in [DType.float32, .float64] {
+                let input = Tensor(values).cast(to: dtype)
+                let out = try runOperator("Pow", inputs: [input, Tensor(scalar: e).cast(to: dtype)], constants: [1])[0]
+                let got = out.doubles()
+                for (v, g) in zip(values, got) {
+                    let want = Glibc.pow(Double(v), Double(e))
+                    if want.isNaN { XCTAssert(g.isNaN, "\(v)^\(e)"); continue }
+                    XCTAssertEqual(g.sign, want.sign, "\(v)^\(e) \(dtype)")
+                    XCTAssertEqual(Float(g), Float(want), accuracy: abs(Float(want)) * 3e-7, "\(v)^\(e) \(dtype)")
+                }
+            }
+        }
         // Integer powers, negative exponents, float exponent on an integer base.
         let base = Tensor([2, -3, 1, -1, -1, 0, 5] as [Int64])
         let exps = Tensor([10, 3, -4, -3, -2, 0, -1] as [Int64])

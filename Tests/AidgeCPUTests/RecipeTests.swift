@@ -18,8 +18,8 @@ final class RecipeTests: XCTestCase {
         let bn = BatchNorm2D(nbFeatures: 3, name: "fc_bn")
         let graph = try GraphView.sequential([conv, bn, ReLU(name: "fc_relu")])
         graph.inputs[0].shape = [.fixed(1), .fixed(2), .fixed(5), .fixed(5)]
-        try fill(conv, "weight", randomFloats(54, seed: 1))
-        try fill(conv, "bias", [0.1, -0.2, 0.3])
+        try fill(conv, "W", randomFloats(54, seed: 1))
+        try fill(conv, "B", [0.1, -0.2, 0.3])
         let bnNames = bn.inputNames
         try fill(bn, bnNames[1], [1.5, 0.5, -1])
         try fill(bn, bnNames[2], [0.1, 0.2, 0.3])

@@ -13,11 +13,11 @@ final class GraphTests: XCTestCase {
     func testFactoryProducersAndInputsByName() throws {
         let conv = Conv2D(inChannels: 3, outChannels: 8, kernelDims: [3, 3], name: "conv1")
         XCTAssertEqual(conv.type, "Conv")
-        let weight = try XCTUnwrap(try conv.input(named: "weight"))
+        let weight = try XCTUnwrap(try conv.input(named: "W"))
         XCTAssertEqual(weight.node.name, "conv1_w")
         XCTAssertEqual(weight.node.producedTensor?.shape, [8, 3, 3, 3])
-        XCTAssertEqual(try conv.input(named: "bias")?.node.producedTensor?.shape, [8])
-        XCTAssertThrowsError(try conv.input(named: "nope")) { XCTAssertTrue("\($0)".contains("weight")) }
+        XCTAssertEqual(try conv.input(named: "B")?.node.producedTensor?.shape, [8])
+        XCTAssertThrowsError(try conv.input(named: "nope")) { XCTAssertTrue("\($0)".contains("W")) }
         let fc = FC(inChannels: 16, outChannels: 4, noBias: true, name: "fc")
         XCTAssertEqual(fc.parents.compactMap { $0?.producedTensor?.shape }, [[4, 16]])
     }

@@ -99,7 +99,7 @@ final class ImportTests: XCTestCase {
         XCTAssertEqual(graph.inputs[0].shape, [.symbolic("N"), .fixed(1), .fixed(4), .fixed(4)])
         XCTAssertEqual(graph.outputs.map(\.name), ["z"])
         let conv = try XCTUnwrap(graph.node(named: "conv"))
-        XCTAssertEqual(try conv.input(named: "weight")?.node.producedTensor?.converted(to: Float.self), (0..<18).map { Float($0) })
+        XCTAssertEqual(try conv.input(named: "W")?.node.producedTensor?.converted(to: Float.self), (0..<18).map { Float($0) })
         XCTAssertEqual(try conv.op.attributes.ints("pads"), [1, 1, 1, 1])
         XCTAssertTrue(graph.node(named: "relu")?.parents[0] === conv)
         XCTAssertEqual(graph.opsetImports[""], 17)

@@ -79,7 +79,7 @@ private func storeV8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
 /// `a`: packed panel, `kc` groups of 6 floats; `b`: packed panel, `kc` groups of 16 floats (64-byte aligned).
 /// Writes the `rows x cols` top-left part of the tile into `c` (row stride `ldc`); `edge` is a 96-float scratch
 /// tile for partial tiles.
-@inline(__always)
+@inline(never)
 func microKernel6x16(
     _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
     rows: Int, cols: Int, edge: UnsafeMutablePointer<Float>, _ ep: GEMMEpilogue, _ tile: TileContext
@@ -137,7 +137,7 @@ func microKernel6x16(
 
 /// A 6x8 kernel for the last panel of B when it holds at most 8 columns (half the work of the 6x16 kernel).
 /// Reads the first 8 floats of each 16-float group of the packed panel.
-@inline(__always)
+@inline(never)
 func microKernel6x8(
     _ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
     rows: Int, cols: Int, edge: UnsafeMutablePointer<Float>, _ ep: GEMMEpilogue, _ tile: TileContext
@@ -215,7 +215,7 @@ func storeEdge(
 }
 
 /// A 1x16 kernel for matrices with fewer than 3 rows (GEMV-like products), one row of A at a time.
-@inline(__always)
+@inline(never)
 func microKernel1x16(
     _ kc: Int, _ a: UnsafePointer<Float>, _ aStride: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
     cols: Int, edge: UnsafeMutablePointer<Float>, _ ep: GEMMEpilogue, _ tile: TileContext

@@ -54,6 +54,7 @@ struct StridedB: GEMMOperand {
 }
 
 /// Packs rows `start..<start+size` (clipped to `rows`) and columns `k0..<k0+kc` of A into `mr`-row panels.
+@inline(never)
 func packAPanels(
     _ a: StridedMatrix, rows: Int, _ start: Int, _ size: Int, k0: Int, kc: Int,
     into dst: UnsafeMutablePointer<Float>
@@ -99,6 +100,7 @@ func packAPanels(
 }
 
 /// Packs columns `start..<start+size` (clipped to `cols`) and rows `k0..<k0+kc` of B into `nr`-column panels.
+@inline(never)
 func packBPanels(
     _ b: StridedMatrix, cols: Int, _ start: Int, _ size: Int, k0: Int, kc: Int,
     into dst: UnsafeMutablePointer<Float>

@@ -8,8 +8,8 @@ import Glibc
 /// before exponentiating.
 ///
 /// The tensor is seen as `outer x n x inner` with `n` the axis length. With `inner == 1` (the last axis) each row is
-/// contiguous and processed 8 lanes at a time; otherwise 8 neighbouring columns are processed together, walking
-/// the axis with stride `inner`.
+/// contiguous and processed 8 lanes at a time; otherwise blocks of up to 128 neighbouring columns are processed
+/// together, row by row along the axis (contiguous runs, the running maxima and sums in a small stack buffer).
 func makeSoftmaxKernel(_ request: KernelRequest, log: Bool) throws -> any Kernel {
     let x = try request.input(0)
     let shape = x.shape.isEmpty ? [1] : x.shape
@@ -43,12 +43,17 @@ private func softmaxFloat32(_ g: SoftmaxGeometry) -> any Kernel {
                 for r in rows { softmaxRow(x + r * n, o + r * n, n, log: log) }
             }
         } else {
-            let blocks = (inner + 7) / 8
-            Parallel.forEach(g.outer * blocks, grain: max(1, ElementCost.vector / (8 * n))) { units in
-                for u in units {
-                    let (b, block) = u.quotientAndRemainder(dividingBy: blocks)
-                    let start = b * n * inner + block * 8
-                    softmaxColumns(x + start, o + start, n, inner, min(8, inner - block * 8), log: log)
+            let width = softmaxBlock
+            let blocks = (inner + width - 1) / width
+            Parallel.forEach(g.outer * blocks, grain: max(1, ElementCost.vector / (n * min(inner, width)))) { units in
+                withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * width / 8) { scratch in
+                    guard let base = scratch.baseAddress else { return }
+                    for u in units {
+                        let (b, block) = u.quotientAndRemainder(dividingBy: blocks)
+                        let start = b * n * inner + block * width
+                        softmaxColumns(
+                            x + start, o + start, n, inner, min(width, inner - block * width), base, log: log)
+                    }
                 }
             }
         }
@@ -103,35 +108,62 @@ private func softmaxRow(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Flo
     }
 }
 
-/// `width <= 8` neighbouring columns of `n > 0` elements each, `inner` apart.
+/// Columns per block when the axis is not the last one: the maxima and sums of a block take 1 KiB of stack.
+private let softmaxBlock = 128
+
+/// `width <= softmaxBlock` neighbouring columns of `n > 0` elements each, rows `inner` apart; `scratch` holds
+/// `2 * softmaxBlock / 8` vectors.
 @inline(__always)
 private func softmaxColumns(
-    _ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ n: Int, _ inner: Int, _ width: Int, log: Bool
+    _ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ n: Int, _ inner: Int, _ width: Int,
+    _ scratch: UnsafeMutablePointer<SIMD8<Float>>, log: Bool
 ) {
-    @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        width == 8 ? load8(p) : loadPartial8(p, width)
+    let full = width / 8
+    let rest = width - full * 8
+    let vectors = rest > 0 ? full + 1 : full
+    let m = scratch
+    let s = scratch + softmaxBlock / 8
+    @inline(__always) func load(_ p: UnsafePointer<Float>, _ v: Int) -> SIMD8<Float> {
+        v < full ? load8(p + 8 * v) : loadPartial8(p + 8 * v, rest)
     }
-    @inline(__always) func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-        if width == 8 { store8(v, p) } else { storePartial8(v, p, width) }
+    @inline(__always) func store(_ value: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ v: Int) {
+        if v < full { store8(value, p + 8 * v) } else { storePartial8(value, p + 8 * v, rest) }
     }
-    var m = SIMD8<Float>(repeating: -.infinity)
+    for v in 0..<vectors { m[v] = load(x, v) }
+    for a in 1..<max(n, 1) {
+        let row = x + a * inner
+        for v in 0..<vectors {
+            let value = load(row, v)
+            m[v] = m[v].replacing(with: value, where: value .> m[v])
+        }
+    }
+    for v in 0..<vectors { s[v] = SIMD8() }
     for a in 0..<n {
-        let v = load(x + a * inner)
-        m = v.replacing(with: m, where: .!(v .> m))
-    }
-    var s = SIMD8<Float>()
-    for a in 0..<n {
-        let e = VectorMath.exp(load(x + a * inner) - m)
-        if !log { store(e, o + a * inner) }
-        s += e
+        let row = x + a * inner
+        let out = o + a * inner
+        for v in 0..<vectors {
+            let e = VectorMath.exp(load(row, v) - m[v])
+            if !log { store(e, out, v) }
+            s[v] += e
+        }
     }
     if log {
-        var shift = SIMD8<Float>()
-        for j in 0..<width { shift[j] = logf(s[j]) }
-        for a in 0..<n { store(load(x + a * inner) - m - shift, o + a * inner) }
+        for v in 0..<vectors {
+            var shift = SIMD8<Float>()
+            for j in 0..<8 { shift[j] = logf(s[v][j]) }
+            s[v] = shift
+        }
+        for a in 0..<n {
+            let row = x + a * inner
+            let out = o + a * inner
+            for v in 0..<vectors { store(load(row, v) - m[v] - s[v], out, v) }
+        }
     } else {
-        let scale = 1 / s
-        for a in 0..<n { store(load(o + a * inner) * scale, o + a * inner) }
+        for v in 0..<vectors { s[v] = 1 / s[v] }
+        for a in 0..<n {
+            let out = o + a * inner
+            for v in 0..<vectors { store(load(out, v) * s[v], out, v) }
+        }
     }
 }
 

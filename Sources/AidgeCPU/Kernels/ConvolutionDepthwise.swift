@@ -92,7 +92,8 @@ final class DepthwiseConvKernel: Kernel {
         }
     }
 
-    @inline(__always)
+    // Kept out of line (and the row kernels too): small functions keep every SIMD load and store inlined.
+    @inline(never)
     private func plane(x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: Float, y: UnsafeMutablePointer<Float>) {
         let s = self.s
         let cols = self.cols
@@ -216,7 +217,7 @@ private func load8(at p: UnsafePointer<Float>) -> SIMD8<Float> {
 
 /// One output row (`count` >= 8 outputs) of a 3x3 stride-1 depthwise filter over a padded plane: `r` is the top
 /// kernel row, `w` the padded row length.
-@inline(__always)
+@inline(never)
 private func row3x3Stride1(
     _ r: UnsafePointer<Float>, _ w: Int, _ t: Taps3x3, _ bias: Float, _ y: UnsafeMutablePointer<Float>, _ count: Int,
     _ clamp: LaneClamp
@@ -246,7 +247,7 @@ private func row3x3Stride1(
 }
 
 /// As `row3x3Stride1` for stride 2: the even and odd lanes of 16 inputs give kernel columns 0 and 1.
-@inline(__always)
+@inline(never)
 private func row3x3Stride2(
     _ r: UnsafePointer<Float>, _ w: Int, _ t: Taps3x3, _ bias: Float, _ y: UnsafeMutablePointer<Float>, _ count: Int,
     _ clamp: LaneClamp

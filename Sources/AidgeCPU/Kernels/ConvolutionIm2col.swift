@@ -57,6 +57,7 @@ struct Im2colB: GEMMOperand {
     /// Packs rows `k0..<k0+kc` and columns `start..<start+size` of the column matrix. Each row (channel, kernel
     /// offset) is walked along output rows, where the input is a contiguous run (stride 1) or a strided one, and
     /// written in pieces that end at panel boundaries.
+    @inline(never)
     func pack(_ start: Int, _ size: Int, k0: Int, kc: Int, into dst: UnsafeMutablePointer<Float>) {
         let s = self.s
         let nr = GEMMBlocking.nr

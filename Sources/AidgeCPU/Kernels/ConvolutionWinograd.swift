@@ -175,6 +175,7 @@ final class WinogradConvKernel: Kernel {
 
     /// V[ξ][c][t - b0] = (Bᵀ d B)[ξ] for the tiles `b0..<b0+count` of one channel, Bᵀ = [1 0 -1 0; 0 1 1 0;
     /// 0 -1 1 0; 0 1 0 -1]. `v` is channel c's row of V[0]; V[ξ] rows are `cin * stride` apart.
+    @inline(never)
     private func transformInput(_ p: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ b0: Int, _ count: Int) {
         let plane = cin * stride
         var t = b0
@@ -220,6 +221,7 @@ final class WinogradConvKernel: Kernel {
 
     /// Y = Aᵀ M A + bias for the tiles `b0..<b0+count` of one output channel, Aᵀ = [1 1 1 0; 0 1 -1 -1].
     /// `m` is the channel's row of M[0]; M[ξ] rows are `cout * stride` apart.
+    @inline(never)
     private func transformOutput(
         _ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ bias: Float, _ b0: Int, _ count: Int
     ) {

@@ -180,15 +180,6 @@ struct PowOp<T: MathFloat>: BinaryElementOp {
     @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { T.mathPow(a, b) }
 }
 
-struct SquareF: VectorUnaryOp {
-    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> { x * x }
-}
-struct SquareOp<T: MathFloat>: UnaryElementOp {
-    @inline(__always) func callAsFunction(_ x: T) -> T { x * x }
-}
-struct IdentityOp<T: TensorElement>: UnaryElementOp {
-    @inline(__always) func callAsFunction(_ x: T) -> T { x }
-}
 
 /// Integer base, integer exponent: exact power with wrapping; a negative exponent gives 1 / base^-e truncated
 /// (0 unless the base is 1 or -1).
@@ -234,25 +225,68 @@ func convertingBinaryKernel<Op: BinaryElementOp>(_ op: Op, _ request: KernelRequ
     }
 }
 
-/// Pow: the base's dtype decides the arithmetic; a constant exponent of 1 or 2 takes a fast path.
+/// Pow: the base's dtype decides the arithmetic. A constant float exponent of 1, 2, 3, 0.5 or -1 (x^2 in
+/// normalisations, x^3 in Gelu's tanh form) takes a vectorised path.
 @Sendable func makePowKernel(_ request: KernelRequest) throws -> any Kernel {
     let base = try request.input(0)
     let exponent = try request.input(1)
     if let value = exponent.value, value.count == 1, base.dtype.isFloatingPoint,
-        request.outputs[0].shape == base.shape, let e = value.doubles().first, e == 1 || e == 2
+        request.outputs[0].shape == base.shape, let e = value.doubles().first,
+        let power = SmallPower(rawValue: e)
     {
-        return try makeKernel(SquareOrCopy(square: e == 2), request)
+        return try makeKernel(SmallPowerFamily(power: power), request)
     }
     return try makeKernel(PowFamily(), request)
 }
 
-struct SquareOrCopy: KernelFamily {
-    let square: Bool
+/// Exponents with an exact or correctly rounded shortcut (x^3 rounds twice: within 1.5 ulp).
+enum SmallPower: Double { case one = 1, square = 2, cube = 3, squareRoot = 0.5, reciprocal = -1 }
+
+struct SmallPowerFamily: KernelFamily {
+    let power: SmallPower
     func float32(_ request: KernelRequest) throws -> any Kernel {
-        square ? try unaryKernel(SquareF(), request) : try unaryKernel(IdentityOp<Float>(), request)
+        try unaryKernel(SmallPowerF(power: power), request)
     }
     func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
-        square ? try unaryKernel(SquareOp<T>(), request) : try unaryKernel(IdentityOp<T>(), request)
+        try unaryKernel(SmallPowerOp<T>(power: power), request)
+    }
+}
+
+struct SmallPowerF: VectorUnaryOp {
+    let power: SmallPower
+    @inline(__always) func vector(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        switch power {
+        case .one: return x
+        case .square: return x * x
+        case .cube: return x * x * x
+        // pow(-0, 0.5) = +0 and pow(-inf, 0.5) = +inf, unlike the square root.
+        case .squareRoot: return (x.squareRoot() + 0).replacing(with: .infinity, where: x .== -.infinity)
+        case .reciprocal: return 1 / x
+        }
+    }
+    @inline(__always)
+    func run(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ n: Int) {
+        // One loop per power, so that the switch is outside the loop.
+        switch power {
+        case .one: SmallPowerF(power: .one).runVector(x, o, n)
+        case .square: SmallPowerF(power: .square).runVector(x, o, n)
+        case .cube: SmallPowerF(power: .cube).runVector(x, o, n)
+        case .squareRoot: SmallPowerF(power: .squareRoot).runVector(x, o, n)
+        case .reciprocal: SmallPowerF(power: .reciprocal).runVector(x, o, n)
+        }
+    }
+}
+
+struct SmallPowerOp<T: MathFloat>: UnaryElementOp {
+    let power: SmallPower
+    @inline(__always) func callAsFunction(_ x: T) -> T {
+        switch power {
+        case .one: return x
+        case .square: return x * x
+        case .cube: return x * x * x
+        case .squareRoot: return x == -.infinity ? .infinity : x.squareRoot() + 0
+        case .reciprocal: return 1 / x
+        }
     }
 }
 
@@ -424,7 +458,19 @@ private func whereKernel<T: FixedWidthInteger>(_: T.Type, _ request: KernelReque
                         op.update(repeating: src[0], count: n)
                     }
                 } else {
-                    for i in 0..<n { op[i] = cp[i] != 0 ? xp[i &* sx] : yp[i &* sy] }
+                    // One loop per stride pair, so that each vectorises.
+                    switch (sx, sy) {
+                    case (1, 1): for i in 0..<n { op[i] = cp[i] != 0 ? xp[i] : yp[i] }
+                    case (1, _):
+                        let v = yp[0]
+                        for i in 0..<n { op[i] = cp[i] != 0 ? xp[i] : v }
+                    case (_, 1):
+                        let u = xp[0]
+                        for i in 0..<n { op[i] = cp[i] != 0 ? u : yp[i] }
+                    default:
+                        let (u, v) = (xp[0], yp[0])
+                        for i in 0..<n { op[i] = cp[i] != 0 ? u : v }
+                    }
                 }
             }
         }

@@ -363,7 +363,11 @@ extension VectorUnaryOp {
     func callAsFunction(_ x: Float) -> Float { vector(SIMD8(repeating: x))[0] }
 
     @inline(__always)
-    func run(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ n: Int) {
+    func run(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ n: Int) { runVector(x, o, n) }
+
+    /// The 8-lane loop (for ops that define `run` themselves and still want it).
+    @inline(__always)
+    func runVector(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, _ n: Int) {
         let body = n & ~7
         var i = 0
         while i < body {

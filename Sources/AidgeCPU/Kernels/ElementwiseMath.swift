@@ -132,43 +132,66 @@ enum VectorMath {
         b.replacing(with: a, where: mask)
     }
 
-    /// e^x.
-    @inline(__always) static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> { exp(x, plus: SIMD8()) }
-
-    /// e^(x + lo) for a small correction `lo` that float32 cannot add to `x` exactly (erfc's -z^2).
-    @inline(__always) static func exp(_ x: SIMD8<Float>, plus lo: SIMD8<Float>) -> SIMD8<Float> {
-        let (y, s1, s2) = expParts(x, plus: lo)
-        return y * s1 * s2
+    /// a * b + c, fused (one rounding).
+    @inline(__always) static func madd(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: Float) -> SIMD8<Float> {
+        SIMD8(repeating: c).addingProduct(a, b)
     }
 
-    /// e^(x + lo) as `y * s1 * s2`: a caller that multiplies `y` by other factors first avoids rounding twice
-    /// when the result is subnormal.
+    /// e^r for |r| <= ln2 / 2.
+    @inline(__always) static func expReduced(_ r: SIMD8<Float>) -> SIMD8<Float> {
+        var p = SIMD8<Float>(repeating: 1.987_569_150_0e-4)
+        p = madd(p, r, 1.398_199_950_7e-3)
+        p = madd(p, r, 8.333_451_907_3e-3)
+        p = madd(p, r, 4.166_579_589_4e-2)
+        p = madd(p, r, 1.666_666_545_9e-1)
+        p = madd(p, r, 5.000_000_120_1e-1)
+        return r.addingProduct(p, r * r) + 1
+    }
+
+    /// Clamps an exponent (NaN passes through): below -104 e^x rounds to 0, above 89 to infinity.
+    @inline(__always) static func clampExponent(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let xc = x.replacing(with: 89, where: x .> 89)
+        return xc.replacing(with: -104, where: xc .< -104)
+    }
+
+    /// 1.5 * 2^23: adding it rounds a float below 2^22 to an integer, held in the low mantissa bits.
+    static let roundingMagic: Float = 12_582_912
+
+    /// 2^n as two factors that each stay normal (n in [-150, 128]), from `shifted` = n + `roundingMagic`.
+    @inline(__always) static func powerOfTwo(_ shifted: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+        let n = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let n1 = n &>> 1
+        let n2 = n &- n1
+        return (
+            unsafeBitCast((n1 &+ 127) &<< 23, to: SIMD8<Float>.self),
+            unsafeBitCast((n2 &+ 127) &<< 23, to: SIMD8<Float>.self)
+        )
+    }
+
+    /// e^x: x = n ln2 + r with |r| <= ln2 / 2, e^x = 2^n e^r.
+    @inline(__always) static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let xc = clampExponent(x)
+        let shifted = madd(xc, SIMD8(repeating: 1.442_695_040_888_963_4), roundingMagic)
+        let n = shifted - roundingMagic
+        var r = xc.addingProduct(n, SIMD8(repeating: -0.693_359_375))
+        r = r.addingProduct(n, SIMD8(repeating: 2.121_944_4e-4))
+        let (s1, s2) = powerOfTwo(shifted)
+        return expReduced(r) * s1 * s2
+    }
+
+    /// e^(x + lo) as `y * s1 * s2`, for a small correction `lo` that float32 cannot add to `x` exactly (erfc's
+    /// -z^2); a caller that multiplies `y` by other factors first avoids rounding twice when the result is
+    /// subnormal.
     @inline(__always) static func expParts(
         _ x: SIMD8<Float>, plus lo: SIMD8<Float>
     ) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
-        // Clamp (NaN passes through): below -104 the result rounds to 0, above 89 to infinity.
-        var xc = x.replacing(with: 89, where: x .> 89)
-        xc = xc.replacing(with: -104, where: xc .< -104)
-        // x = n ln2 + r, |r| <= ln2 / 2; n rounded to nearest with the 1.5 * 2^23 trick.
-        let magic = SIMD8<Float>(repeating: 12_582_912)
-        let shifted = (xc + lo) * 1.442_695_040_888_963_4 + magic
-        let n = shifted - magic
-        var r = xc - n * 0.693_359_375
-        r = r - n * -2.121_944_4e-4 + lo
-        var p = SIMD8<Float>(repeating: 1.987_569_150_0e-4)
-        p = p * r + 1.398_199_950_7e-3
-        p = p * r + 8.333_451_907_3e-3
-        p = p * r + 4.166_579_589_4e-2
-        p = p * r + 1.666_666_545_9e-1
-        p = p * r + 5.000_000_120_1e-1
-        let y = p * (r * r) + r + 1
-        // 2^n as two factors so that each stays a normal float (n is in [-150, 128]).
-        let ni = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
-        let n1 = ni &>> 1
-        let n2 = ni &- n1
-        let s1 = unsafeBitCast((n1 &+ 127) &<< 23, to: SIMD8<Float>.self)
-        let s2 = unsafeBitCast((n2 &+ 127) &<< 23, to: SIMD8<Float>.self)
-        return (y, s1, s2)
+        let xc = clampExponent(x)
+        let shifted = madd(xc + lo, SIMD8(repeating: 1.442_695_040_888_963_4), roundingMagic)
+        let n = shifted - roundingMagic
+        var r = xc.addingProduct(n, SIMD8(repeating: -0.693_359_375))
+        r = r.addingProduct(n, SIMD8(repeating: 2.121_944_4e-4)) + lo
+        let (s1, s2) = powerOfTwo(shifted)
+        return (expReduced(r), s1, s2)
     }
 
     /// min(x, bound), NaN kept (where erf and erfc are already exactly 1 and 0: keeps infinities out of them).
@@ -185,13 +208,13 @@ enum VectorMath {
     @inline(__always) static func erfSmall(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let s = x * x
         var r = SIMD8<Float>(repeating: 7.853_877_468_733_117e-05)
-        r = r * s - 0.000_801_019_952_632_486_8
-        r = r * s + 0.005_188_328_679_651_022
-        r = r * s - 0.026_853_812_858_462_334
-        r = r * s + 0.112_835_854_291_915_9
-        r = r * s - 0.376_126_259_565_353_4
-        r = r * s + 0.128_379_166_126_251_22
-        return x + x * r
+        r = madd(r, s, -0.000_801_019_952_632_486_8)
+        r = madd(r, s, 0.005_188_328_679_651_022)
+        r = madd(r, s, -0.026_853_812_858_462_334)
+        r = madd(r, s, 0.112_835_854_291_915_9)
+        r = madd(r, s, -0.376_126_259_565_353_4)
+        r = madd(r, s, 0.128_379_166_126_251_22)
+        return x.addingProduct(x, r)
     }
 
     /// erfc(z) for z >= 0.5, with relative accuracy, as `m * s1 * s2`: exp(-z^2) erfcx(z), where z^2 = `hi` + `lo`
@@ -202,26 +225,26 @@ enum VectorMath {
     ) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
         let u = z - 1.25
         var p = SIMD8<Float>(repeating: -0.000_184_962_278_581_224_38)
-        p = p * u + 0.000_556_823_448_278_009_9
-        p = p * u - 0.001_318_114_693_276_584_1
-        p = p * u + 0.003_511_496_353_894_472
-        p = p * u - 0.009_081_950_411_200_523
-        p = p * u + 0.022_019_736_468_791_96
-        p = p * u - 0.050_218_451_768_159_866
-        p = p * u + 0.106_794_990_599_155_43
-        p = p * u - 0.208_821_862_936_019_9
-        p = p * u + 0.367_822_915_315_628_05
+        p = madd(p, u, 0.000_556_823_448_278_009_9)
+        p = madd(p, u, -0.001_318_114_693_276_584_1)
+        p = madd(p, u, 0.003_511_496_353_894_472)
+        p = madd(p, u, -0.009_081_950_411_200_523)
+        p = madd(p, u, 0.022_019_736_468_791_96)
+        p = madd(p, u, -0.050_218_451_768_159_866)
+        p = madd(p, u, 0.106_794_990_599_155_43)
+        p = madd(p, u, -0.208_821_862_936_019_9)
+        p = madd(p, u, 0.367_822_915_315_628_05)
         let q = 1 / z
         let y = q * q
         var h = SIMD8<Float>(repeating: 29.627_754_211_425_78)
-        h = h * y - 40.275_268_554_687_5
-        h = h * y + 25.186_817_169_189_453
-        h = h * y - 10.112_924_575_805_664
-        h = h * y + 3.234_447_956_085_205
-        h = h * y - 1.035_974_264_144_897_5
-        h = h * y + 0.422_542_214_393_615_7
-        h = h * y - 0.282_086_551_189_422_6
-        h = h * y + 0.564_189_553_260_803_2
+        h = madd(h, y, -40.275_268_554_687_5)
+        h = madd(h, y, 25.186_817_169_189_453)
+        h = madd(h, y, -10.112_924_575_805_664)
+        h = madd(h, y, 3.234_447_956_085_205)
+        h = madd(h, y, -1.035_974_264_144_897_5)
+        h = madd(h, y, 0.422_542_214_393_615_7)
+        h = madd(h, y, -0.282_086_551_189_422_6)
+        h = madd(h, y, 0.564_189_553_260_803_2)
         let scaled = select(z .< 2, p, h * q)
         let (e, s1, s2) = expParts(-hi, plus: -lo)
         return (e * scaled, s1, s2)
@@ -266,11 +289,11 @@ enum VectorMath {
         let a = unsafeBitCast(bits & ~signBit, to: SIMD8<Float>.self)
         let z = x * x
         var p = SIMD8<Float>(repeating: -5.704_988_727_45e-3)
-        p = p * z + 2.063_908_879_54e-2
-        p = p * z - 5.373_971_555_31e-2
-        p = p * z + 1.333_144_220_36e-1
-        p = p * z - 3.333_328_194_22e-1
-        let small = x + x * z * p
+        p = madd(p, z, 2.063_908_879_54e-2)
+        p = madd(p, z, -5.373_971_555_31e-2)
+        p = madd(p, z, 1.333_144_220_36e-1)
+        p = madd(p, z, -3.333_328_194_22e-1)
+        let small = x.addingProduct(x * z, p)
         let e = exp(a + a)
         let large = 1 - 2 / (e + 1)
         let signed = unsafeBitCast(unsafeBitCast(large, to: SIMD8<UInt32>.self) | (bits & signBit), to: SIMD8<Float>.self)

@@ -207,6 +207,7 @@ final class PoolKernel: Kernel {
     }
 
     /// float32, 2-D (or 1-D), no Indices: the interior of each output row 8 outputs at a time.
+    @inline(never)
     private func fastPlane(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         let s = self.s
         for oh in 0..<s.oh {

@@ -122,7 +122,9 @@ public final class GraphView {
         inputs = []
         outputs = []
         for node in nodes {
-            let required = node.op.schema?.minInputs ?? node.inputs.count
+            // Every input of a variadic node (Concat, Sum) is data; otherwise the optional ones may stay open.
+            let schema = node.op.schema
+            let required = schema.map { $0.maxInputs == nil ? node.inputs.count : $0.minInputs } ?? node.inputs.count
             for (i, source) in node.inputs.enumerated() where i < required {
                 if source.map({ !contains($0.node) }) ?? true {
                     let name = node.inputs.count == 1 ? "\(node.name)_input" : "\(node.name)_\(node.inputNames[i])"
