@@ -34,9 +34,7 @@ struct RunCommand: ParsableCommand {
             }
             fed = try inputs.map(NPY.read)
         }
-        guard FileIO.isDirectory(outputDir) else {
-            throw AidgeError.io("output directory '\(outputDir)' does not exist")
-        }
+        try FileIO.createDirectory(outputDir)
         let outputs = try Scheduler(graph).forward(fed)
         for (i, (output, info)) in zip(outputs, graph.outputs).enumerated() {
             let path = "\(outputDir)/output_\(i).npy"

@@ -55,6 +55,16 @@ public enum FileIO {
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// Creates the directory `path` and any missing parents (as `mkdir -p`).
+    public static func createDirectory(_ path: String) throws {
+        if isDirectory(path) { return }
+        let parent = directory(of: path)
+        if parent != path, parent != ".", parent != "/" { try createDirectory(parent) }
+        guard mkdir(path, 0o755) == 0 || (errno == EEXIST && isDirectory(path)) else {
+            throw AidgeError.io("cannot create directory '\(path)': \(reason())")
+        }
+    }
+
     /// The folder part of a path ("." when there is none).
     public static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
