@@ -7,8 +7,16 @@ import PackageDescription
 let kernelFlags: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c", "-enforce-exclusivity=unchecked"])
 ]
+/// The AVX-512 kernels live in a module of their own, called only after a run-time check of the processor.
+let wideKernelFlags: [SwiftSetting] = [
+    .unsafeFlags([
+        "-Xcc", "-mavx512f", "-Xcc", "-mavx512vl", "-Xcc", "-mavx512dq", "-Xcc", "-mavx512bw",
+        "-Xcc", "-mavx2", "-Xcc", "-mfma", "-enforce-exclusivity=unchecked",
+    ])
+]
 #else
 let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+let wideKernelFlags = kernelFlags
 #endif
 
 let package = Package(
@@ -24,7 +32,8 @@ let package = Package(
     targets: [
         .target(name: "CAidgePlatform"),
         .target(name: "AidgeCore", dependencies: ["CAidgePlatform"]),
-        .target(name: "AidgeCPU", dependencies: ["AidgeCore"], swiftSettings: kernelFlags),
+        .target(name: "AidgeCPUAVX512", swiftSettings: wideKernelFlags),
+        .target(name: "AidgeCPU", dependencies: ["AidgeCore", "AidgeCPUAVX512", "CAidgePlatform"], swiftSettings: kernelFlags),
         .target(
             name: "AidgeONNX",
             dependencies: ["AidgeCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

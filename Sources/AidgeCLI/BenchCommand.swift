@@ -23,6 +23,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object on stdout.")
     var json = false
 
+    @Flag(help: "Also time each kernel call and print the time per operator type and the slowest nodes.")
+    var profile = false
+
     func run() throws {
         guard runs > 0, warmup >= 0 else { throw AidgeError.invalidArgument("--runs must be positive and --warmup non-negative") }
         if let batch, batch <= 0 { throw AidgeError.invalidArgument("--batch must be positive, got \(batch)") }
@@ -36,9 +39,9 @@ struct BenchCommand: ParsableCommand {
         let progress = isatty(2) != 0
         var times: [Double] = []
         for r in 0..<runs {
-            let start = now()
+            let start = Clock.seconds()
             _ = try scheduler.forward(inputs)
-            times.append((now() - start) * 1000)
+            times.append((Clock.seconds() - start) * 1000)
             if progress {
                 let width = 30
                 let done = (r + 1) * width / runs
@@ -65,6 +68,26 @@ struct BenchCommand: ParsableCommand {
             print("inputs: \(shapeText.joined(separator: ", ")), threads: \(threads), runs: \(runs) (+\(warmup) warm-up)")
             print("median \(fmt(median)) ms, min \(fmt(minimum)) ms, max \(fmt(maximum)) ms, mean \(fmt(mean)) ms")
         }
+        if profile { try printProfile(scheduler.profile(inputs, runs: runs)) }
+    }
+
+    /// Mean milliseconds per run by operator type, then the 15 slowest kernel calls (on stderr under --json).
+    private func printProfile(_ steps: [(node: Node, seconds: Double)]) {
+        let out: (String) -> Void = json ? { writeStderr($0 + "\n") } : { print($0) }
+        let total = steps.reduce(0) { $0 + $1.seconds }
+        var byType: [String: (seconds: Double, count: Int)] = [:]
+        for step in steps {
+            let entry = byType[step.node.type, default: (0, 0)]
+            byType[step.node.type] = (entry.seconds + step.seconds, entry.count + 1)
+        }
+        out("profile: \(steps.count) kernel calls, \(fmt(total * 1000)) ms per run")
+        for (type, entry) in byType.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+            out("  \(type) x\(entry.count): \(fmt(entry.seconds * 1000)) ms (\(Int((entry.seconds / max(total, 1e-12) * 100).rounded()))%)")
+        }
+        out("slowest:")
+        for step in steps.sorted(by: { $0.seconds > $1.seconds }).prefix(1000) {
+            out("  \(step.node.name) (\(step.node.type)): \(fmt(step.seconds * 1000)) ms")
+        }
     }
 
     private func writeStderr(_ text: String) {
@@ -72,11 +95,6 @@ struct BenchCommand: ParsableCommand {
         _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     }
 
-    private func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
 
     private func fmt(_ v: Double) -> String {
         let scaled = (v * 1000).rounded() / 1000

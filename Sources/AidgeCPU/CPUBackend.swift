@@ -24,4 +24,12 @@ public enum CPUBackend: Backend {
         registerShapeKernels(registry)
         registerIndexingKernels(registry)
     }
+
+    /// Whether the GEMM uses its AVX-512 kernel for full tiles (default: when the processor has AVX-512). Turning
+    /// it off runs the AVX2 kernels everywhere (for comparisons and tests); turning it on where the processor
+    /// lacks AVX-512 is ignored.
+    public static var usesAVX512: Bool {
+        get { SGEMM.wideTiles.load(ordering: .relaxed) }
+        set { SGEMM.wideTiles.store(newValue && Processor.supportsAVX512, ordering: .relaxed) }
+    }
 }

@@ -10,6 +10,17 @@ int aidge_cpu_supports_kernels(void) {
 #endif
 }
 
+int aidge_cpu_supports_avx512(void) {
+#if defined(__x86_64__)
+    // The runtime's feature bits for AVX-512 also require the OS to save the ZMM state (XGETBV).
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+#else
+    return 0;
+#endif
+}
+
 long aidge_cpu_cache_size(int level) {
 #if defined(_SC_LEVEL1_DCACHE_SIZE)
     switch (level) {

@@ -187,6 +187,9 @@ final class ConvolutionTests: XCTestCase {
             try check(spec(Spec(x: [1, 3, 9, 11], w: [5, 3, 3, 3], strides: [2, 1], pads: [1, 1, 1, 1])))  // im2col
             try check(spec(Spec(x: [1, 16, 12, 9], w: [17, 16, 3, 3], pads: [1, 1, 1, 1])))  // Winograd
             try check(spec(Spec(x: [1, 8, 5, 7], w: [7, 8, 1, 1])))  // pointwise
+            // Full 6x32 tiles (the AVX-512 kernel where the processor has it), with partial ones beside them.
+            try check(spec(Spec(x: [1, 8, 8, 9], w: [13, 8, 1, 1])))
+            try check(spec(Spec(x: [1, 4, 10, 10], w: [12, 4, 3, 3], pads: [1, 1, 1, 1])))
             try check(spec(Spec(x: [1, 8, 5, 7], w: [7, 8, 1, 1])), constants: [])  // weights at run time
             try check(spec(Spec(x: [1, 6, 10, 20], w: [6, 1, 3, 3], group: 6, pads: [1, 1, 1, 1])))  // depthwise
             try check(spec(Spec(x: [1, 6, 10, 40], w: [6, 1, 3, 3], group: 6, strides: [2, 2], pads: [1, 1, 1, 1])))

@@ -24,7 +24,22 @@ final class GEMMTests: XCTestCase {
         return out
     }
 
+    /// Checks with the AVX-512 tiles (where the processor has them) and with the AVX2 kernels only.
     private func check(
+        _ m: Int, _ n: Int, _ k: Int, transA: Bool = false, transB: Bool = false, alpha: Float = 1, beta: Float = 0,
+        pad: Int = 0, threads: Int? = nil, file: StaticString = #filePath, line: UInt = #line
+    ) {
+        let wide = CPUBackend.usesAVX512
+        defer { CPUBackend.usesAVX512 = wide }
+        for useWide in Set([wide, false]) {
+            CPUBackend.usesAVX512 = useWide
+            checkOnce(
+                m, n, k, transA: transA, transB: transB, alpha: alpha, beta: beta, pad: pad, threads: threads,
+                file: file, line: line)
+        }
+    }
+
+    private func checkOnce(
         _ m: Int, _ n: Int, _ k: Int, transA: Bool = false, transB: Bool = false, alpha: Float = 1, beta: Float = 0,
         pad: Int = 0, threads: Int? = nil, file: StaticString = #filePath, line: UInt = #line
     ) {
@@ -69,7 +84,7 @@ final class GEMMTests: XCTestCase {
     }
 
     func testTileMultiplesAndEdges() {
-        for (m, n, k) in [(6, 16, 8), (12, 32, 5), (1, 1, 1), (5, 17, 3), (7, 15, 9), (2, 33, 20), (13, 1, 7), (1, 40, 31)] {
+        for (m, n, k) in [(6, 16, 8), (12, 32, 5), (6, 64, 7), (13, 48, 4), (18, 80, 2), (1, 1, 1), (5, 17, 3), (7, 15, 9), (2, 33, 20), (13, 1, 7), (1, 40, 31)] {
             check(m, n, k)
         }
     }
@@ -90,6 +105,7 @@ final class GEMMTests: XCTestCase {
             }
         }
         check(40, 50, 60, beta: 1)
+        check(24, 96, 40, alpha: 2, beta: 0.5, pad: 5)
     }
 
     func testEmptyK() {

@@ -1,9 +1,17 @@
+import AidgeCPUAVX512
+import AidgeCore
+import Synchronization
+
 /// The packed float32 GEMM: C (M x N, row stride `ldc`) = epilogue(alpha * A * B).
 ///
 /// A and B are `GEMMOperand`s (prepacked weights, strided matrices packed on the fly, or an im2col packer), so
 /// the loops are specialised for each combination. Work is split over threads in M and/or N by whole panels;
 /// each thread packs what it needs into its own part of a shared scratch buffer.
 enum SGEMM {
+    /// Whether full 6x32 tiles use the AVX-512 kernel: set from the processor; tests switch it off to cover the
+    /// AVX2 kernels on every tile.
+    static let wideTiles = Atomic<Bool>(Processor.supportsAVX512)
+
     /// Below this many multiply-adds one thread does all the work.
     static let parallelThreshold = 1 << 18
 
@@ -109,6 +117,7 @@ enum SGEMM {
         let aScratch = scratch + GEMMBlocking.maxKC * GEMMBlocking.nc
         let edge = aScratch + GEMMBlocking.mc * GEMMBlocking.maxKC
         let kBlocks = GEMMBlocking.kBlockCount(k)
+        let wide = wideTiles.load(ordering: .relaxed)
         var jc = cols.lowerBound
         while jc < cols.upperBound {
             let nc = min(GEMMBlocking.nc, cols.upperBound - jc)
@@ -123,36 +132,59 @@ enum SGEMM {
                     let ap = a.panels(ic, mc, block: kb, k0: k0, kc: kc, scratch: aScratch)
                     let nPanels = (nc + nr - 1) / nr
                     let mPanels = (mc + mr - 1) / mr
-                    for jr in 0..<nPanels {
+                    var jr = 0
+                    while jr < nPanels {
                         let bPanel = bp + jr * kc * nr
-                        let cols = min(nr, nc - jr * nr)
+                        let col = jc + jr * nr
+                        // Two full panels side by side: full-height tiles go to the AVX-512 6x32 kernel.
+                        let pair = wide && nc - jr * nr >= 2 * nr
                         for ir in 0..<mPanels {
                             let aPanel = ap + ir * kc * mr
                             let rowsHere = min(mr, mc - ir * mr)
                             let row = ic + ir * mr
-                            let col = jc + jr * nr
                             let cTile = c + row * ldc + col
-                            if rowsHere >= 3 && cols <= 8 {
-                                microKernel6x8(
-                                    kc, aPanel, bPanel, cTile, ldc, rows: rowsHere, cols: cols, edge: edge, ep,
-                                    TileContext(row: row, col: col, addOld: addOld, last: last))
-                            } else if rowsHere >= 3 {
-                                microKernel6x16(
-                                    kc, aPanel, bPanel, cTile, ldc, rows: rowsHere, cols: cols, edge: edge, ep,
-                                    TileContext(row: row, col: col, addOld: addOld, last: last))
-                            } else {
-                                for r in 0..<rowsHere {
-                                    microKernel1x16(
-                                        kc, aPanel + r, mr, bPanel, cTile + r * ldc, cols: cols, edge: edge, ep,
-                                        TileContext(row: row + r, col: col, addOld: addOld, last: last))
-                                }
+                            if pair && rowsHere == mr {
+                                microKernel6x32(
+                                    kc, aPanel, bPanel, bPanel + kc * nr, cTile, ldc,
+                                    TileEpilogue(
+                                        alpha: ep.alpha, addOld: addOld, last: last, rowBias: ep.rowBias.map { $0 + row },
+                                        colBias: ep.colBias.map { $0 + col }, clamps: ep.clamps, lower: ep.lower,
+                                        upper: ep.upper))
+                                continue
+                            }
+                            for half in 0..<(pair ? 2 : 1) {
+                                let h = half * nr
+                                narrowTile(
+                                    kc, aPanel, bPanel + half * kc * nr, cTile + h, ldc, rows: rowsHere,
+                                    cols: min(nr, nc - jr * nr - h), edge: edge, ep,
+                                    TileContext(row: row, col: col + h, addOld: addOld, last: last))
                             }
                         }
+                        jr += pair ? 2 : 1
                     }
                     ic += mc
                 }
             }
             jc += nc
+        }
+    }
+
+    /// One tile of at most 6x16 with the AVX2 kernels.
+    @inline(__always)
+    static func narrowTile(
+        _ kc: Int, _ aPanel: UnsafePointer<Float>, _ bPanel: UnsafePointer<Float>, _ cTile: UnsafeMutablePointer<Float>,
+        _ ldc: Int, rows: Int, cols: Int, edge: UnsafeMutablePointer<Float>, _ ep: GEMMEpilogue, _ tile: TileContext
+    ) {
+        if rows >= 3 && cols <= 8 {
+            microKernel6x8(kc, aPanel, bPanel, cTile, ldc, rows: rows, cols: cols, edge: edge, ep, tile)
+        } else if rows >= 3 {
+            microKernel6x16(kc, aPanel, bPanel, cTile, ldc, rows: rows, cols: cols, edge: edge, ep, tile)
+        } else {
+            for r in 0..<rows {
+                var t = tile
+                t.row += r
+                microKernel1x16(kc, aPanel + r, GEMMBlocking.mr, bPanel, cTile + r * ldc, cols: cols, edge: edge, ep, t)
+            }
         }
     }
 

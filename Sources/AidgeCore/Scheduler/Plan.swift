@@ -40,8 +40,9 @@ public final class Plan {
     /// Shapes and dtypes of the outputs.
     public var outputs: [ValueInfo] { outputInfos }
 
-    /// Runs every step on `inputs` (contiguous, already checked) and returns the outputs.
-    func run(_ inputs: [Tensor]) throws -> [Tensor] {
+    /// Runs every step on `inputs` (contiguous, already checked) and returns the outputs. With `stepSeconds`
+    /// (one entry per step), each step's wall time is added to its entry.
+    func run(_ inputs: [Tensor], stepSeconds: UnsafeMutableBufferPointer<Double>? = nil) throws -> [Tensor] {
         let fresh = outputInfos.map { Tensor(zeros: $0.shape, dtype: $0.dtype) }
         func resolve(_ slot: Slot) -> Tensor {
             switch slot {
@@ -50,11 +51,17 @@ public final class Plan {
             case .graphOutput(let i): return fresh[i]
             }
         }
-        for step in steps {
+        for (k, step) in steps.enumerated() {
             let ins = step.inputs.map { $0.map(resolve) }
             let outs = step.outputs.map(resolve)
             do {
-                try step.kernel.run(ins, outs)
+                if let stepSeconds {
+                    let start = Clock.seconds()
+                    try step.kernel.run(ins, outs)
+                    stepSeconds[k] += Clock.seconds() - start
+                } else {
+                    try step.kernel.run(ins, outs)
+                }
             } catch {
                 throw error.aidgePrefixed("\(step.node.type) node \(step.node.name)")
             }

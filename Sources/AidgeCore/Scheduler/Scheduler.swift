@@ -18,6 +18,17 @@ public final class Scheduler {
         return try plan.run(inputs)
     }
 
+    /// Runs the graph `runs` times on `inputs` and returns each kernel call's mean time, in execution order.
+    public func profile(_ inputs: [Tensor], runs: Int) throws -> [(node: Node, seconds: Double)] {
+        let inputs = try checked(inputs)
+        let plan = try self.plan(for: inputs.map(\.shape))
+        var total = [Double](repeating: 0, count: plan.steps.count)
+        try total.withUnsafeMutableBufferPointer { buffer in
+            for _ in 0..<max(runs, 1) { _ = try plan.run(inputs, stepSeconds: buffer) }
+        }
+        return zip(plan.steps, total).map { ($0.node, $1 / Double(max(runs, 1))) }
+    }
+
     /// The plan for these input shapes (built and cached on first use).
     public func plan(for shapes: [[Int]]) throws -> Plan {
         if let plan = plans[shapes] { return plan }

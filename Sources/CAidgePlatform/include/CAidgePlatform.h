@@ -4,7 +4,19 @@
 /// 1 when the processor has every instruction set the CPU kernels are compiled for (AVX2, FMA, F16C on x86-64).
 int aidge_cpu_supports_kernels(void);
 
+/// 1 when the processor and the operating system support the AVX-512 kernels (F, VL, DQ, BW; x86-64 only).
+int aidge_cpu_supports_avx512(void);
+
 /// Size in bytes of the last-level data cache the GEMM blocks for (0 when unknown).
 long aidge_cpu_cache_size(int level);
+
+/// A spin-wait hint (PAUSE on x86-64): lets the other hyper-thread run and saves power while a worker spins.
+static inline void aidge_cpu_pause(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 
 #endif
