@@ -71,7 +71,7 @@ struct BenchCommand: ParsableCommand {
         if profile { try printProfile(scheduler.profile(inputs, runs: runs)) }
     }
 
-    /// Mean milliseconds per run by operator type, then the 15 slowest kernel calls (on stderr under --json).
+    /// Mean milliseconds per run by operator type, then the 20 slowest kernel calls (on stderr under --json).
     private func printProfile(_ steps: [(node: Node, seconds: Double)]) {
         let out: (String) -> Void = json ? { writeStderr($0 + "\n") } : { print($0) }
         let total = steps.reduce(0) { $0 + $1.seconds }
@@ -85,7 +85,7 @@ struct BenchCommand: ParsableCommand {
             out("  \(type) x\(entry.count): \(fmt(entry.seconds * 1000)) ms (\(Int((entry.seconds / max(total, 1e-12) * 100).rounded()))%)")
         }
         out("slowest:")
-        for step in steps.sorted(by: { $0.seconds > $1.seconds }).prefix(1000) {
+        for step in steps.sorted(by: { $0.seconds > $1.seconds }).prefix(20) {
             out("  \(step.node.name) (\(step.node.type)): \(fmt(step.seconds * 1000)) ms")
         }
     }
