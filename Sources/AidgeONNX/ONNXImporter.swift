@@ -196,7 +196,7 @@ struct GraphImporter {
         guard info.hasType, case .tensorType(let t)? = info.type.value else {
             throw AidgeError.unsupportedType("graph input '\(info.name)' is not a tensor")
         }
-        guard let dtype = DType(onnxCode: Int(t.elemType)) else {
+        guard let dtype = DType(onnx: Int(t.elemType)) else {
             throw AidgeError.unsupportedType(
                 "graph input '\(info.name)' has ONNX data type \(onnxTypeName(Int(t.elemType))), which is not supported")
         }

@@ -2,49 +2,6 @@ import AidgeCore
 import Foundation
 import SwiftProtobuf
 
-extension DType {
-    /// The dtype of an ONNX `TensorProto.DataType` code, or nil for types the engine does not hold.
-    public init?(onnxCode code: Int) {
-        switch Onnx_TensorProto.DataType(rawValue: code) {
-        case .float: self = .float32
-        case .double: self = .float64
-        case .float16: self = .float16
-        case .bfloat16: self = .bfloat16
-        case .int8: self = .int8
-        case .int16: self = .int16
-        case .int32: self = .int32
-        case .int64: self = .int64
-        case .uint8: self = .uint8
-        case .uint16: self = .uint16
-        case .uint32: self = .uint32
-        case .uint64: self = .uint64
-        case .bool: self = .bool
-        default: return nil
-        }
-    }
-
-    /// The ONNX `TensorProto.DataType` code of this dtype.
-    public var onnxCode: Int {
-        let type: Onnx_TensorProto.DataType
-        switch self {
-        case .float32: type = .float
-        case .float64: type = .double
-        case .float16: type = .float16
-        case .bfloat16: type = .bfloat16
-        case .int8: type = .int8
-        case .int16: type = .int16
-        case .int32: type = .int32
-        case .int64: type = .int64
-        case .uint8: type = .uint8
-        case .uint16: type = .uint16
-        case .uint32: type = .uint32
-        case .uint64: type = .uint64
-        case .bool: type = .bool
-        }
-        return type.rawValue
-    }
-}
-
 /// Names an ONNX data type code for error messages.
 func onnxTypeName(_ code: Int) -> String {
     Onnx_TensorProto.DataType(rawValue: code).map { "\($0)" } ?? "type \(code)"
@@ -54,7 +11,7 @@ extension Tensor {
     /// Reads an ONNX `TensorProto` (raw or typed fields, or external data relative to `baseDirectory`).
     init(onnx proto: Onnx_TensorProto, baseDirectory: String) throws {
         let what = proto.name.isEmpty ? "a tensor" : "tensor '\(proto.name)'"
-        guard let dtype = DType(onnxCode: Int(proto.dataType)) else {
+        guard let dtype = DType(onnx: Int(proto.dataType)) else {
             throw AidgeError.unsupportedType("\(what) has ONNX data type \(onnxTypeName(Int(proto.dataType))), which is not supported")
         }
         let shape = proto.dims.map { Int($0) }
@@ -137,7 +94,7 @@ extension Onnx_TensorProto {
     init(_ tensor: Tensor, name: String) {
         self.init()
         self.name = name
-        dataType = Int32(tensor.dtype.onnxCode)
+        dataType = Int32(tensor.dtype.onnxDataType)
         dims = tensor.shape.map { Int64($0) }
         let c = tensor.contiguous()
         rawData = Data(bytes: c.rawPointer, count: c.byteCount)

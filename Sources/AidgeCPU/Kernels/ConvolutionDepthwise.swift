@@ -97,18 +97,20 @@ final class DepthwiseConvKernel: Kernel {
     private func plane(x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: Float, y: UnsafeMutablePointer<Float>) {
         let s = self.s
         let cols = self.cols
-        let taps = unrolled3x3 ? Taps3x3(w) : Taps3x3()
         let vectors = s.ow >= 8 && s.sw <= 2
+        if vectors && unrolled3x3 {
+            let geometry = PlaneGeometry(rowLength: cols, rowStep: s.sh * cols, outputs: s.ow, rows: s.oh)
+            if s.sw == 1 {
+                plane3x3Stride1(x, w, bias, y, geometry, clamp)
+            } else {
+                plane3x3Stride2(x, w, bias, y, geometry, clamp)
+            }
+            return
+        }
         for oh in 0..<s.oh {
             let r = x + oh * s.sh * cols
             let row = y + oh * s.ow
-            if vectors && unrolled3x3 {
-                if s.sw == 1 {
-                    row3x3Stride1(r, cols, taps, bias, row, s.ow, clamp)
-                } else {
-                    row3x3Stride2(r, cols, taps, bias, row, s.ow, clamp)
-                }
-            } else if vectors {
+            if vectors {
                 var ow = 0
                 while ow + 32 <= s.ow {
                     vector4(r, w, bias, ow, row)
@@ -195,19 +197,14 @@ final class DepthwiseConvKernel: Kernel {
     }
 }
 
-/// The nine weights of a 3x3 depthwise filter, broadcast.
-struct Taps3x3 {
-    var w0 = SIMD8<Float>(), w1 = SIMD8<Float>(), w2 = SIMD8<Float>()
-    var w3 = SIMD8<Float>(), w4 = SIMD8<Float>(), w5 = SIMD8<Float>()
-    var w6 = SIMD8<Float>(), w7 = SIMD8<Float>(), w8 = SIMD8<Float>()
-
-    init() {}
-
-    init(_ w: UnsafePointer<Float>) {
-        w0 = SIMD8(repeating: w[0]); w1 = SIMD8(repeating: w[1]); w2 = SIMD8(repeating: w[2])
-        w3 = SIMD8(repeating: w[3]); w4 = SIMD8(repeating: w[4]); w5 = SIMD8(repeating: w[5])
-        w6 = SIMD8(repeating: w[6]); w7 = SIMD8(repeating: w[7]); w8 = SIMD8(repeating: w[8])
-    }
+/// Where the rows of a zero-bordered plane and of its output lie, for the 3x3 plane kernels.
+struct PlaneGeometry {
+    /// Floats per padded row, floats between the first rows of consecutive windows, outputs per row (at least 8),
+    /// output rows.
+    var rowLength: Int
+    var rowStep: Int
+    var outputs: Int
+    var rows: Int
 }
 
 @inline(__always)
@@ -215,67 +212,82 @@ private func load8(at p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
 }
 
-/// One output row (`count` >= 8 outputs) of a 3x3 stride-1 depthwise filter over a padded plane: `r` is the top
-/// kernel row, `w` the padded row length.
-@inline(never)
-private func row3x3Stride1(
-    _ r: UnsafePointer<Float>, _ w: Int, _ t: Taps3x3, _ bias: Float, _ y: UnsafeMutablePointer<Float>, _ count: Int,
-    _ clamp: LaneClamp
-) {
-    let b = SIMD8<Float>(repeating: bias)
-    @inline(__always) func eight(_ ow: Int) {
-        let p0 = r + ow
-        let p1 = p0 + w
-        let p2 = p1 + w
-        var a = b.addingProduct(t.w0, load8(at: p0))
-        var c = t.w3 * load8(at: p1)
-        a = a.addingProduct(t.w1, load8(at: p0 + 1))
-        c = c.addingProduct(t.w4, load8(at: p1 + 1))
-        a = a.addingProduct(t.w2, load8(at: p0 + 2))
-        c = c.addingProduct(t.w5, load8(at: p1 + 2))
-        a = a.addingProduct(t.w6, load8(at: p2))
-        c = c.addingProduct(t.w7, load8(at: p2 + 1))
-        a = a.addingProduct(t.w8, load8(at: p2 + 2))
-        UnsafeMutableRawPointer(y + ow).storeBytes(of: clamp.apply(a + c), as: SIMD8<Float>.self)
-    }
-    var ow = 0
-    while ow + 8 <= count {
-        eight(ow)
-        ow += 8
-    }
-    if ow < count { eight(count - 8) }  // overlaps outputs already written, with the same values
+@inline(__always)
+private func load16(at p: UnsafePointer<Float>) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
 }
 
-/// As `row3x3Stride1` for stride 2: the even and odd lanes of 16 inputs give kernel columns 0 and 1.
+/// A whole output plane of a 3x3 stride-1 depthwise filter over a padded plane `x`, 8 outputs at a time with the
+/// nine weights in registers. The last vector of a row ends at the row's end, rewriting a few outputs with the
+/// same values, so every row runs the same code.
 @inline(never)
-private func row3x3Stride2(
-    _ r: UnsafePointer<Float>, _ w: Int, _ t: Taps3x3, _ bias: Float, _ y: UnsafeMutablePointer<Float>, _ count: Int,
-    _ clamp: LaneClamp
+private func plane3x3Stride1(
+    _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ y: UnsafeMutablePointer<Float>,
+    _ g: PlaneGeometry, _ clamp: LaneClamp
 ) {
+    let w0 = SIMD8<Float>(repeating: w[0]), w1 = SIMD8<Float>(repeating: w[1]), w2 = SIMD8<Float>(repeating: w[2])
+    let w3 = SIMD8<Float>(repeating: w[3]), w4 = SIMD8<Float>(repeating: w[4]), w5 = SIMD8<Float>(repeating: w[5])
+    let w6 = SIMD8<Float>(repeating: w[6]), w7 = SIMD8<Float>(repeating: w[7]), w8 = SIMD8<Float>(repeating: w[8])
     let b = SIMD8<Float>(repeating: bias)
-    @inline(__always) func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+    let last = g.outputs &- 8
+    for oh in 0..<g.rows {
+        let r = x + oh &* g.rowStep
+        let row = y + oh &* g.outputs
+        var ow = 0
+        while true {
+            let o = min(ow, last)
+            let p0 = r + o
+            let p1 = p0 + g.rowLength
+            let p2 = p1 + g.rowLength
+            var a = b.addingProduct(w0, load8(at: p0))
+            var c = w3 * load8(at: p1)
+            a = a.addingProduct(w1, load8(at: p0 + 1))
+            c = c.addingProduct(w4, load8(at: p1 + 1))
+            a = a.addingProduct(w2, load8(at: p0 + 2))
+            c = c.addingProduct(w5, load8(at: p1 + 2))
+            a = a.addingProduct(w6, load8(at: p2))
+            c = c.addingProduct(w7, load8(at: p2 + 1))
+            a = a.addingProduct(w8, load8(at: p2 + 2))
+            UnsafeMutableRawPointer(row + o).storeBytes(of: clamp.apply(a + c), as: SIMD8<Float>.self)
+            if o == last { break }
+            ow &+= 8
+        }
     }
-    @inline(__always) func eight(_ ow: Int) {
-        let p0 = r + 2 &* ow
-        let p1 = p0 + w
-        let p2 = p1 + w
-        let v0 = load16(p0), v1 = load16(p1), v2 = load16(p2)
-        var a = b.addingProduct(t.w0, v0.evenHalf)
-        var c = t.w3 * v1.evenHalf
-        a = a.addingProduct(t.w1, v0.oddHalf)
-        c = c.addingProduct(t.w4, v1.oddHalf)
-        a = a.addingProduct(t.w2, load16(p0 + 2).evenHalf)
-        c = c.addingProduct(t.w5, load16(p1 + 2).evenHalf)
-        a = a.addingProduct(t.w6, v2.evenHalf)
-        c = c.addingProduct(t.w7, v2.oddHalf)
-        a = a.addingProduct(t.w8, load16(p2 + 2).evenHalf)
-        UnsafeMutableRawPointer(y + ow).storeBytes(of: clamp.apply(a + c), as: SIMD8<Float>.self)
+}
+
+/// As `plane3x3Stride1` for stride 2: the even and odd lanes of 16 inputs give kernel columns 0 and 1.
+@inline(never)
+private func plane3x3Stride2(
+    _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ y: UnsafeMutablePointer<Float>,
+    _ g: PlaneGeometry, _ clamp: LaneClamp
+) {
+    let w0 = SIMD8<Float>(repeating: w[0]), w1 = SIMD8<Float>(repeating: w[1]), w2 = SIMD8<Float>(repeating: w[2])
+    let w3 = SIMD8<Float>(repeating: w[3]), w4 = SIMD8<Float>(repeating: w[4]), w5 = SIMD8<Float>(repeating: w[5])
+    let w6 = SIMD8<Float>(repeating: w[6]), w7 = SIMD8<Float>(repeating: w[7]), w8 = SIMD8<Float>(repeating: w[8])
+    let b = SIMD8<Float>(repeating: bias)
+    let last = g.outputs &- 8
+    for oh in 0..<g.rows {
+        let r = x + oh &* g.rowStep
+        let row = y + oh &* g.outputs
+        var ow = 0
+        while true {
+            let o = min(ow, last)
+            let p0 = r + 2 &* o
+            let p1 = p0 + g.rowLength
+            let p2 = p1 + g.rowLength
+            let v0 = load16(at: p0), v1 = load16(at: p1), v2 = load16(at: p2)
+            var a = b.addingProduct(w0, v0.evenHalf)
+            var c = w3 * v1.evenHalf
+            a = a.addingProduct(w1, v0.oddHalf)
+            c = c.addingProduct(w4, v1.oddHalf)
+            a = a.addingProduct(w2, load16(at: p0 + 2).evenHalf)
+            c = c.addingProduct(w5, load16(at: p1 + 2).evenHalf)
+            a = a.addingProduct(w6, v2.evenHalf)
+            c = c.addingProduct(w7, v2.oddHalf)
+            a = a.addingProduct(w8, load16(at: p2 + 2).evenHalf)
+            UnsafeMutableRawPointer(row + o).storeBytes(of: clamp.apply(a + c), as: SIMD8<Float>.self)
+            if o == last { break }
+            ow &+= 8
+        }
     }
-    var ow = 0
-    while ow + 8 <= count {
-        eight(ow)
-        ow += 8
-    }
-    if ow < count { eight(count - 8) }  // overlaps outputs already written, with the same values
 }
