@@ -32,12 +32,15 @@ public struct TileEpilogue {
     }
 }
 
-/// A full 6x32 tile: 12 SIMD16 accumulators, A's `kc` groups of 6 floats broadcast against two adjacent packed
+/// A 6x32 tile: 12 SIMD16 accumulators, A's `kc` groups of 6 floats broadcast against two adjacent packed
 /// B panels (`b0`, `b1`: `kc` groups of 16 floats each), so it reads the same packing as the 6x16 AVX2 kernel.
+/// Packing pads A and B with zeros, so a partial tile (`rows` < 6 or `cols` < 32) is computed whole into `edge`
+/// (192 floats) and only its valid part is written.
 @inline(never)
 public func microKernel6x32(
     _ kc: Int, _ a: UnsafePointer<Float>, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ ep: TileEpilogue
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, rows: Int, cols: Int, edge: UnsafeMutablePointer<Float>,
+    _ ep: TileEpilogue
 ) {
     var c00 = SIMD16<Float>(), c01 = SIMD16<Float>(), c10 = SIMD16<Float>(), c11 = SIMD16<Float>()
     var c20 = SIMD16<Float>(), c21 = SIMD16<Float>(), c30 = SIMD16<Float>(), c31 = SIMD16<Float>()
@@ -70,12 +73,51 @@ public func microKernel6x32(
         p0 += 64
         p1 += 64
     }
-    store(c00, c01, c, 0, ep)
-    store(c10, c11, c + ldc, 1, ep)
-    store(c20, c21, c + 2 &* ldc, 2, ep)
-    store(c30, c31, c + 3 &* ldc, 3, ep)
-    store(c40, c41, c + 4 &* ldc, 4, ep)
-    store(c50, c51, c + 5 &* ldc, 5, ep)
+    if rows == 6 && cols == 32 {
+        store(c00, c01, c, 0, ep)
+        store(c10, c11, c + ldc, 1, ep)
+        store(c20, c21, c + 2 &* ldc, 2, ep)
+        store(c30, c31, c + 3 &* ldc, 3, ep)
+        store(c40, c41, c + 4 &* ldc, 4, ep)
+        store(c50, c51, c + 5 &* ldc, 5, ep)
+        return
+    }
+    let e = UnsafeMutableRawPointer(edge)
+    e.storeBytes(of: c00, toByteOffset: 0, as: SIMD16<Float>.self)
+    e.storeBytes(of: c01, toByteOffset: 64, as: SIMD16<Float>.self)
+    e.storeBytes(of: c10, toByteOffset: 128, as: SIMD16<Float>.self)
+    e.storeBytes(of: c11, toByteOffset: 192, as: SIMD16<Float>.self)
+    e.storeBytes(of: c20, toByteOffset: 256, as: SIMD16<Float>.self)
+    e.storeBytes(of: c21, toByteOffset: 320, as: SIMD16<Float>.self)
+    e.storeBytes(of: c30, toByteOffset: 384, as: SIMD16<Float>.self)
+    e.storeBytes(of: c31, toByteOffset: 448, as: SIMD16<Float>.self)
+    e.storeBytes(of: c40, toByteOffset: 512, as: SIMD16<Float>.self)
+    e.storeBytes(of: c41, toByteOffset: 576, as: SIMD16<Float>.self)
+    e.storeBytes(of: c50, toByteOffset: 640, as: SIMD16<Float>.self)
+    e.storeBytes(of: c51, toByteOffset: 704, as: SIMD16<Float>.self)
+    storeEdge(edge, c, ldc, rows: rows, cols: cols, ep)
+}
+
+/// Writes the valid `rows x cols` part of a tile held in `edge` (rows of 32) with the epilogue.
+@inline(never)
+private func storeEdge(
+    _ edge: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, rows: Int, cols: Int,
+    _ ep: TileEpilogue
+) {
+    for r in 0..<rows {
+        let p = c + r &* ldc
+        let e = edge + r &* 32
+        for j in 0..<cols {
+            var v = e[j] * ep.alpha
+            if ep.addOld { v += p[j] }
+            if ep.last {
+                if let rb = ep.rowBias { v += rb[r] }
+                if let cb = ep.colBias { v += cb[j] }
+                if ep.clamps { v = v < ep.lower ? ep.lower : v > ep.upper ? ep.upper : v }
+            }
+            p[j] = v
+        }
+    }
 }
 
 /// Writes one 32-wide row of a tile with the epilogue.

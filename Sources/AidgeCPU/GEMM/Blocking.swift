@@ -24,6 +24,7 @@ enum GEMMBlocking {
 
     @inline(__always) static func roundUp(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }
 
-    /// Floats of scratch one thread needs: a packed B block, a packed A block and a tile for edges.
-    static var scratchPerThread: Int { maxKC * nc + mc * maxKC + mr * nr + 64 }
+    /// Floats of scratch one thread needs: a packed B block, a packed A block and a tile for edges (6x32 for the
+    /// AVX-512 kernel).
+    static var scratchPerThread: Int { maxKC * nc + mc * maxKC + 2 * mr * nr + 64 }
 }

@@ -136,16 +136,18 @@ enum SGEMM {
                     while jr < nPanels {
                         let bPanel = bp + jr * kc * nr
                         let col = jc + jr * nr
-                        // Two full panels side by side: full-height tiles go to the AVX-512 6x32 kernel.
-                        let pair = wide && nc - jr * nr >= 2 * nr
+                        // Two panels side by side (the second possibly partial): tiles of at least 3 rows go to
+                        // the AVX-512 6x32 kernel.
+                        let pair = wide && nc - jr * nr > nr
                         for ir in 0..<mPanels {
                             let aPanel = ap + ir * kc * mr
                             let rowsHere = min(mr, mc - ir * mr)
                             let row = ic + ir * mr
                             let cTile = c + row * ldc + col
-                            if pair && rowsHere == mr {
+                            if pair && rowsHere >= 3 {
                                 microKernel6x32(
-                                    kc, aPanel, bPanel, bPanel + kc * nr, cTile, ldc,
+                                    kc, aPanel, bPanel, bPanel + kc * nr, cTile, ldc, rows: rowsHere,
+                                    cols: min(2 * nr, nc - jr * nr), edge: edge,
                                     TileEpilogue(
                                         alpha: ep.alpha, addOld: addOld, last: last, rowBias: ep.rowBias.map { $0 + row },
                                         colBias: ep.colBias.map { $0 + col }, clamps: ep.clamps, lower: ep.lower,
