@@ -101,9 +101,9 @@ final class DepthwiseConvKernel: Kernel {
         if vectors && unrolled3x3 {
             let geometry = PlaneGeometry(rowLength: cols, rowStep: s.sh * cols, outputs: s.ow, rows: s.oh)
             if s.sw == 1 {
-                plane3x3Stride1(x, w, bias, y, geometry, clamp)
+                plane3x3(Stride1Window.self, x, w, bias, y, geometry, clamp)
             } else {
-                plane3x3Stride2(x, w, bias, y, geometry, clamp)
+                plane3x3(Stride2Window.self, x, w, bias, y, geometry, clamp)
             }
             return
         }
@@ -217,54 +217,76 @@ private func load16(at p: UnsafePointer<Float>) -> SIMD16<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
 }
 
-/// A whole output plane of a 3x3 stride-1 depthwise filter over a padded plane `x`, 8 outputs at a time with the
-/// nine weights in registers. The last vector of a row ends at the row's end, rewriting a few outputs with the
-/// same values, so every row runs the same code.
-@inline(never)
-private func plane3x3Stride1(
-    _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ y: UnsafeMutablePointer<Float>,
-    _ g: PlaneGeometry, _ clamp: LaneClamp
-) {
-    let w0 = SIMD8<Float>(repeating: w[0]), w1 = SIMD8<Float>(repeating: w[1]), w2 = SIMD8<Float>(repeating: w[2])
-    let w3 = SIMD8<Float>(repeating: w[3]), w4 = SIMD8<Float>(repeating: w[4]), w5 = SIMD8<Float>(repeating: w[5])
-    let w6 = SIMD8<Float>(repeating: w[6]), w7 = SIMD8<Float>(repeating: w[7]), w8 = SIMD8<Float>(repeating: w[8])
-    let b = SIMD8<Float>(repeating: bias)
-    let last = g.outputs &- 8
-    for oh in 0..<g.rows {
-        let r = x + oh &* g.rowStep
-        let row = y + oh &* g.outputs
-        var ow = 0
-        while true {
-            let o = min(ow, last)
-            let p0 = r + o
-            let p1 = p0 + g.rowLength
-            let p2 = p1 + g.rowLength
-            var a = b.addingProduct(w0, load8(at: p0))
-            var c = w3 * load8(at: p1)
-            a = a.addingProduct(w1, load8(at: p0 + 1))
-            c = c.addingProduct(w4, load8(at: p1 + 1))
-            a = a.addingProduct(w2, load8(at: p0 + 2))
-            c = c.addingProduct(w5, load8(at: p1 + 2))
-            a = a.addingProduct(w6, load8(at: p2))
-            c = c.addingProduct(w7, load8(at: p2 + 1))
-            a = a.addingProduct(w8, load8(at: p2 + 2))
-            UnsafeMutableRawPointer(row + o).storeBytes(of: clamp.apply(a + c), as: SIMD8<Float>.self)
-            if o == last { break }
-            ow &+= 8
-        }
+/// The nine weights of a 3x3 filter, broadcast, and the bias.
+struct Taps3x3 {
+    let w0, w1, w2, w3, w4, w5, w6, w7, w8, bias: SIMD8<Float>
+
+    init(_ w: UnsafePointer<Float>, bias: Float) {
+        w0 = SIMD8(repeating: w[0]); w1 = SIMD8(repeating: w[1]); w2 = SIMD8(repeating: w[2])
+        w3 = SIMD8(repeating: w[3]); w4 = SIMD8(repeating: w[4]); w5 = SIMD8(repeating: w[5])
+        w6 = SIMD8(repeating: w[6]); w7 = SIMD8(repeating: w[7]); w8 = SIMD8(repeating: w[8])
+        self.bias = SIMD8(repeating: bias)
     }
 }
 
-/// As `plane3x3Stride1` for stride 2: the even and odd lanes of 16 inputs give kernel columns 0 and 1.
+/// How 8 consecutive outputs of a 3x3 window read the three padded rows under them.
+protocol Window3x3 {
+    /// Columns of input per output.
+    static var stride: Int { get }
+    /// The 8 outputs whose windows start at `p0`, `p1`, `p2` (the three rows).
+    static func eight(_ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>, _ t: Taps3x3)
+        -> SIMD8<Float>
+}
+
+enum Stride1Window: Window3x3 {
+    static var stride: Int { 1 }
+    @inline(__always)
+    static func eight(_ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>, _ t: Taps3x3)
+        -> SIMD8<Float>
+    {
+        var a = t.bias.addingProduct(t.w0, load8(at: p0))
+        var c = t.w3 * load8(at: p1)
+        a = a.addingProduct(t.w1, load8(at: p0 + 1))
+        c = c.addingProduct(t.w4, load8(at: p1 + 1))
+        a = a.addingProduct(t.w2, load8(at: p0 + 2))
+        c = c.addingProduct(t.w5, load8(at: p1 + 2))
+        a = a.addingProduct(t.w6, load8(at: p2))
+        c = c.addingProduct(t.w7, load8(at: p2 + 1))
+        a = a.addingProduct(t.w8, load8(at: p2 + 2))
+        return a + c
+    }
+}
+
+/// Stride 2: the even and odd lanes of 16 inputs give kernel columns 0 and 1.
+enum Stride2Window: Window3x3 {
+    static var stride: Int { 2 }
+    @inline(__always)
+    static func eight(_ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>, _ t: Taps3x3)
+        -> SIMD8<Float>
+    {
+        let v0 = load16(at: p0), v1 = load16(at: p1), v2 = load16(at: p2)
+        var a = t.bias.addingProduct(t.w0, v0.evenHalf)
+        var c = t.w3 * v1.evenHalf
+        a = a.addingProduct(t.w1, v0.oddHalf)
+        c = c.addingProduct(t.w4, v1.oddHalf)
+        a = a.addingProduct(t.w2, load16(at: p0 + 2).evenHalf)
+        c = c.addingProduct(t.w5, load16(at: p1 + 2).evenHalf)
+        a = a.addingProduct(t.w6, v2.evenHalf)
+        c = c.addingProduct(t.w7, v2.oddHalf)
+        a = a.addingProduct(t.w8, load16(at: p2 + 2).evenHalf)
+        return a + c
+    }
+}
+
+/// A whole output plane of a 3x3 depthwise filter over a padded plane `x`, 8 outputs at a time with the nine
+/// weights in registers. The last vector of a row ends at the row's end, rewriting a few outputs with the same
+/// values, so every row runs the same code.
 @inline(never)
-private func plane3x3Stride2(
-    _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ y: UnsafeMutablePointer<Float>,
+private func plane3x3<W: Window3x3>(
+    _: W.Type, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ y: UnsafeMutablePointer<Float>,
     _ g: PlaneGeometry, _ clamp: LaneClamp
 ) {
-    let w0 = SIMD8<Float>(repeating: w[0]), w1 = SIMD8<Float>(repeating: w[1]), w2 = SIMD8<Float>(repeating: w[2])
-    let w3 = SIMD8<Float>(repeating: w[3]), w4 = SIMD8<Float>(repeating: w[4]), w5 = SIMD8<Float>(repeating: w[5])
-    let w6 = SIMD8<Float>(repeating: w[6]), w7 = SIMD8<Float>(repeating: w[7]), w8 = SIMD8<Float>(repeating: w[8])
-    let b = SIMD8<Float>(repeating: bias)
+    let taps = Taps3x3(w, bias: bias)
     let last = g.outputs &- 8
     for oh in 0..<g.rows {
         let r = x + oh &* g.rowStep
@@ -272,20 +294,10 @@ private func plane3x3Stride2(
         var ow = 0
         while true {
             let o = min(ow, last)
-            let p0 = r + 2 &* o
+            let p0 = r + W.stride &* o
             let p1 = p0 + g.rowLength
-            let p2 = p1 + g.rowLength
-            let v0 = load16(at: p0), v1 = load16(at: p1), v2 = load16(at: p2)
-            var a = b.addingProduct(w0, v0.evenHalf)
-            var c = w3 * v1.evenHalf
-            a = a.addingProduct(w1, v0.oddHalf)
-            c = c.addingProduct(w4, v1.oddHalf)
-            a = a.addingProduct(w2, load16(at: p0 + 2).evenHalf)
-            c = c.addingProduct(w5, load16(at: p1 + 2).evenHalf)
-            a = a.addingProduct(w6, v2.evenHalf)
-            c = c.addingProduct(w7, v2.oddHalf)
-            a = a.addingProduct(w8, load16(at: p2 + 2).evenHalf)
-            UnsafeMutableRawPointer(row + o).storeBytes(of: clamp.apply(a + c), as: SIMD8<Float>.self)
+            let v = W.eight(p0, p1, p1 + g.rowLength, taps)
+            UnsafeMutableRawPointer(row + o).storeBytes(of: clamp.apply(v), as: SIMD8<Float>.self)
             if o == last { break }
             ow &+= 8
         }
