@@ -1,5 +1,9 @@
 import AidgeCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import SwiftProtobuf
 
 /// Loads ONNX models into graphs.

@@ -1,5 +1,9 @@
 import AidgeCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import SwiftProtobuf
 
 /// Names an ONNX data type code for error messages.
