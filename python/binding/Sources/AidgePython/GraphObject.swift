@@ -1,0 +1,161 @@
+@preconcurrency import CPython
+import Aidge
+import Synchronization
+
+/// What a Python graph object holds: the graph, its scheduler (plans cached by input shapes), and a lock so that
+/// two Python threads running the same graph take turns on its working memory.
+final class GraphBox {
+    let graph: GraphView
+    let scheduler: Scheduler
+    let lock = Mutex<Void>(())
+
+    init(_ graph: GraphView) {
+        self.graph = graph
+        scheduler = Scheduler(graph)
+    }
+}
+
+/// The type `_aidge.Graph` (wrapped in Python by `aidge.GraphView`).
+enum GraphType {
+    nonisolated(unsafe) static var type: OpaquePointer?
+
+    static func wrap(_ graph: GraphView) throws -> PyObjectRef {
+        guard let type else { throw PythonError.runtime("the graph type is not initialised") }
+        return try makeObject(of: type, holding: GraphBox(graph))
+    }
+
+    static func box(_ o: PyObjectRef) throws -> GraphBox {
+        guard isInstance(o, of: type), let box = payload(o, as: GraphBox.self) else {
+            throw PythonError.type("expected an aidge graph, got \(typeName(o))")
+        }
+        return box
+    }
+
+    static func install(in module: PyObjectRef) throws {
+        let methods = methodTable([
+            oneArgumentMethod("run", runMethod, "run(inputs)\n--\n\nRuns the graph on a list of tensors (one per graph input, in order); returns the output tensors. The GIL is released while it computes."),
+            keywordMethod("optimize", optimizeMethod, "optimize(remove_identity=True, remove_dropout=True, constant_folding=True, fuse_batchnorm=True, fuse_activation=True)\n--\n\nApplies the inference recipes; returns {recipe: nodes changed}."),
+            plainMethod("mermaid", mermaidMethod, "mermaid()\n--\n\nThe graph as a Mermaid flowchart."),
+        ])
+        let getters = getterTable([
+            ("inputs", inputsGetter, "The graph inputs: (name, dtype, dims) with a string for a symbolic dimension."),
+            ("outputs", outputsGetter, "The graph output names, in order."),
+            ("nodes", nodesGetter, "The nodes: (name, type) in topological order."),
+            ("name", nameGetter, "The graph's name."),
+        ])
+        type = try makeType(
+            "Graph", in: module, subclassable: false,
+            slots: [
+                (Py_tp_dealloc, unsafeBitCast(deallocate, to: UnsafeMutableRawPointer.self)),
+                (Py_tp_methods, UnsafeMutableRawPointer(methods)),
+                (Py_tp_getset, UnsafeMutableRawPointer(getters)),
+                (Py_tp_doc, UnsafeMutableRawPointer(mutating: permanentCString("A computational graph with its scheduler."))),
+            ])
+    }
+}
+
+private let runMethod: PyCFunction = { o, arg in
+    pyCall {
+        let box = try GraphType.box(o!)
+        let items = try sequenceItems(arg!, "inputs")
+        defer { items.forEach { Py_DecRef($0) } }
+        let inputs = try items.enumerated().map { i, item in try TensorType.unwrap(item, "input \(i)") }
+        let outputs = try withoutGIL {
+            try box.lock.withLock { _ in try box.scheduler.forward(inputs) }
+        }
+        return try makeList(try outputs.map(TensorType.wrap))
+    }
+}
+
+private let optimizeMethod: KeywordFunction = { o, args, kwargs in
+    pyCall {
+        let names = ["remove_identity", "remove_dropout", "constant_folding", "fuse_batchnorm", "fuse_activation"]
+        let a = try Arguments(args, kwargs, names: names, function: "optimize")
+        var options = Recipes.Options()
+        options.removeIdentity = try a["remove_identity"].map(boolValue) ?? true
+        options.removeDropout = try a["remove_dropout"].map(boolValue) ?? true
+        options.constantFolding = try a["constant_folding"].map(boolValue) ?? true
+        options.fuseBatchNorm = try a["fuse_batchnorm"].map(boolValue) ?? true
+        options.fuseActivation = try a["fuse_activation"].map(boolValue) ?? true
+        let box = try GraphType.box(o!)
+        let changes = try withoutGIL {
+            try box.lock.withLock { _ in
+                defer { box.scheduler.resetPlans() }
+                return try Recipes.optimizeForInference(box.graph, options: options)
+            }
+        }
+        guard let dict = PyDict_New() else { throw PythonError.alreadySet }
+        for (key, value) in changes {
+            let v = try makeInt(value)
+            PyDict_SetItemString(dict, key, v)
+            Py_DecRef(v)
+        }
+        return dict
+    }
+}
+
+private let mermaidMethod: PyCFunction = { o, _ in
+    pyCall { try makeString(try GraphType.box(o!).graph.mermaid()) }
+}
+
+private let inputsGetter: getter = { o, _ in
+    pyCall {
+        let graph = try GraphType.box(o!).graph
+        return try makeList(
+            try graph.inputs.map { input in
+                let dims: PyObjectRef
+                if let shape = input.shape {
+                    dims = try makeList(
+                        try shape.map { d in
+                            switch d {
+                            case .fixed(let n): return try makeInt(n)
+                            case .symbolic(let s): return try makeString(s)
+                            }
+                        })
+                } else {
+                    dims = aidge_none()
+                }
+                return try makeTuple([try makeString(input.name), try makeString(input.dtype.rawValue), dims])
+            })
+    }
+}
+
+private let outputsGetter: getter = { o, _ in
+    pyCall { try makeList(try GraphType.box(o!).graph.outputs.map { try makeString($0.name) }) }
+}
+
+private let nodesGetter: getter = { o, _ in
+    pyCall {
+        let graph = try GraphType.box(o!).graph
+        return try makeList(
+            try graph.topologicalOrder().map { try makeTuple([try makeString($0.name), try makeString($0.type)]) })
+    }
+}
+
+private let nameGetter: getter = { o, _ in
+    pyCall { try makeString(try GraphType.box(o!).graph.name) }
+}
+
+/// `load_onnx(path=None, data=None, base_dir=None)`: a graph from a file or from bytes (external data is found
+/// next to `path`, or in `base_dir`).
+let loadONNXFunction: KeywordFunction = { _, args, kwargs in
+    pyCall {
+        let a = try Arguments(args, kwargs, names: ["path", "data", "base_dir"], function: "load_onnx")
+        let graph: GraphView
+        if let path = a["path"] {
+            let p = try stringValue(path, "path")
+            graph = try withoutGIL { try ONNX.load(path: p) }
+        } else if let data = a["data"] {
+            guard PyBytes_Check_(data) != 0 else { throw PythonError.type("data must be bytes, got \(typeName(data))") }
+            var pointer: UnsafeMutablePointer<CChar>?
+            var size = 0
+            guard PyBytes_AsStringAndSize(data, &pointer, &size) == 0, let pointer else { throw PythonError.alreadySet }
+            let bytes = [UInt8](UnsafeRawBufferPointer(start: pointer, count: size))
+            let base = try a["base_dir"].map { try stringValue($0, "base_dir") } ?? "."
+            graph = try withoutGIL { try ONNX.load(bytes: bytes, baseDirectory: base) }
+        } else {
+            throw PythonError.type("load_onnx() needs a path or bytes")
+        }
+        return try GraphType.wrap(graph)
+    }
+}

@@ -1,0 +1,55 @@
+@preconcurrency import CPython
+import Aidge
+
+/// The module definition (kept for the life of the process, as CPython requires).
+nonisolated(unsafe) private var moduleDefinition = PyModuleDef()
+
+/// Entry point of `aidge._aidge`: registers the CPU kernels, creates the types, exceptions and functions.
+@_cdecl("PyInit__aidge")
+public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
+    moduleDefinition = PyModuleDef(
+        m_base: aidge_moduledef_head(), m_name: permanentCString("aidge._aidge"),
+        m_doc: permanentCString("The Aidge engine (Swift), as a CPython extension."), m_size: -1,
+        m_methods: methodTable([
+            keywordMethod("from_buffer", fromBufferFunction, "from_buffer(obj, copy=False, dtype=None)\n--\n\nA tensor over an object's buffer (NumPy array, memoryview): shared, or copied with copy=True."),
+            keywordMethod("from_data_ptr", fromDataPointerFunction, "from_data_ptr(data_ptr, dims, dtype, strides=None, owner=None, readonly=False)\n--\n\nA tensor over external memory; `owner` is kept alive as long as the tensor."),
+            oneArgumentMethod("from_dlpack", fromDLPackFunction, "from_dlpack(obj)\n--\n\nA tensor sharing the memory of a DLPack producer or capsule."),
+            oneArgumentMethod("set_tensor_class", setTensorClassFunction, "set_tensor_class(cls)\n--\n\nThe class of the tensors the engine returns."),
+            keywordMethod("zeros", zerosFunction, "zeros(dims, dtype='float32')\n--\n\nA new zero-filled tensor."),
+            keywordMethod("load_onnx", loadONNXFunction, "load_onnx(path=None, data=None, base_dir=None)\n--\n\nImports an ONNX model from a file or bytes."),
+            oneArgumentMethod("set_num_threads", setThreadsFunction, "set_num_threads(n)\n--\n\nThreads the kernels use (0: every core)."),
+            plainMethod("get_num_threads", getThreadsFunction, "get_num_threads()\n--\n\nThreads the kernels use."),
+            plainMethod("supported_operators", supportedOperatorsFunction, "supported_operators()\n--\n\nThe operator types the CPU backend runs."),
+        ]),
+        m_slots: nil, m_traverse: nil, m_clear: nil, m_free: nil)
+    return pyCall {
+        guard let module = aidge_module_create(&moduleDefinition) else { throw PythonError.alreadySet }
+        do {
+            try Exceptions.install(in: module)
+            try CPUBackend.register()
+            try TensorType.install(in: module)
+            try GraphType.install(in: module)
+        } catch {
+            Py_DecRef(module)
+            throw error
+        }
+        return module
+    }
+}
+
+private let setThreadsFunction: PyCFunction = { _, arg in
+    pyCall {
+        let n = try intValue(arg!, "n")
+        guard n >= 0 else { throw PythonError.value("the number of threads must be >= 0, got \(n)") }
+        Parallel.threads = n
+        return aidge_none()
+    }
+}
+
+private let getThreadsFunction: PyCFunction = { _, _ in
+    pyCall { try makeInt(Parallel.threads) }
+}
+
+private let supportedOperatorsFunction: PyCFunction = { _, _ in
+    pyCall { try makeList(try KernelRegistry.shared.types(backend: "cpu").sorted().map(makeString)) }
+}

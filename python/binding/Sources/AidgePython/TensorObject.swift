@@ -1,0 +1,242 @@
+@preconcurrency import CPython
+import Aidge
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a Python tensor object holds: an engine tensor (a view over a storage that may be someone else's memory).
+final class TensorBox {
+    var tensor: Tensor
+    init(_ tensor: Tensor) { self.tensor = tensor }
+}
+
+/// The type `_aidge.TensorBase` (subclassed in Python by `aidge.Tensor`), and the class new tensors get.
+enum TensorType {
+    nonisolated(unsafe) static var base: OpaquePointer?
+    /// `aidge.Tensor`, registered by the Python package; falls back to the base type.
+    nonisolated(unsafe) static var instanceClass: OpaquePointer?
+
+    /// A new Python tensor holding `tensor`.
+    static func wrap(_ tensor: Tensor) throws -> PyObjectRef {
+        guard let type = instanceClass ?? base else { throw PythonError.runtime("the tensor type is not initialised") }
+        return try makeObject(of: type, holding: TensorBox(tensor))
+    }
+
+    /// The engine tensor of a Python tensor object.
+    static func unwrap(_ o: PyObjectRef, _ what: String = "argument") throws -> Tensor {
+        try box(o, what).tensor
+    }
+
+    static func box(_ o: PyObjectRef, _ what: String = "argument") throws -> TensorBox {
+        guard isInstance(o, of: base) else { throw PythonError.type("\(what) must be an aidge.Tensor, got \(typeName(o))") }
+        guard let box = payload(o, as: TensorBox.self) else {
+            throw PythonError.value("\(what) is an empty aidge.Tensor (made without data)")
+        }
+        return box
+    }
+
+    static func install(in module: PyObjectRef) throws {
+        let methods = methodTable([
+            keywordMethod("__dlpack__", dlpackMethod, "__dlpack__(*, stream=None, max_version=None, dl_device=None, copy=None)\n--\n\nA DLPack capsule sharing this tensor's memory."),
+            plainMethod("__dlpack_device__", dlpackDeviceMethod, "__dlpack_device__()\n--\n\n(device type, device id): (1, 0) for the CPU."),
+            plainMethod("to_dlpack", toDLPackMethod, "to_dlpack()\n--\n\nA legacy 'dltensor' capsule (for TensorFlow and JAX)."),
+            plainMethod("contiguous", contiguousMethod, "contiguous()\n--\n\nThis tensor if it is C-contiguous, else a contiguous copy."),
+            plainMethod("clone", cloneMethod, "clone()\n--\n\nA contiguous copy with its own memory."),
+            oneArgumentMethod("astype", astypeMethod, "astype(dtype)\n--\n\nA copy converted to `dtype` (NumPy's astype rounding; float to int saturates, NaN gives 0)."),
+            oneArgumentMethod("reshape", reshapeMethod, "reshape(dims)\n--\n\nA view with new dimensions (same memory); contiguous tensors only."),
+            plainMethod("_bits", bitsMethod, "_bits()\n--\n\nThe same memory seen as unsigned integers of the element's width (bfloat16 -> uint16)."),
+            oneArgumentMethod("_assign", assignMethod, "_assign(tensor)\n--\n\nMakes this object hold `tensor` (Aidge's in-place set_datatype and friends)."),
+        ])
+        let getters = getterTable([
+            ("shape", shapeGetter, "Dimensions, as a tuple."),
+            ("dtype_name", dtypeGetter, "Element type name ('float32', 'int64', 'bfloat16', ...)."),
+            ("strides", stridesGetter, "Strides in elements, as a tuple."),
+            ("readonly", readonlyGetter, "Whether the memory may not be written (a read-only NumPy array's, for instance)."),
+            ("data_ptr", dataPointerGetter, "Address of the first element."),
+            ("is_contiguous", contiguousGetter, "Whether the elements are laid out in C order without gaps."),
+        ])
+        let repr: reprfunc = representation
+        base = try makeType(
+            "TensorBase", in: module, subclassable: true,
+            slots: [
+                (Py_tp_dealloc, unsafeBitCast(deallocate, to: UnsafeMutableRawPointer.self)),
+                (Py_tp_methods, UnsafeMutableRawPointer(methods)),
+                (Py_tp_getset, UnsafeMutableRawPointer(getters)),
+                (Py_bf_getbuffer, unsafeBitCast(getBuffer, to: UnsafeMutableRawPointer.self)),
+                (Py_bf_releasebuffer, unsafeBitCast(releaseBuffer, to: UnsafeMutableRawPointer.self)),
+                (Py_tp_repr, unsafeBitCast(repr, to: UnsafeMutableRawPointer.self)),
+                (Py_tp_doc, UnsafeMutableRawPointer(mutating: permanentCString("An n-dimensional array viewed by the engine (the base of aidge.Tensor)."))),
+            ])
+    }
+}
+
+// MARK: - Buffer protocol (export)
+
+/// PEP 3118 format strings, one per dtype (bfloat16 has none).
+nonisolated(unsafe) private let formats: [DType: UnsafePointer<CChar>] = {
+    var table: [DType: UnsafePointer<CChar>] = [:]
+    let codes: [(DType, String)] = [
+        (.float32, "f"), (.float64, "d"), (.float16, "e"), (.int8, "b"), (.uint8, "B"), (.int16, "h"),
+        (.uint16, "H"), (.int32, "i"), (.uint32, "I"), (.int64, "q"), (.uint64, "Q"), (.bool, "?"),
+    ]
+    for (dtype, code) in codes { table[dtype] = permanentCString(code) }
+    return table
+}()
+
+private let getBuffer: @convention(c) (PyObjectRef?, UnsafeMutablePointer<Py_buffer>?, Int32) -> Int32 = { o, view, flags in
+    guard let o, let view else { return -1 }
+    let ok = pyCall { () -> PyObjectRef? in
+        let tensor = try TensorType.unwrap(o, "tensor")
+        guard tensor.device == .cpu else { throw PythonError.buffer("a tensor on \(tensor.device) has no CPU buffer") }
+        if flags & PyBUF_WRITABLE != 0 && tensor.storage.isReadOnly {
+            throw PythonError.buffer("this tensor is read-only (it views read-only memory)")
+        }
+        let wantsStrides = flags & PyBUF_STRIDES == PyBUF_STRIDES
+        let wantsShape = flags & PyBUF_ND == PyBUF_ND
+        if !wantsStrides && !tensor.isContiguous {
+            throw PythonError.buffer("this tensor is not contiguous: ask for a strided buffer or call contiguous()")
+        }
+        var format: UnsafePointer<CChar>? = nil
+        if flags & PyBUF_FORMAT != 0 {
+            guard let f = formats[tensor.dtype] else {
+                throw PythonError.buffer(
+                    "\(tensor.dtype) has no buffer-protocol format: use Tensor.numpy() (an ml_dtypes.bfloat16 view) or DLPack")
+            }
+            format = f
+        }
+        let rank = tensor.rank
+        let arrays = UnsafeMutablePointer<Py_ssize_t>.allocate(capacity: max(2 * rank, 1))
+        let item = tensor.dtype.byteSize
+        for d in 0..<rank {
+            arrays[d] = tensor.shape[d]
+            arrays[rank + d] = tensor.strides[d] * item
+        }
+        view.pointee.buf = tensor.rawPointer
+        view.pointee.obj = Py_NewRef(o)
+        view.pointee.len = tensor.count * item
+        view.pointee.readonly = tensor.storage.isReadOnly ? 1 : 0
+        view.pointee.itemsize = item
+        view.pointee.format = UnsafeMutablePointer(mutating: format)
+        view.pointee.ndim = Int32(rank)
+        view.pointee.shape = wantsShape ? arrays : nil
+        view.pointee.strides = wantsStrides ? arrays + rank : nil
+        view.pointee.suboffsets = nil
+        view.pointee.internal = UnsafeMutableRawPointer(arrays)
+        return aidge_none_borrowed()
+    }
+    return ok == nil ? -1 : 0
+}
+
+private let releaseBuffer: @convention(c) (PyObjectRef?, UnsafeMutablePointer<Py_buffer>?) -> Void = { _, view in
+    guard let view, let arrays = view.pointee.internal else { return }
+    arrays.assumingMemoryBound(to: Py_ssize_t.self).deallocate()
+    view.pointee.internal = nil
+}
+
+// MARK: - Getters and methods
+
+private let shapeGetter: getter = { o, _ in
+    pyCall { try makeTuple(try TensorType.unwrap(o!).shape.map(makeInt)) }
+}
+private let stridesGetter: getter = { o, _ in
+    pyCall { try makeTuple(try TensorType.unwrap(o!).strides.map(makeInt)) }
+}
+private let dtypeGetter: getter = { o, _ in
+    pyCall { try makeString(try TensorType.unwrap(o!).dtype.rawValue) }
+}
+private let readonlyGetter: getter = { o, _ in
+    pyCall { makeBool(try TensorType.unwrap(o!).storage.isReadOnly) }
+}
+private let dataPointerGetter: getter = { o, _ in
+    pyCall { try makeInt(Int(bitPattern: try TensorType.unwrap(o!).rawPointer)) }
+}
+private let contiguousGetter: getter = { o, _ in
+    pyCall { makeBool(try TensorType.unwrap(o!).isContiguous) }
+}
+
+private let representation: reprfunc = { o in
+    pyCall {
+        guard let box = payload(o!, as: TensorBox.self) else { return try makeString("Tensor(<empty>)") }
+        return try makeString("\(box.tensor)")
+    }
+}
+
+private let contiguousMethod: PyCFunction = { o, _ in
+    pyCall {
+        let tensor = try TensorType.unwrap(o!)
+        return tensor.isContiguous ? Py_NewRef(o!) : try TensorType.wrap(withoutGIL { tensor.copy() })
+    }
+}
+
+private let cloneMethod: PyCFunction = { o, _ in
+    pyCall {
+        let tensor = try TensorType.unwrap(o!)
+        return try TensorType.wrap(withoutGIL { tensor.copy() })
+    }
+}
+
+private let astypeMethod: PyCFunction = { o, arg in
+    pyCall {
+        let tensor = try TensorType.unwrap(o!)
+        let dtype = try dtypeValue(arg!)
+        return try TensorType.wrap(withoutGIL { tensor.cast(to: dtype) })
+    }
+}
+
+private let reshapeMethod: PyCFunction = { o, arg in
+    pyCall {
+        let tensor = try TensorType.unwrap(o!)
+        let dims = try intList(arg!, "dims")
+        return try TensorType.wrap(try tensor.reshaped(dims))
+    }
+}
+
+private let bitsMethod: PyCFunction = { o, _ in
+    pyCall {
+        let t = try TensorType.unwrap(o!)
+        let bits: DType
+        switch t.dtype.byteSize {
+        case 1: bits = .uint8
+        case 2: bits = .uint16
+        case 4: bits = .uint32
+        default: bits = .uint64
+        }
+        return try TensorType.wrap(
+            try Tensor(storage: t.storage, dtype: bits, shape: t.shape, strides: t.strides, offset: t.offset))
+    }
+}
+
+private let assignMethod: PyCFunction = { o, arg in
+    pyCall {
+        guard isInstance(o!, of: TensorType.base) else { throw PythonError.type("not a tensor") }
+        let value = try TensorType.unwrap(arg!, "tensor")
+        if let box = payload(o!, as: TensorBox.self) {
+            box.tensor = value
+        } else {
+            let object = UnsafeMutableRawPointer(o!).assumingMemoryBound(to: AidgeObject.self)
+            object.pointee.swift = Unmanaged.passRetained(TensorBox(value) as AnyObject).toOpaque()
+        }
+        return aidge_none()
+    }
+}
+
+/// A dtype given by name ('float32', ...) or by an object whose `name` attribute is one.
+func dtypeValue(_ o: PyObjectRef) throws -> DType {
+    var name: String
+    if PyUnicode_Check_(o) != 0 {
+        name = try stringValue(o, "dtype")
+    } else if let n = attribute(o, "name") {
+        defer { Py_DecRef(n) }
+        name = try stringValue(n, "dtype.name")
+    } else {
+        throw PythonError.type("dtype must be a name such as 'float32', got \(typeName(o))")
+    }
+    if name == "boolean" { name = "bool" }
+    guard let dtype = DType(rawValue: name) else {
+        throw PythonError(
+            type: Exceptions.type ?? aidge_exc_type_error(),
+            message: "unsupported dtype '\(name)' (supported: \(DType.allCases.map(\.rawValue).joined(separator: ", ")))")
+    }
+    return dtype
+}
