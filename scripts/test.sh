@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: one release build reused by the Swift tests, the command-line checks and the
-# end-to-end tests against PyTorch exports and ONNX Runtime.
+# end-to-end tests against PyTorch exports and ONNX Runtime; then the Python package, installed with pip as a
+# user would, and its tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,3 +15,7 @@ swift test -c release --skip-build
 
 echo "== end-to-end tests (PyTorch exports, ONNX Runtime as reference)"
 .venv/bin/python -m pytest -q tests/e2e
+
+echo "== Python package: pip install . and its tests"
+.venv/bin/python -m pip install --quiet .
+.venv/bin/python -m pytest -q tests/python tests/packaging
