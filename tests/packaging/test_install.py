@@ -41,8 +41,10 @@ def test_wheel_is_abi3_with_platform_tag(wheel: Path) -> None:
 def test_extension_exports_only_its_init_and_needs_no_swift_library(wheel: Path, tmp_path: Path) -> None:
     zipfile.ZipFile(wheel).extract("aidge/_aidge.abi3.so", tmp_path)
     library = tmp_path / "aidge" / "_aidge.abi3.so"
-    exported = subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True, text=True,
-                              check=True).stdout.split()
+    listing = subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+    # "address kind name": an upper-case kind is a global (exported) symbol.
+    exported = [line.split()[-1] for line in listing if len(line.split()) == 3 and line.split()[1].isupper()]
     assert [s for s in exported if s.startswith("PyInit")] == ["PyInit__aidge"]
     assert not [s for s in exported if s.startswith("$s")], "Swift symbols are exported"
     needed = subprocess.run(["readelf", "-d", str(library)], capture_output=True, text=True, check=True).stdout
