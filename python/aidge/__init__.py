@@ -25,8 +25,13 @@ from ._aidge import (
 __all__ = [
     "AidgeError", "FileError", "InvalidValueError", "NotSupportedError", "ProcessorError", "UnsupportedTypeError",
     "dtype", "Tensor", "from_numpy", "from_dlpack", "GraphView", "Scheduler", "onnx",
-    "set_num_threads", "get_num_threads", "supported_operators",
+    "set_num_threads", "get_num_threads", "supported_operators", "Node", "sequential", "parallel", "residual",
+    "Conv2D", "PaddedConv2D", "ConvDepthWise2D", "FC", "BatchNorm2D", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+    "Softmax", "Identity", "Add", "Sub", "Mul", "Div", "MatMul", "Flatten", "Transpose", "GlobalAveragePooling",
+    "Reshape", "Concat", "MaxPooling2D", "AvgPooling2D", "Pad", "Producer", "GenericOperator",
 ]
+
+Node = _aidge.Node
 
 
 class dtype(enum.Enum):
@@ -140,7 +145,9 @@ class Tensor(_aidge.TensorBase):
             except ImportError as error:
                 raise TypeError("bfloat16 tensors need ml_dtypes for a NumPy view (pip install ml_dtypes)") from error
             return np.asarray(self._bits()).view(ml_dtypes.bfloat16)
-        return np.asarray(self)
+        # Through a memoryview, so that a buffer that cannot be exported (more than 64 dimensions) raises its own
+        # error: np.asarray(self) would fall back on __array__, which calls this again, until RecursionError.
+        return np.asarray(memoryview(self))
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         array = self.numpy()
@@ -207,6 +214,10 @@ def _as_tensor(value: Any, position: int) -> Tensor:
     return _share(array, copy=False)
 
 
+def _graph_of(value: Any) -> Any:
+    return value._graph if isinstance(value, GraphView) else value
+
+
 class GraphView:
     """A computational graph with ordered inputs and outputs, and the scheduler that runs it.
 
@@ -214,9 +225,11 @@ class GraphView:
     run. Two threads may call the same graph: runs take turns on its working memory.
     """
 
-    def __init__(self, graph: Any) -> None:
+    def __init__(self, graph: Any = None, name: str = "graph") -> None:
+        if graph is None:
+            graph = _aidge.build(("graph", [], name))
         if not isinstance(graph, _aidge.Graph):
-            raise TypeError("GraphView wraps a graph made by aidge.onnx.load")
+            raise TypeError("GraphView wraps a graph made by aidge.onnx.load, a builder, or nothing (empty)")
         self._graph = graph
 
     @property
@@ -232,9 +245,54 @@ class GraphView:
     def outputs(self) -> list[str]:
         return self._graph.outputs
 
-    def get_nodes(self) -> list[tuple[str, str]]:
-        """(name, type) of every node, in topological order."""
-        return self._graph.nodes
+    # Nodes.
+    def get_nodes(self) -> list[Node]:
+        """Every node (producers included), in topological order."""
+        return self._graph.node_list()
+
+    def get_node(self, name: str) -> Node | None:
+        return self._graph.get_node(name)
+
+    def add(self, node_or_graph: "Node | GraphView") -> None:
+        """Adds a node (with its producers) or every node of a graph; inputs and outputs are recomputed."""
+        self._graph.add(_graph_of(node_or_graph))
+
+    def get_input_nodes(self) -> list[Node]:
+        """Nodes that read a graph input, in input order."""
+        return self._graph.input_nodes()
+
+    def get_output_nodes(self) -> list[Node]:
+        """Nodes whose output is a graph output, in output order."""
+        return self._graph.output_nodes()
+
+    def get_ordered_inputs(self) -> list[tuple[str, str, list[int | str] | None]]:
+        return self.inputs
+
+    def get_ordered_outputs(self) -> list[str]:
+        return self.outputs
+
+    def producers(self) -> list[Node]:
+        return [n for n in self.get_nodes() if n.type == "Producer"]
+
+    def clone(self) -> "GraphView":
+        return GraphView(self._graph.clone())
+
+    # Planning and running.
+    def compile(self, backend: str = "cpu", datatype: Any = None, device: int = 0,
+                dims: Sequence[Sequence[int]] | None = None) -> None:
+        """Fixes input dims (one list per input) and checks every operator's shapes (Aidge's compile)."""
+        if backend != "cpu" or device != 0:
+            raise NotImplementedError(f"backend '{backend}' device {device} is not available (cpu 0 is)")
+        if dims is not None:
+            self.forward_dims(dims, datatype)
+
+    def forward_dims(self, dims: Sequence[Sequence[int]], datatype: Any = None) -> None:
+        """Fixes the input shapes and plans them (shape inference through every node)."""
+        self._graph.set_input_dims([list(d) for d in dims], None if datatype is None else _dtype_name(datatype))
+
+    def set_backend(self, name: str, device: int = 0) -> None:
+        if name != "cpu" or device != 0:
+            raise NotImplementedError(f"backend '{name}' device {device} is not available (cpu 0 is)")
 
     def run(self, *inputs: Any) -> list[Tensor]:
         """Runs the graph; returns one tensor per output."""
@@ -247,10 +305,15 @@ class GraphView:
         outputs = self.run(*inputs)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
+    # Rewrites and rendering.
     def optimize(self, **recipes: bool) -> dict[str, int]:
         """Inference recipes (remove_identity, remove_dropout, constant_folding, fuse_batchnorm,
         fuse_activation), each on unless set False. Returns how many nodes each changed."""
         return self._graph.optimize(**recipes)
+
+    def apply_recipe(self, name: str) -> int:
+        """One recipe by name; returns how many nodes it changed."""
+        return self._graph.apply_recipe(name)
 
     def mermaid(self) -> str:
         return self._graph.mermaid()
@@ -261,7 +324,22 @@ class GraphView:
             f.write(self.mermaid())
 
     def __repr__(self) -> str:
-        return f"GraphView({self.name!r}, {len(self.get_nodes())} nodes, inputs={self.inputs}, outputs={self.outputs})"
+        return f"GraphView({self.name!r}, {len(self._graph.nodes)} nodes, inputs={self.inputs}, outputs={self.outputs})"
+
+
+def sequential(components: Sequence["Node | GraphView"], name: str = "sequential") -> GraphView:
+    """Chains nodes and graphs: each one's outputs feed the next one's inputs."""
+    return GraphView(_aidge.build(("sequential", [_graph_of(c) for c in components], name)))
+
+
+def parallel(components: Sequence["Node | GraphView"], name: str = "parallel") -> GraphView:
+    """Side-by-side branches (a following node takes their outputs in order)."""
+    return GraphView(_aidge.build(("parallel", [_graph_of(c) for c in components], name)))
+
+
+def residual(components: Sequence["Node | GraphView"], name: str = "residual") -> GraphView:
+    """A sequential block whose input is added to its output."""
+    return GraphView(_aidge.build(("residual", [_graph_of(c) for c in components], name)))
 
 
 class Scheduler:
@@ -288,6 +366,122 @@ def get_num_threads() -> int:
 def supported_operators() -> list[str]:
     """The ONNX operator types the CPU backend runs."""
     return _aidge.supported_operators()
+
+
+# Operator factories with Aidge's names and defaults; weights and biases are Producer nodes `<name>_w` / `<name>_b`,
+# zero until set.
+def Conv2D(in_channels: int, out_channels: int, kernel_dims: Sequence[int], name: str = "",
+           stride_dims: Sequence[int] = (1, 1), dilation_dims: Sequence[int] = (1, 1), no_bias: bool = False) -> Node:
+    return _aidge.factory(("Conv2D", (in_channels, out_channels, list(kernel_dims), name, list(stride_dims),
+                                      list(dilation_dims), no_bias), None))
+
+
+def PaddedConv2D(in_channels: int, out_channels: int, kernel_dims: Sequence[int], name: str = "",
+                 stride_dims: Sequence[int] = (1, 1), padding_dims: Sequence[int] = (0, 0, 0, 0),
+                 dilation_dims: Sequence[int] = (1, 1), no_bias: bool = False) -> Node:
+    return _aidge.factory(("PaddedConv2D", (in_channels, out_channels, list(kernel_dims), name, list(stride_dims),
+                                            list(padding_dims), list(dilation_dims), no_bias), None))
+
+
+def ConvDepthWise2D(nb_channels: int, kernel_dims: Sequence[int], name: str = "", stride_dims: Sequence[int] = (1, 1),
+                    dilation_dims: Sequence[int] = (1, 1), no_bias: bool = False) -> Node:
+    return _aidge.factory(("ConvDepthWise2D", (nb_channels, list(kernel_dims), name, list(stride_dims),
+                                               list(dilation_dims), no_bias), None))
+
+
+def FC(in_channels: int, out_channels: int, no_bias: bool = False, name: str = "") -> Node:
+    return _aidge.factory(("FC", (in_channels, out_channels, no_bias, name), None))
+
+
+def BatchNorm2D(nb_features: int, epsilon: float = 1e-5, momentum: float = 0.1, name: str = "") -> Node:
+    return _aidge.factory(("BatchNorm2D", (nb_features, epsilon, momentum, name), None))
+
+
+def LeakyReLU(negative_slope: float = 0.01, name: str = "") -> Node:
+    return _aidge.factory(("LeakyReLU", (negative_slope, name), None))
+
+
+def Softmax(axis: int, name: str = "") -> Node:
+    return _aidge.factory(("Softmax", (axis, name), None))
+
+
+def Flatten(axis: int = 1, name: str = "") -> Node:
+    return _aidge.factory(("Flatten", (axis, name), None))
+
+
+def Transpose(output_dims_order: Sequence[int], name: str = "") -> Node:
+    return _aidge.factory(("Transpose", (list(output_dims_order), name), None))
+
+
+def Reshape(shape: Sequence[int], name: str = "") -> Node:
+    return _aidge.factory(("Reshape", (list(shape), name), None))
+
+
+def Concat(nb_inputs: int, axis: int = 0, name: str = "") -> Node:
+    return _aidge.factory(("Concat", (nb_inputs, axis, name), None))
+
+
+def MaxPooling2D(kernel_dims: Sequence[int], name: str = "", stride_dims: Sequence[int] = (1, 1),
+                 ceil_mode: bool = False) -> Node:
+    return _aidge.factory(("MaxPooling2D", (list(kernel_dims), name, list(stride_dims), ceil_mode), None))
+
+
+def AvgPooling2D(kernel_dims: Sequence[int], name: str = "", stride_dims: Sequence[int] = (1, 1)) -> Node:
+    return _aidge.factory(("AvgPooling2D", (list(kernel_dims), name, list(stride_dims)), None))
+
+
+def Pad(begin_end_borders: Sequence[int], border_value: float = 0.0, name: str = "") -> Node:
+    return _aidge.factory(("Pad", (list(begin_end_borders), border_value, name), None))
+
+
+def Producer(tensor: Any, name: str = "", constant: bool = False) -> Node:
+    if not isinstance(tensor, _aidge.TensorBase):
+        tensor = Tensor(tensor)
+    return _aidge.factory(("Producer", (tensor, name, constant), None))
+
+
+def GenericOperator(type: str, nb_data: int, nb_param: int, nb_out: int, name: str = "") -> Node:  # noqa: A002
+    return _aidge.factory(("GenericOperator", (type, nb_data, nb_param, nb_out, name), None))
+
+
+def ReLU(name: str = "") -> Node:
+    return _aidge.factory(("ReLU", (name,), None))
+
+
+def Sigmoid(name: str = "") -> Node:
+    return _aidge.factory(("Sigmoid", (name,), None))
+
+
+def Tanh(name: str = "") -> Node:
+    return _aidge.factory(("Tanh", (name,), None))
+
+
+def Identity(name: str = "") -> Node:
+    return _aidge.factory(("Identity", (name,), None))
+
+
+def Add(name: str = "") -> Node:
+    return _aidge.factory(("Add", (name,), None))
+
+
+def Sub(name: str = "") -> Node:
+    return _aidge.factory(("Sub", (name,), None))
+
+
+def Mul(name: str = "") -> Node:
+    return _aidge.factory(("Mul", (name,), None))
+
+
+def Div(name: str = "") -> Node:
+    return _aidge.factory(("Div", (name,), None))
+
+
+def MatMul(name: str = "") -> Node:
+    return _aidge.factory(("MatMul", (name,), None))
+
+
+def GlobalAveragePooling(name: str = "") -> Node:
+    return _aidge.factory(("GlobalAveragePooling", (name,), None))
 
 
 from . import onnx  # noqa: E402  (needs GraphView)

@@ -36,6 +36,15 @@ enum GraphType {
             oneArgumentMethod("run", runMethod, "run(inputs)\n--\n\nRuns the graph on a list of tensors (one per graph input, in order); returns the output tensors. The GIL is released while it computes."),
             keywordMethod("optimize", optimizeMethod, "optimize(remove_identity=True, remove_dropout=True, constant_folding=True, fuse_batchnorm=True, fuse_activation=True)\n--\n\nApplies the inference recipes; returns {recipe: nodes changed}."),
             plainMethod("mermaid", mermaidMethod, "mermaid()\n--\n\nThe graph as a Mermaid flowchart."),
+            plainMethod("node_list", nodeListMethod, "node_list()\n--\n\nThe Node objects, in topological order."),
+            oneArgumentMethod("get_node", getNodeMethod, "get_node(name)\n--\n\nThe node called `name`, or None."),
+            oneArgumentMethod("add", addMethod, "add(node_or_graph)\n--\n\nAdds a node (with its producers) or a graph's nodes."),
+            plainMethod("input_nodes", inputNodesMethod, "input_nodes()\n--\n\nNodes that read a graph input, in input order."),
+            plainMethod("output_nodes", outputNodesMethod, "output_nodes()\n--\n\nNodes whose output is a graph output, in output order."),
+            plainMethod("clone", cloneMethod, "clone()\n--\n\nA copy with new nodes; tensors are shared views."),
+            keywordMethod("set_input_dims", setInputDimsMethod, "set_input_dims(dims, dtype=None)\n--\n\nFixes the input shapes (one list per input) and plans them, checking every operator's shapes."),
+            oneArgumentMethod("apply_recipe", recipeMethod, "apply_recipe(name)\n--\n\nOne inference recipe (fuse_batchnorm, fuse_activation, remove_identity, remove_dropout, remove_flatten, constant_folding); returns nodes changed."),
+            plainMethod("update_inputs_outputs", updateMethod, "update_inputs_outputs()\n--\n\nRecomputes the ordered inputs and outputs after edits."),
         ])
         let getters = getterTable([
             ("inputs", inputsGetter, "The graph inputs: (name, dtype, dims) with a string for a symbolic dimension."),
@@ -134,6 +143,104 @@ private let nodesGetter: getter = { o, _ in
 
 private let nameGetter: getter = { o, _ in
     pyCall { try makeString(try GraphType.box(o!).graph.name) }
+}
+
+private let nodeListMethod: PyCFunction = { o, _ in
+    pyCall { try makeList(try GraphType.box(o!).graph.topologicalOrder().map(NodeType.wrap)) }
+}
+
+private let getNodeMethod: PyCFunction = { o, arg in
+    pyCall { try NodeType.wrap(try GraphType.box(o!).graph.node(named: try stringValue(arg!, "name"))) }
+}
+
+private let addMethod: PyCFunction = { o, arg in
+    pyCall {
+        let box = try GraphType.box(o!)
+        let part = try NodeType.component(arg!, "node_or_graph")
+        try box.lock.withLock { _ in
+            if let node = part as? Node { box.graph.add(node) } else { box.graph.add(part.asGraph) }
+            box.graph.updateInputsOutputs()
+            box.scheduler.resetPlans()
+        }
+        return aidge_none()
+    }
+}
+
+private let updateMethod: PyCFunction = { o, _ in
+    pyCall {
+        let box = try GraphType.box(o!)
+        box.lock.withLock { _ in
+            box.graph.updateInputsOutputs()
+            box.scheduler.resetPlans()
+        }
+        return aidge_none()
+    }
+}
+
+private let inputNodesMethod: PyCFunction = { o, _ in
+    pyCall {
+        var seen = Set<ObjectIdentifier>()
+        let nodes = try GraphType.box(o!).graph.inputs.flatMap { $0.consumers.map(\.node) }
+            .filter { seen.insert(ObjectIdentifier($0)).inserted }
+        return try makeList(try nodes.map(NodeType.wrap))
+    }
+}
+
+private let outputNodesMethod: PyCFunction = { o, _ in
+    pyCall {
+        var seen = Set<ObjectIdentifier>()
+        let nodes = try GraphType.box(o!).graph.outputs.map(\.node).filter { seen.insert(ObjectIdentifier($0)).inserted }
+        return try makeList(try nodes.map(NodeType.wrap))
+    }
+}
+
+private let cloneMethod: PyCFunction = { o, _ in
+    pyCall { try GraphType.wrap(try GraphType.box(o!).graph.clone()) }
+}
+
+private let setInputDimsMethod: KeywordFunction = { o, args, kwargs in
+    pyCall {
+        let a = try Arguments(args, kwargs, names: ["dims", "dtype"], required: 1, function: "set_input_dims")
+        let box = try GraphType.box(o!)
+        let items = try sequenceItems(a["dims"]!, "dims")
+        defer { items.forEach { Py_DecRef($0) } }
+        let shapes = try items.map { try intList($0, "dims") }
+        let dtype = try a["dtype"].map(dtypeValue)
+        guard shapes.count == box.graph.inputs.count else {
+            throw PythonError.value("the graph has \(box.graph.inputs.count) inputs, \(shapes.count) dims were given")
+        }
+        try withoutGIL {
+            try box.lock.withLock { _ in
+                for (i, shape) in shapes.enumerated() {
+                    box.graph.inputs[i].shape = shape.map { .fixed($0) }
+                    if let dtype { box.graph.inputs[i].dtype = dtype }
+                }
+                box.scheduler.resetPlans()
+                _ = try box.scheduler.plan(for: shapes)
+            }
+        }
+        return aidge_none()
+    }
+}
+
+private let recipeMethod: PyCFunction = { o, arg in
+    pyCall {
+        let box = try GraphType.box(o!)
+        let name = try stringValue(arg!, "name")
+        let count = try box.lock.withLock { _ -> Int in
+            defer { box.scheduler.resetPlans() }
+            switch name {
+            case "fuse_batchnorm": return try Recipes.fuseBatchNorm(box.graph)
+            case "fuse_activation": return try Recipes.fuseActivation(box.graph)
+            case "remove_identity": return try Recipes.removeIdentity(box.graph)
+            case "remove_dropout": return try Recipes.removeDropout(box.graph)
+            case "remove_flatten": return try Recipes.removeFlatten(box.graph)
+            case "constant_folding": return try Recipes.constantFolding(box.graph)
+            default: throw PythonError.value("unknown recipe '\(name)'")
+            }
+        }
+        return try makeInt(count)
+    }
 }
 
 /// `load_onnx(path=None, data=None, base_dir=None)`: a graph from a file or from bytes (external data is found

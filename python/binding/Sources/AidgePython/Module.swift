@@ -19,6 +19,8 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             keywordMethod("load_onnx", loadONNXFunction, "load_onnx(path=None, data=None, base_dir=None)\n--\n\nImports an ONNX model from a file or bytes."),
             oneArgumentMethod("set_num_threads", setThreadsFunction, "set_num_threads(n)\n--\n\nThreads the kernels use (0: every core)."),
             plainMethod("get_num_threads", getThreadsFunction, "get_num_threads()\n--\n\nThreads the kernels use."),
+            oneArgumentMethod("factory", factoryFunction, "factory((kind, args, kwargs))\n--\n\nAn Aidge operator factory (Conv2D, FC, ReLU, ...) called with args and kwargs."),
+            oneArgumentMethod("build", buildFunction, "build((kind, components, name))\n--\n\nsequential, parallel, residual or graph over nodes and graphs."),
             plainMethod("supported_operators", supportedOperatorsFunction, "supported_operators()\n--\n\nThe operator types the CPU backend runs."),
         ]),
         m_slots: nil, m_traverse: nil, m_clear: nil, m_free: nil)
@@ -29,6 +31,7 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             try CPUBackend.register()
             try TensorType.install(in: module)
             try GraphType.install(in: module)
+            try NodeType.install(in: module)
         } catch {
             Py_DecRef(module)
             throw error

@@ -1,0 +1,82 @@
+"""Eclipse Aidge's `aidge_core` names over the Aidge for Swift engine: re-exports and small signature adapters.
+
+A script written for Aidge (load a model, ``compile``, ``SequentialScheduler(model).forward(data=[Tensor(x)])``,
+``np.array(out[0])``) runs unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+import aidge
+from aidge import (  # noqa: F401  (re-exports)
+    Add, AvgPooling2D, BatchNorm2D, Concat, Conv2D, ConvDepthWise2D, Div, FC, Flatten, GenericOperator,
+    GlobalAveragePooling, GraphView, Identity, LeakyReLU, MatMul, MaxPooling2D, Mul, Node, Pad, PaddedConv2D,
+    Producer, ReLU, Reshape, Sigmoid, Softmax, Sub, Tanh, Transpose, dtype, parallel, residual, sequential,
+)
+from aidge import Tensor as _Tensor
+
+
+class Tensor(_Tensor):
+    """Aidge's Tensor: ``Tensor(numpy_array)`` copies the array, a Python scalar gives a 0-d tensor, and a plain
+    list is refused (give a NumPy array). ``numpy.asarray(t)`` shares memory."""
+
+    __slots__ = ()
+
+    def __new__(cls, array: Any = None, backend: str = "cpu", *, dims: Sequence[int] | None = None,
+                dtype: Any = None) -> _Tensor:
+        if isinstance(array, (list, tuple)):
+            raise TypeError("Tensor() takes a numpy array or a scalar, not a plain list: use numpy.array(...) first")
+        if array is not None and not isinstance(array, (np.ndarray, np.generic, int, float, bool, _Tensor)):
+            raise TypeError(f"Tensor() takes a numpy array or a scalar, got {type(array).__name__}")
+        return _Tensor.__new__(cls, array, dims=dims, dtype=dtype, backend=backend)
+
+    @staticmethod
+    def available_backends() -> list[str]:
+        return ["cpu"]
+
+
+class SequentialScheduler:
+    """Runs a graph in a static order: ``forward(data=[Tensor, ...])`` returns the output tensors."""
+
+    def __init__(self, graph: GraphView) -> None:
+        if not isinstance(graph, GraphView):
+            raise TypeError(f"SequentialScheduler needs a GraphView, got {type(graph).__name__}")
+        self._graph = graph
+
+    def forward(self, forward_dims: bool = True, data: Sequence[Any] = ()) -> list[_Tensor]:
+        for i, value in enumerate(data):
+            if isinstance(value, np.ndarray):
+                raise TypeError(f"data[{i}] is a numpy array: wrap it in aidge_core.Tensor(...) as Aidge requires")
+        return self._graph.run(*list(data))
+
+    def graph_view(self) -> GraphView:
+        return self._graph
+
+
+def producers(graph: GraphView) -> list[Node]:
+    """The Producer nodes (weights, biases, constants) of a graph."""
+    return graph.producers()
+
+
+# Recipes: each returns how many nodes it changed.
+def fuse_batchnorm(graph: GraphView) -> int:
+    return graph.apply_recipe("fuse_batchnorm")
+
+
+def remove_flatten(graph: GraphView) -> int:
+    return graph.apply_recipe("remove_flatten")
+
+
+def remove_dropout(graph: GraphView) -> int:
+    return graph.apply_recipe("remove_dropout")
+
+
+def remove_identity(graph: GraphView) -> int:
+    return graph.apply_recipe("remove_identity")
+
+
+def constant_folding(graph: GraphView) -> int:
+    return graph.apply_recipe("constant_folding")
