@@ -1,0 +1,145 @@
+"""Aidge's own Python API (aidge_core, aidge_backend_cpu, aidge_onnx) on our engine, and the graph-building API
+of `aidge`: checked against ONNX Runtime and PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import aidge
+import aidge_backend_cpu  # noqa: F401  (Aidge scripts import it)
+import aidge_core
+import aidge_onnx
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "examples" / "mnist_cnn" / "model.onnx"
+INPUT = ROOT / "examples" / "mnist_cnn" / "input.npy"
+
+
+def close(got: np.ndarray, want: np.ndarray) -> None:
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_aidge_script_runs_unchanged() -> None:
+    x = np.load(INPUT)
+    model = aidge_onnx.load_onnx(str(MODEL))
+    model.compile("cpu", aidge_core.dtype.float32, dims=[list(x.shape)])
+    scheduler = aidge_core.SequentialScheduler(model)
+    out = scheduler.forward(data=[aidge_core.Tensor(x)])
+    want = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    close(np.array(out[0]), want)
+
+
+def test_compile_checks_shapes() -> None:
+    model = aidge_onnx.load_onnx(str(MODEL))
+    with pytest.raises(ValueError, match="input"):
+        model.compile("cpu", aidge_core.dtype.float32, dims=[[1, 3, 28, 28]])
+    with pytest.raises(ValueError):
+        model.compile("cpu", aidge_core.dtype.float32, dims=[[1, 1, 28, 28], [1]])
+    with pytest.raises(NotImplementedError):
+        model.compile("cuda", aidge_core.dtype.float32, dims=[[1, 1, 28, 28]])
+
+
+def test_aidge_core_tensor_semantics() -> None:
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = aidge_core.Tensor(a)
+    assert t.dims == [2, 3] and t.dtype == aidge_core.dtype.float32
+    assert t.data_ptr != a.ctypes.data  # Aidge's Tensor(array) copies
+    a[0, 0] = 99
+    assert np.asarray(t)[0, 0] == 0
+    assert np.asarray(t).ctypes.data == t.data_ptr  # and numpy sees it without a copy
+    with pytest.raises(TypeError, match="list"):
+        aidge_core.Tensor([1.0, 2.0])
+    scalar = aidge_core.Tensor(3.5)
+    assert scalar.dims == [] and float(np.asarray(scalar)) == 3.5
+    with pytest.raises(TypeError, match="Tensor"):
+        aidge_core.SequentialScheduler(aidge_onnx.load_onnx(str(MODEL))).forward(data=[np.zeros((1, 1, 28, 28))])
+
+
+def test_factories_name_and_shape_their_producers() -> None:
+    conv = aidge_core.Conv2D(3, 8, [3, 3], name="conv1")
+    assert conv.type == "Conv" and conv.name == "conv1"
+    weight, bias = conv.parents[1], conv.parents[2]
+    assert weight.name == "conv1_w" and bias.name == "conv1_b"
+    assert weight.producer_tensor.dims == [8, 3, 3, 3] and bias.producer_tensor.dims == [8]
+    assert not np.asarray(weight.producer_tensor).any()  # zero until set, as in Aidge
+    fc = aidge_core.FC(16, 4, no_bias=True, name="fc")
+    assert [p.name for p in fc.parents if p is not None] == ["fc_w"]
+    assert aidge_core.BatchNorm2D(5, name="bn").parents[1].producer_tensor.dims == [5]
+    assert conv == weight.children[0] and hash(conv) == hash(weight.children[0])
+
+
+def set_weights(node: aidge.Node, *values: np.ndarray) -> None:
+    """Writes through the zero-copy view of each producer's tensor."""
+    for parent, value in zip(node.parents[1:], values):
+        np.asarray(parent.producer_tensor)[...] = value
+
+
+def test_built_graph_matches_torch() -> None:
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    b1 = rng.standard_normal(4).astype(np.float32)
+    w2 = rng.standard_normal((5, 4 * 3 * 3)).astype(np.float32)
+    b2 = rng.standard_normal(5).astype(np.float32)
+    conv = aidge.Conv2D(2, 4, [3, 3], name="conv", stride_dims=[2, 2])
+    fc = aidge.FC(36, 5, name="fc")
+    set_weights(conv, w1, b1)
+    set_weights(fc, w2, b2)
+    graph = aidge.sequential([conv, aidge.ReLU(name="relu"), aidge.MaxPooling2D([2, 2], stride_dims=[2, 2]),
+                              aidge.Flatten(), fc])
+    assert [n.name for n in graph.get_input_nodes()] == ["conv"]
+    assert [n.name for n in graph.get_output_nodes()] == ["fc"]
+    x = rng.standard_normal((3, 2, 13, 13)).astype(np.float32)
+    got = np.asarray(graph(x))
+    t = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w1), torch.from_numpy(b1), stride=2)
+    t = torch.nn.functional.max_pool2d(torch.relu(t), 2, 2).flatten(1)
+    want = torch.nn.functional.linear(t, torch.from_numpy(w2), torch.from_numpy(b2)).numpy()
+    close(got, want)
+
+
+def test_residual_and_parallel_builders() -> None:
+    x = np.linspace(-2, 2, 24, dtype=np.float32).reshape(2, 3, 4)
+    block = aidge.residual([aidge.ReLU(), aidge.Tanh()])
+    close(np.asarray(block(x)), np.tanh(np.maximum(x, 0)) + x)
+    branches = aidge.sequential([aidge.Identity(), aidge.parallel([aidge.ReLU(), aidge.Sigmoid()]),
+                                 aidge.Concat(2, axis=1)])
+    close(np.asarray(branches(x)), np.concatenate([np.maximum(x, 0), 1 / (1 + np.exp(-x))], axis=1))
+
+
+def test_fuse_batchnorm_keeps_outputs() -> None:
+    rng = np.random.default_rng(1)
+    conv = aidge_core.Conv2D(3, 6, [3, 3], name="c")
+    bn = aidge_core.BatchNorm2D(6, name="bn")
+    set_weights(conv, rng.standard_normal((6, 3, 3, 3)), rng.standard_normal(6))
+    set_weights(bn, rng.uniform(0.5, 2, 6), rng.standard_normal(6), rng.standard_normal(6), rng.uniform(0.5, 2, 6))
+    graph = aidge_core.sequential([conv, bn])
+    x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
+    before = np.asarray(graph(x)).copy()
+    assert aidge_core.fuse_batchnorm(graph) == 1
+    assert "BatchNormalization" not in [n.type for n in graph.get_nodes()]
+    close(np.asarray(graph(x)), before)
+
+
+def test_mermaid_save_and_supported_operators(tmp_path: Path) -> None:
+    graph = aidge_onnx.load_onnx(MODEL.read_bytes())
+    graph.save(tmp_path / "model")
+    text = (tmp_path / "model.mmd").read_text()
+    assert "flowchart" in text and "Conv" in text
+    ops = aidge_onnx.supported_operators()
+    assert {"Conv", "Gemm", "Relu", "MaxPool"} <= set(ops)
+    assert aidge_core.Tensor.available_backends() == ["cpu"]
+
+
+def test_unknown_operator_fails_when_run() -> None:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Frobnicate", ["x"], ["y"], name="strange")
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = aidge_onnx.load_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    with pytest.raises(NotImplementedError, match="Frobnicate.*strange"):
+        aidge_core.SequentialScheduler(model).forward(data=[aidge_core.Tensor(np.zeros(2, np.float32))])
