@@ -36,6 +36,8 @@ def test_wheel_is_abi3_with_platform_tag(wheel: Path) -> None:
     assert "aidge/py.typed" in names
     assert "aidge/_aidge.pyi" in names
     assert "aidge/__init__.py" in names
+    for compat in ("aidge_core", "aidge_backend_cpu", "aidge_onnx"):
+        assert f"{compat}/__init__.py" in names
 
 
 def test_extension_exports_only_its_init_and_needs_no_swift_library(wheel: Path, tmp_path: Path) -> None:
