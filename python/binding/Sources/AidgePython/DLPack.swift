@@ -241,8 +241,12 @@ enum DLPack {
             }
         }
         guard let data = t.data else {
-            if count == 0 { return Tensor(zeros: shape, dtype: dtype) }
-            throw PythonError.value("the DLPack tensor has no data")
+            guard count == 0 else { throw PythonError.value("the DLPack tensor has no data") }
+            // Nothing to share (PyTorch gives empty tensors no memory): the capsule is consumed all the same, so
+            // its deleter runs now, or the producer would never be freed.
+            let empty = Tensor(zeros: shape, dtype: dtype)
+            release()
+            return empty
         }
         let first = data + Int(t.byte_offset)
         let storage = Storage(

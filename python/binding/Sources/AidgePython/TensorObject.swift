@@ -97,6 +97,16 @@ private let getBuffer: @convention(c) (PyObjectRef?, UnsafeMutablePointer<Py_buf
         if !wantsStrides && !tensor.isContiguous {
             throw PythonError.buffer("this tensor is not contiguous: ask for a strided buffer or call contiguous()")
         }
+        // A consumer that asks for C, Fortran or any contiguous memory reads it as one block, whatever strides it
+        // is given: a strided view would hand it the wrong elements, so refuse as NumPy does.
+        let isC = tensor.isContiguous
+        let isFortran = isFortranContiguous(tensor)
+        if (flags & PyBUF_C_CONTIGUOUS == PyBUF_C_CONTIGUOUS && !isC)
+            || (flags & PyBUF_F_CONTIGUOUS == PyBUF_F_CONTIGUOUS && !isFortran)
+            || (flags & PyBUF_ANY_CONTIGUOUS == PyBUF_ANY_CONTIGUOUS && !isC && !isFortran)
+        {
+            throw PythonError.buffer("this tensor is not contiguous in the order asked for: call contiguous() first")
+        }
         var format: UnsafePointer<CChar>? = nil
         if flags & PyBUF_FORMAT != 0 {
             guard let f = formats[tensor.dtype] else {
@@ -126,6 +136,17 @@ private let getBuffer: @convention(c) (PyObjectRef?, UnsafeMutablePointer<Py_buf
         return aidge_none_borrowed()
     }
     return ok == nil ? -1 : 0
+}
+
+/// Whether the elements are laid out in Fortran (column-major) order without gaps; dimensions of size 1 may have
+/// any stride (as for `Tensor.isContiguous`).
+private func isFortranContiguous(_ tensor: Tensor) -> Bool {
+    var expected = 1
+    for (n, s) in zip(tensor.shape, tensor.strides) where n != 1 {
+        if s != expected { return false }
+        expected *= n
+    }
+    return true
 }
 
 private let releaseBuffer: @convention(c) (PyObjectRef?, UnsafeMutablePointer<Py_buffer>?) -> Void = { _, view in
