@@ -56,8 +56,8 @@ final class WorkerPool: Sendable {
                 next.store(0, ordering: .relaxed)
                 job = Job(body: body, chunks: chunks)
             }
-            generation.add(1, ordering: .releasing)
-            let parked = sleepers.exchange(0, ordering: .acquiringAndReleasing)
+            generation.add(1, ordering: .sequentiallyConsistent)
+            let parked = sleepers.exchange(0, ordering: .sequentiallyConsistent)
             for _ in 0..<parked { wake.signal() }
             while true {
                 let c = next.add(1, ordering: .relaxed).oldValue
@@ -80,8 +80,8 @@ final class WorkerPool: Sendable {
                     aidge_cpu_pause()
                     continue
                 }
-                sleepers.add(1, ordering: .acquiringAndReleasing)
-                if generation.load(ordering: .acquiring) == seen { wake.wait() }
+                sleepers.add(1, ordering: .sequentiallyConsistent)
+                if generation.load(ordering: .sequentiallyConsistent) == seen { wake.wait() }
                 spins = 0
             }
             seen = generation.load(ordering: .acquiring)

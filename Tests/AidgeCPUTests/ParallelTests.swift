@@ -1,0 +1,53 @@
+import AidgeCPU
+import Dispatch
+import XCTest
+
+/// The worker pool behind `Parallel.forEach`: every index exactly once, nested and concurrent calls complete.
+final class ParallelTests: XCTestCase {
+    /// Runs `forEach` over `count` and returns how many times each index was visited.
+    private static func visits(_ count: Int, grain: Int = 1) -> [Int] {
+        var seen = [Int](repeating: 0, count: count)
+        seen.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let b = buffer
+            Parallel.forEach(count, grain: grain) { range in
+                for i in range { b[i] += 1 }  // ranges are disjoint
+            }
+        }
+        return seen
+    }
+
+    func testEveryIndexExactlyOnceOverManyCalls() {
+        for round in 0..<5000 {
+            let count = (round * 7919) % 257
+            let grain = 1 + round % 5
+            XCTAssertEqual(Self.visits(count, grain: grain), [Int](repeating: 1, count: count), "count \(count)")
+        }
+    }
+
+    func testNestedCallsRunOnTheirCaller() {
+        var total = [Int](repeating: 0, count: 8)
+        total.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let b = buffer
+            Parallel.forEach(8) { outer in
+                for i in outer {
+                    var inner = 0
+                    Parallel.forEach(100) { r in inner += r.count }  // runs serially inside a job
+                    b[i] = inner
+                }
+            }
+        }
+        XCTAssertEqual(total, [Int](repeating: 100, count: 8))
+    }
+
+    func testConcurrentCallersAllComplete() {
+        let results = UnsafeMutableBufferPointer<Int>.allocate(capacity: 4)
+        defer { results.deallocate() }
+        nonisolated(unsafe) let r = results
+        DispatchQueue.concurrentPerform(iterations: 4) { caller in
+            var ok = 0
+            for _ in 0..<500 where Self.visits(97) == [Int](repeating: 1, count: 97) { ok += 1 }
+            r[caller] = ok
+        }
+        XCTAssertEqual(Array(results), [500, 500, 500, 500])
+    }
+}
