@@ -92,12 +92,17 @@ def test_strided_export_to_torch(make) -> None:
     np.testing.assert_array_equal(x.numpy(), a)
 
 
-def test_negative_strides_export_to_numpy() -> None:
-    # (PyTorch cannot take negative strides: its from_dlpack aborts on them, whoever the producer is.)
+def test_negative_strides_are_exported_as_a_copy() -> None:
+    # PyTorch's from_dlpack aborts the process on negative strides, so they leave as a contiguous copy.
     a = np.arange(12, dtype=np.float64).reshape(3, 4)[::-1, ::-1]
-    n = np.from_dlpack(aidge.from_numpy(a))
-    assert n.ctypes.data == a.ctypes.data and n.strides == a.strides
+    t = aidge.from_numpy(a)
+    n = np.from_dlpack(t)
+    assert n.ctypes.data != a.ctypes.data
     np.testing.assert_array_equal(n, a)
+    x = torch.from_dlpack(t)
+    np.testing.assert_array_equal(x.numpy(), a)
+    with pytest.raises(BufferError, match="negative strides"):
+        t.__dlpack__(copy=False)
 
 
 def test_zero_dim_and_empty_export() -> None:

@@ -51,15 +51,20 @@ enum DLPack {
     }
 
     /// A capsule for `tensor`: versioned (with READ_ONLY / IS_COPIED flags) when the consumer accepts DLPack 1.x,
-    /// legacy otherwise. A read-only tensor is copied for a legacy consumer (which cannot be told), unless
-    /// `copy` is false.
+    /// legacy otherwise. A contiguous copy is exported, unless `copy` is false, for a read-only tensor going to a
+    /// legacy consumer (which cannot be told) and for negative strides (PyTorch aborts the process on them).
     static func capsule(for tensor: Tensor, versioned: Bool, copy: Bool?) throws -> PyObjectRef {
         guard tensor.device == .cpu else { throw PythonError.buffer("DLPack export of \(tensor.device) tensors is not supported") }
         var t = tensor
         var copied = false
-        if copy == true || (!versioned && tensor.storage.isReadOnly) {
+        let readOnlyForLegacy = !versioned && tensor.storage.isReadOnly
+        let negativeStrides = tensor.strides.contains { $0 < 0 }
+        if copy == true || readOnlyForLegacy || negativeStrides {
             guard copy != false else {
-                throw PythonError.buffer("a read-only tensor cannot be shared with a legacy DLPack consumer without a copy")
+                throw PythonError.buffer(
+                    readOnlyForLegacy
+                        ? "a read-only tensor cannot be shared with a legacy DLPack consumer without a copy"
+                        : "a tensor with negative strides cannot be shared through DLPack without a copy")
             }
             t = tensor.copy()
             copied = true
