@@ -7,32 +7,13 @@ let cpuRegistered: Void = {
     do { try CPUBackend.register() } catch { XCTFail("CPU backend: \(error)") }
 }()
 
-/// Runs one operator on `inputs` through a one-node graph and the scheduler, as a model would.
-///
-/// `constants` are fed as Producer nodes (known when planning: shapes, axes, weights), the rest as graph inputs.
-/// Pass nil in `inputs` for an absent optional input.
+/// Runs one operator on `inputs` through a one-node graph and the scheduler (see `Scheduler.runOperator`).
 func runOperator(
     _ type: String, _ attributes: Attributes = [:], inputs: [Tensor?], constants: Set<Int> = [],
     outputs: Int? = nil
 ) throws -> [Tensor] {
     _ = cpuRegistered
-    let node = Node(Operator(type, attributes: attributes), inputCount: inputs.count, outputCount: outputs)
-    let graph = GraphView(name: "test")
-    graph.add(node, includeProducers: false)
-    var fed: [Tensor] = []
-    for (i, input) in inputs.enumerated() {
-        guard let input else { continue }
-        if constants.contains(i) {
-            let producer = Node.producer(input)
-            try node.setInput(i, from: producer)
-            graph.add(producer, includeProducers: false)
-        } else {
-            graph.inputs.append(GraphInput(name: "in\(i)", dtype: input.dtype, shape: nil, consumers: [(node, i)]))
-            fed.append(input)
-        }
-    }
-    graph.outputs = (0..<node.outputCount).map { GraphOutput(name: "out\($0)", node: node, index: $0) }
-    return try Scheduler(graph).forward(fed)
+    return try Scheduler.runOperator(type, attributes, inputs: inputs, constants: constants, outputs: outputs)
 }
 
 /// Asserts two float arrays agree within `atol + rtol * |expected|` elementwise.

@@ -25,7 +25,7 @@ from ._aidge import (
 __all__ = [
     "AidgeError", "FileError", "InvalidValueError", "NotSupportedError", "ProcessorError", "UnsupportedTypeError",
     "dtype", "Tensor", "from_numpy", "from_dlpack", "GraphView", "Scheduler", "onnx",
-    "set_num_threads", "get_num_threads", "supported_operators", "Node", "sequential", "parallel", "residual",
+    "set_num_threads", "get_num_threads", "supported_operators", "apply", "Node", "sequential", "parallel", "residual",
     "Conv2D", "PaddedConv2D", "ConvDepthWise2D", "FC", "BatchNorm2D", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
     "Softmax", "Identity", "Add", "Sub", "Mul", "Div", "MatMul", "Flatten", "Transpose", "GlobalAveragePooling",
     "Reshape", "Concat", "MaxPooling2D", "AvgPooling2D", "Pad", "Producer", "GenericOperator",
@@ -92,13 +92,18 @@ class Tensor(_aidge.TensorBase):
         if data is None:
             if dims is None:
                 raise ValueError("Tensor() needs data or dims")
-            return _aidge.zeros(list(dims), _dtype_name(dtype or "float32"))
-        if isinstance(data, _aidge.TensorBase):
+            tensor = _aidge.zeros(list(dims), _dtype_name(dtype or "float32"))
+            dtype = None
+        elif isinstance(data, _aidge.TensorBase):
             tensor = data.clone()
         else:
             tensor = _share(np.asarray(data), copy=True)
         if dtype is not None and tensor.dtype_name != _dtype_name(dtype):
             tensor = tensor.astype(_dtype_name(dtype))
+        if cls is not Tensor:  # a subclass (aidge_core.Tensor): the same tensor, in an object of that class
+            obj = _aidge.TensorBase.__new__(cls)
+            obj._assign(tensor)
+            return obj
         return tensor
 
     # Shape and type.
@@ -155,6 +160,51 @@ class Tensor(_aidge.TensorBase):
             return array.astype(dtype)
         return array.copy() if copy else array
 
+    # Arithmetic, computed by the engine (NumPy broadcasting; both sides must have the same dtype).
+    def _operand(self, other: Any) -> "Tensor":
+        if isinstance(other, _aidge.TensorBase):
+            return other
+        if isinstance(other, (bool, int, float)):
+            return Tensor(np.asarray(other)).astype(self.dtype_name)
+        return _as_tensor(other, 1)
+
+    def _binary(self, op: str, other: Any, reflected: bool = False) -> "Tensor":
+        b = self._operand(other)
+        return _aidge.apply(op, [b, self] if reflected else [self, b])[0]
+
+    def __add__(self, other: Any) -> "Tensor":
+        return self._binary("Add", other)
+
+    def __radd__(self, other: Any) -> "Tensor":
+        return self._binary("Add", other, reflected=True)
+
+    def __sub__(self, other: Any) -> "Tensor":
+        return self._binary("Sub", other)
+
+    def __rsub__(self, other: Any) -> "Tensor":
+        return self._binary("Sub", other, reflected=True)
+
+    def __mul__(self, other: Any) -> "Tensor":
+        return self._binary("Mul", other)
+
+    def __rmul__(self, other: Any) -> "Tensor":
+        return self._binary("Mul", other, reflected=True)
+
+    def __truediv__(self, other: Any) -> "Tensor":
+        return self._binary("Div", other)
+
+    def __rtruediv__(self, other: Any) -> "Tensor":
+        return self._binary("Div", other, reflected=True)
+
+    def __pow__(self, other: Any) -> "Tensor":
+        return self._binary("Pow", other)
+
+    def __matmul__(self, other: Any) -> "Tensor":
+        return self._binary("MatMul", other)
+
+    def __neg__(self) -> "Tensor":
+        return _aidge.apply("Neg", [self])[0]
+
     def tolist(self) -> Any:
         return self.numpy().tolist()
 
@@ -197,6 +247,12 @@ def from_data_ptr(dims: Sequence[int], data_ptr: int, dtype: Any = "float32", ba
 Tensor.from_data_ptr = staticmethod(from_data_ptr)  # Aidge's spelling
 Tensor.from_numpy = staticmethod(from_numpy)
 Tensor.from_dlpack = staticmethod(from_dlpack)
+
+
+def apply(op_type: str, *inputs: Any, **attributes: Any) -> list[Tensor]:
+    """Runs one ONNX operator on tensors (arrays and DLPack objects are shared, not copied), with its ONNX
+    attributes as keywords; returns its outputs. ``aidge.apply("Softmax", x, axis=1)``."""
+    return _aidge.apply(op_type, [_as_tensor(x, i) for i, x in enumerate(inputs)], attributes)
 
 
 def _as_tensor(value: Any, position: int) -> Tensor:

@@ -37,6 +37,29 @@ class Tensor(_Tensor):
     def available_backends() -> list[str]:
         return ["cpu"]
 
+    # Aidge's in-place methods.
+    def set_backend(self, name: str, device: int = 0, copyFrom: bool = True) -> None:  # noqa: N803
+        if name != "cpu" or device != 0:
+            raise NotImplementedError(f"backend '{name}' device {device} is not available (cpu 0 is)")
+
+    def set_datatype(self, datatype: Any, copyCast: bool = True) -> None:  # noqa: N803
+        """Converts the elements in place (a zero tensor of the new type when copyCast is False)."""
+        name = aidge._dtype_name(datatype)
+        if copyCast:
+            self._assign(self.astype(name))
+        else:
+            self._assign(aidge._aidge.zeros(self.dims, name))
+
+    def reshape(self, dims: Sequence[int]) -> None:  # type: ignore[override]
+        """New dimensions in place (same memory), as Aidge's reshape."""
+        self._assign(_Tensor.reshape(self, list(dims)))
+
+    def zeros(self) -> None:
+        np.asarray(self)[...] = 0
+
+    def ones(self) -> None:
+        np.asarray(self)[...] = 1
+
 
 class SequentialScheduler:
     """Runs a graph in a static order: ``forward(data=[Tensor, ...])`` returns the output tensors."""

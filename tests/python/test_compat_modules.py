@@ -143,3 +143,41 @@ def test_unknown_operator_fails_when_run() -> None:
     model = aidge_onnx.load_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
     with pytest.raises(NotImplementedError, match="Frobnicate.*strange"):
         aidge_core.SequentialScheduler(model).forward(data=[aidge_core.Tensor(np.zeros(2, np.float32))])
+
+
+def test_tensor_arithmetic_matches_numpy() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    y = rng.standard_normal((4,)).astype(np.float32) + 3  # broadcast, no zero divisor
+    a, b = aidge.Tensor(x), aidge.Tensor(y)
+    close(np.asarray(a + b), x + y)
+    close(np.asarray(a - b), x - y)
+    close(np.asarray(a * b), x * y)
+    close(np.asarray(a / b), x / y)
+    close(np.asarray(2 - a), 2 - x)
+    close(np.asarray(1 / b), 1 / y)
+    close(np.asarray(-a), -x)
+    close(np.asarray(a @ aidge.Tensor(x.T.copy())), x @ x.T)
+    close(np.asarray(aidge.apply("Softmax", x, axis=1)[0]), np.exp(x) / np.exp(x).sum(1, keepdims=True))
+    with pytest.raises(TypeError, match="float64"):
+        a + aidge.Tensor(y.astype(np.float64))  # dtypes are never changed silently
+    with pytest.raises(ValueError):
+        a + aidge.Tensor(np.ones(5, np.float32))  # shapes that do not broadcast
+
+
+def test_aidge_core_tensor_in_place_methods() -> None:
+    t = aidge_core.Tensor(np.arange(6, dtype=np.float32))
+    assert isinstance(t, aidge_core.Tensor)
+    pointer = t.data_ptr
+    t.reshape([2, 3])
+    assert t.dims == [2, 3] and t.data_ptr == pointer  # in place, same memory
+    t.set_datatype(aidge_core.dtype.int32)
+    assert t.dtype == aidge_core.dtype.int32
+    np.testing.assert_array_equal(np.asarray(t), np.arange(6).reshape(2, 3))
+    t.ones()
+    assert (np.asarray(t) == 1).all()
+    t.zeros()
+    assert not np.asarray(t).any()
+    t.set_backend("cpu")
+    with pytest.raises(NotImplementedError):
+        t.set_backend("cuda")

@@ -21,6 +21,7 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             plainMethod("get_num_threads", getThreadsFunction, "get_num_threads()\n--\n\nThreads the kernels use."),
             oneArgumentMethod("factory", factoryFunction, "factory((kind, args, kwargs))\n--\n\nAn Aidge operator factory (Conv2D, FC, ReLU, ...) called with args and kwargs."),
             oneArgumentMethod("build", buildFunction, "build((kind, components, name))\n--\n\nsequential, parallel, residual or graph over nodes and graphs."),
+            keywordMethod("apply", applyFunction, "apply(type, inputs, attributes=None)\n--\n\nRuns one operator (ONNX type and attributes) on tensors; returns its outputs."),
             plainMethod("supported_operators", supportedOperatorsFunction, "supported_operators()\n--\n\nThe operator types the CPU backend runs."),
         ]),
         m_slots: nil, m_traverse: nil, m_clear: nil, m_free: nil)

@@ -26,6 +26,9 @@ static inline int PyUnicode_Check_(PyObject *o) { return PyUnicode_Check(o); }
 static inline int PyBytes_Check_(PyObject *o) { return PyBytes_Check(o); }
 static inline int PyTuple_Check_(PyObject *o) { return PyTuple_Check(o); }
 static inline int PyList_Check_(PyObject *o) { return PyList_Check(o); }
+static inline int PyDict_Check_(PyObject *o) { return PyDict_Check(o); }
+static inline int PyFloat_Check_(PyObject *o) { return PyFloat_Check(o); }
+static inline int PyBool_Check_(PyObject *o) { return PyBool_Check(o); }
 static inline int PyType_Check_(PyObject *o) { return PyType_Check(o); }
 static inline int PyCapsule_CheckExact_(PyObject *o) { return PyCapsule_CheckExact(o); }
 

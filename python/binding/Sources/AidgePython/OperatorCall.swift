@@ -1,0 +1,51 @@
+@preconcurrency import CPython
+import Aidge
+
+/// `apply(type, inputs, attributes=None)`: runs one operator eagerly (tensor arithmetic, one-off operations) and
+/// returns its outputs. The GIL is released while it computes.
+let applyFunction: KeywordFunction = { _, args, kwargs in
+    pyCall {
+        let a = try Arguments(args, kwargs, names: ["type", "inputs", "attributes"], required: 2, function: "apply")
+        let type = try stringValue(a["type"]!, "type")
+        let items = try sequenceItems(a["inputs"]!, "inputs")
+        defer { items.forEach { Py_DecRef($0) } }
+        let inputs: [Tensor?] = try items.enumerated().map { i, o in
+            aidge_is_none(o) != 0 ? nil : try TensorType.unwrap(o, "input \(i)")
+        }
+        let attributes = try a["attributes"].map(attributeValues) ?? Attributes()
+        let outputs = try withoutGIL { try Scheduler.runOperator(type, attributes, inputs: inputs) }
+        return try makeList(try outputs.map(TensorType.wrap))
+    }
+}
+
+/// Operator attributes from a dict of ints, floats, strings, tensors and lists of them.
+private func attributeValues(_ dict: PyObjectRef) throws -> Attributes {
+    guard PyDict_Check_(dict) != 0 else { throw PythonError.type("attributes must be a dict, got \(typeName(dict))") }
+    var attributes = Attributes()
+    var position = 0
+    var key: PyObjectRef?
+    var value: PyObjectRef?
+    while PyDict_Next(dict, &position, &key, &value) != 0 {
+        guard let key, let value else { continue }
+        let name = try stringValue(key, "an attribute name")
+        attributes[name] = try attributeValue(value, name)
+    }
+    return attributes
+}
+
+private func attributeValue(_ o: PyObjectRef, _ name: String) throws -> AttributeValue {
+    if PyBool_Check_(o) != 0 || PyLong_Check_(o) != 0 { return .int(try intValue(o, name)) }
+    if PyFloat_Check_(o) != 0 { return .float(Float(PyFloat_AsDouble(o))) }
+    if PyUnicode_Check_(o) != 0 { return .string(try stringValue(o, name)) }
+    if isInstance(o, of: TensorType.base) { return .tensor(try TensorType.unwrap(o, name)) }
+    if PyList_Check_(o) != 0 || PyTuple_Check_(o) != 0 {
+        let items = try sequenceItems(o, name)
+        defer { items.forEach { Py_DecRef($0) } }
+        if items.allSatisfy({ PyLong_Check_($0) != 0 }) { return .ints(try items.map { try intValue($0, name) }) }
+        if items.allSatisfy({ PyUnicode_Check_($0) != 0 }) { return .strings(try items.map { try stringValue($0, name) }) }
+        if items.allSatisfy({ PyFloat_Check_($0) != 0 || PyLong_Check_($0) != 0 }) {
+            return .floats(items.map { Float(PyFloat_AsDouble($0)) })
+        }
+    }
+    throw PythonError.type("attribute '\(name)' has an unsupported value of type \(typeName(o))")
+}
