@@ -34,6 +34,49 @@ __all__ = [
 Node = _aidge.Node
 
 
+class OperatorView:
+    """A node's operator as Aidge shows it (``node.get_operator()``): type, attributes, and the tensors of the
+    Producer nodes feeding it."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def type(self) -> str:
+        return self._node.type()
+
+    @property
+    def attr(self) -> dict[str, Any]:
+        return self._node.attributes()
+
+    def nb_inputs(self) -> int:
+        return len(self._node.input_names)
+
+    def nb_outputs(self) -> int:
+        return self._node.output_count
+
+    def get_input(self, index: int) -> "Tensor | None":
+        """The tensor of the Producer on input ``index`` (a weight, a bias), or None."""
+        parent = self._node.parents[index]
+        return None if parent is None else parent.producer_tensor
+
+    def get_output(self, index: int = 0) -> "Tensor | None":
+        """A Producer's tensor (other outputs exist only while a graph runs)."""
+        return self._node.producer_tensor if index == 0 else None
+
+    def set_output(self, index: int, tensor: "Tensor") -> None:
+        if index != 0:
+            raise IndexError("a Producer has one output")
+        self._node.set_producer_tensor(tensor)
+
+
+# Aidge's method names on nodes.
+Node.get_operator = lambda self: OperatorView(self)
+Node.get_parents = lambda self: self.parents
+Node.get_children = lambda self: self.children
+Node.get_nb_inputs = lambda self: len(self.input_names)
+Node.get_nb_outputs = lambda self: self.output_count
+
+
 class dtype(enum.Enum):
     """Element types (Aidge's names; ``boolean`` is NumPy's ``bool``)."""
 
@@ -328,7 +371,7 @@ class GraphView:
         return self.outputs
 
     def producers(self) -> list[Node]:
-        return [n for n in self.get_nodes() if n.type == "Producer"]
+        return [n for n in self.get_nodes() if n.type() == "Producer"]
 
     def clone(self) -> "GraphView":
         return GraphView(self._graph.clone())

@@ -84,6 +84,32 @@ def producers(graph: GraphView) -> list[Node]:
     return graph.producers()
 
 
+# Fillers: initialise a weight tensor in place (fans from the [out, in, kernel...] layout).
+def constant_filler(tensor: _Tensor, value: float) -> None:
+    aidge._aidge.fill(tensor, "constant", value=value)
+
+
+def uniform_filler(tensor: _Tensor, min: float = 0.0, max: float = 1.0) -> None:  # noqa: A002
+    aidge._aidge.fill(tensor, "uniform", min=min, max=max)
+
+
+def normal_filler(tensor: _Tensor, mean: float = 0.0, std_dev: float = 1.0) -> None:
+    aidge._aidge.fill(tensor, "normal", mean=mean, std_dev=std_dev)
+
+
+def he_filler(tensor: _Tensor, variance_norm: str = "FAN_IN", mean_norm: float = 0.0, scaling: float = 1.0) -> None:
+    aidge._aidge.fill(tensor, "he", variance_norm=_fan(variance_norm), mean=mean_norm, scaling=scaling)
+
+
+def xavier_uniform_filler(tensor: _Tensor, scaling: float = 1.0, variance_norm: str = "FAN_IN") -> None:
+    aidge._aidge.fill(tensor, "xavier_uniform", scaling=scaling, variance_norm=_fan(variance_norm))
+
+
+def _fan(value: Any) -> str:
+    name = getattr(value, "name", value)
+    return {"FanIn": "FAN_IN", "FanOut": "FAN_OUT", "Average": "FAN_AVG"}.get(name, name)
+
+
 # Recipes: each returns how many nodes it changed.
 def fuse_batchnorm(graph: GraphView) -> int:
     return graph.apply_recipe("fuse_batchnorm")

@@ -62,13 +62,13 @@ def test_aidge_core_tensor_semantics() -> None:
 
 def test_factories_name_and_shape_their_producers() -> None:
     conv = aidge_core.Conv2D(3, 8, [3, 3], name="conv1")
-    assert conv.type == "Conv" and conv.name == "conv1"
+    assert conv.type() == "Conv" and conv.name() == "conv1"
     weight, bias = conv.parents[1], conv.parents[2]
-    assert weight.name == "conv1_w" and bias.name == "conv1_b"
+    assert weight.name() == "conv1_w" and bias.name() == "conv1_b"
     assert weight.producer_tensor.dims == [8, 3, 3, 3] and bias.producer_tensor.dims == [8]
     assert not np.asarray(weight.producer_tensor).any()  # zero until set, as in Aidge
     fc = aidge_core.FC(16, 4, no_bias=True, name="fc")
-    assert [p.name for p in fc.parents if p is not None] == ["fc_w"]
+    assert [p.name() for p in fc.parents if p is not None] == ["fc_w"]
     assert aidge_core.BatchNorm2D(5, name="bn").parents[1].producer_tensor.dims == [5]
     assert conv == weight.children[0] and hash(conv) == hash(weight.children[0])
 
@@ -91,8 +91,8 @@ def test_built_graph_matches_torch() -> None:
     set_weights(fc, w2, b2)
     graph = aidge.sequential([conv, aidge.ReLU(name="relu"), aidge.MaxPooling2D([2, 2], stride_dims=[2, 2]),
                               aidge.Flatten(), fc])
-    assert [n.name for n in graph.get_input_nodes()] == ["conv"]
-    assert [n.name for n in graph.get_output_nodes()] == ["fc"]
+    assert [n.name() for n in graph.get_input_nodes()] == ["conv"]
+    assert [n.name() for n in graph.get_output_nodes()] == ["fc"]
     x = rng.standard_normal((3, 2, 13, 13)).astype(np.float32)
     got = np.asarray(graph(x))
     t = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w1), torch.from_numpy(b1), stride=2)
@@ -120,7 +120,7 @@ def test_fuse_batchnorm_keeps_outputs() -> None:
     x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
     before = np.asarray(graph(x)).copy()
     assert aidge_core.fuse_batchnorm(graph) == 1
-    assert "BatchNormalization" not in [n.type for n in graph.get_nodes()]
+    assert "BatchNormalization" not in [n.type() for n in graph.get_nodes()]
     close(np.asarray(graph(x)), before)
 
 
@@ -181,3 +181,34 @@ def test_aidge_core_tensor_in_place_methods() -> None:
     t.set_backend("cpu")
     with pytest.raises(NotImplementedError):
         t.set_backend("cuda")
+
+
+def test_get_operator_and_fillers() -> None:
+    conv = aidge_core.Conv2D(4, 16, [3, 3], name="conv")
+    op = conv.get_operator()
+    assert op.type() == "Conv" and op.nb_inputs() == 3
+    weight = op.get_input(1)
+    assert weight.dims == [16, 4, 3, 3]
+    assert conv.get_parents()[1].get_operator().get_output(0).data_ptr == weight.data_ptr
+
+    aidge_core.he_filler(weight)  # normal, variance 2 / fan_in, fan_in = 4 * 3 * 3
+    w = np.asarray(weight)
+    assert abs(w.mean()) < 0.1 and abs(w.std() - np.sqrt(2 / 36)) < 0.03
+    aidge_core.xavier_uniform_filler(weight)
+    bound = np.sqrt(3 / 36)
+    assert np.abs(np.asarray(weight)).max() <= bound and np.abs(np.asarray(weight)).max() > 0.9 * bound
+    aidge_core.uniform_filler(weight, -0.5, 0.25)
+    assert np.asarray(weight).min() >= -0.5 and np.asarray(weight).max() < 0.25
+    aidge_core.normal_filler(weight, mean=3.0, std_dev=0.5)
+    assert abs(np.asarray(weight).mean() - 3) < 0.1
+    aidge_core.constant_filler(weight, 0.125)
+    assert (np.asarray(weight) == 0.125).all()
+    # Seeded fills repeat; integer tensors are refused.
+    a, b = aidge.Tensor(dims=[100]), aidge.Tensor(dims=[100])
+    aidge._aidge.fill(a, "normal", seed=7)
+    aidge._aidge.fill(b, "normal", seed=7)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(TypeError):
+        aidge_core.constant_filler(aidge.Tensor(np.zeros(3, np.int32)), 1)
+    with pytest.raises(TypeError):
+        aidge._aidge.fill(None, "he")  # None never reaches the engine

@@ -89,9 +89,7 @@ enum BufferImport {
             code = code.dropFirst()
         }
         guard code.count == 1, let c = code.first else {
-            throw PythonError(
-                type: Exceptions.type ?? aidge_exc_type_error(),
-                message: "unsupported buffer format '\(format)' (object, structured and complex arrays are not tensors)")
+            throw PythonError(kind: .unsupportedType, message: "unsupported buffer format '\(format)' (object, structured and complex arrays are not tensors)")
         }
         let dtype: DType?
         switch c {
@@ -107,9 +105,7 @@ enum BufferImport {
             dtype = nil
         }
         guard let dtype else {
-            throw PythonError(
-                type: Exceptions.type ?? aidge_exc_type_error(),
-                message: "unsupported element type '\(format)' of \(itemsize) bytes")
+            throw PythonError(kind: .unsupportedType, message: "unsupported element type '\(format)' of \(itemsize) bytes")
         }
         return dtype
     }

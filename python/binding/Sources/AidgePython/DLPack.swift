@@ -148,7 +148,7 @@ enum DLPack {
         let capsule: PyObjectRef
         let empty = try makeTuple([])
         defer { Py_DecRef(empty) }
-        let kwargs = PyDict_New()!
+        guard let kwargs = PyDict_New() else { throw PythonError.alreadySet }
         defer { Py_DecRef(kwargs) }
         let version = try makeTuple([try makeInt(1), try makeInt(0)])
         PyDict_SetItemString(kwargs, "max_version", version)
@@ -229,9 +229,7 @@ enum DLPack {
         default: dtype = nil
         }
         guard let dtype else {
-            throw PythonError(
-                type: Exceptions.type ?? aidge_exc_type_error(),
-                message: "unsupported DLPack element type (code \(t.dtype.code), \(t.dtype.bits) bits)")
+            throw PythonError(kind: .unsupportedType, message: "unsupported DLPack element type (code \(t.dtype.code), \(t.dtype.bits) bits)")
         }
         let rank = Int(t.ndim)
         guard rank >= 0, rank <= 64 else { throw PythonError.value("\(rank) dimensions: at most 64 are supported") }

@@ -157,7 +157,7 @@ private let addMethod: PyCFunction = { o, arg in
     pyCall {
         let box = try GraphType.box(o!)
         let part = try NodeType.component(arg!, "node_or_graph")
-        try box.lock.withLock { _ in
+        box.lock.withLock { _ in
             if let node = part as? Node { box.graph.add(node) } else { box.graph.add(part.asGraph) }
             box.graph.updateInputsOutputs()
             box.scheduler.resetPlans()
@@ -202,7 +202,7 @@ private let setInputDimsMethod: KeywordFunction = { o, args, kwargs in
     pyCall {
         let a = try Arguments(args, kwargs, names: ["dims", "dtype"], required: 1, function: "set_input_dims")
         let box = try GraphType.box(o!)
-        let items = try sequenceItems(a["dims"]!, "dims")
+        let items = try sequenceItems(try a.required("dims"), "dims")
         defer { items.forEach { Py_DecRef($0) } }
         let shapes = try items.map { try intList($0, "dims") }
         let dtype = try a["dtype"].map(dtypeValue)

@@ -39,14 +39,14 @@ enum NodeType {
         let methods = methodTable([
             keywordMethod("add_child", addChildMethod, "add_child(other, out_id=0, other_in_id=None)\n--\n\nConnects output `out_id` of this node to input `other_in_id` of `other` (its first free data input by default)."),
             keywordMethod("set_input", setInputMethod, "set_input(index, parent, out_id=0)\n--\n\nConnects `parent`'s output `out_id` (or nothing, for None) to input `index`."),
+            plainMethod("name", nameMethod, "name()\n--\n\nThe node's unique name."),
+            plainMethod("type", typeMethod, "type()\n--\n\nThe operator type ('Conv', 'Relu', ...)."),
             oneArgumentMethod("set_name", setNameMethod, "set_name(name)\n--\n\nRenames the node."),
             oneArgumentMethod("set_producer_tensor", setProducerTensorMethod, "set_producer_tensor(tensor)\n--\n\nReplaces the tensor of a Producer node."),
             plainMethod("attributes", attributesMethod, "attributes()\n--\n\nThe operator's attributes as a dict."),
             plainMethod("inputs", inputsMethod, "inputs()\n--\n\n(parent node or None, parent output index) per input."),
         ])
         let getters = getterTable([
-            ("name", nameGetter, "The node's unique name."),
-            ("type", typeGetter, "The operator type ('Conv', 'Relu', ...)."),
             ("input_names", inputNamesGetter, "The names of the inputs ('X', 'W', 'B' for Conv)."),
             ("output_count", outputCountGetter, "Number of outputs."),
             ("parents", parentsGetter, "The parent node of each input (None where unconnected)."),
@@ -89,8 +89,8 @@ private let representation: reprfunc = { o in
     }
 }
 
-private let nameGetter: getter = { o, _ in pyCall { try makeString(try NodeType.unwrap(o!).name) } }
-private let typeGetter: getter = { o, _ in pyCall { try makeString(try NodeType.unwrap(o!).type) } }
+private let nameMethod: PyCFunction = { o, _ in pyCall { try makeString(try NodeType.unwrap(o!).name) } }
+private let typeMethod: PyCFunction = { o, _ in pyCall { try makeString(try NodeType.unwrap(o!).type) } }
 private let inputNamesGetter: getter = { o, _ in
     pyCall { try makeList(try NodeType.unwrap(o!).inputNames.map(makeString)) }
 }
@@ -119,7 +119,7 @@ private let addChildMethod: KeywordFunction = { o, args, kwargs in
     pyCall {
         let a = try Arguments(args, kwargs, names: ["other", "out_id", "other_in_id"], required: 1, function: "add_child")
         let node = try NodeType.unwrap(o!)
-        let child = try NodeType.unwrap(a["other"]!, "other")
+        let child = try NodeType.unwrap(try a.required("other"), "other")
         try node.addChild(
             child, output: try a["out_id"].map { try intValue($0, "out_id") } ?? 0,
             input: try a["other_in_id"].map { try intValue($0, "other_in_id") })
@@ -133,7 +133,7 @@ private let setInputMethod: KeywordFunction = { o, args, kwargs in
         let node = try NodeType.unwrap(o!)
         let parent = try a["parent"].map { try NodeType.unwrap($0, "parent") }
         try node.setInput(
-            try intValue(a["index"]!, "index"), from: parent,
+            try intValue(try a.required("index"), "index"), from: parent,
             output: try a["out_id"].map { try intValue($0, "out_id") } ?? 0)
         return aidge_none()
     }

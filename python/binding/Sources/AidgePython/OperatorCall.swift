@@ -6,8 +6,8 @@ import Aidge
 let applyFunction: KeywordFunction = { _, args, kwargs in
     pyCall {
         let a = try Arguments(args, kwargs, names: ["type", "inputs", "attributes"], required: 2, function: "apply")
-        let type = try stringValue(a["type"]!, "type")
-        let items = try sequenceItems(a["inputs"]!, "inputs")
+        let type = try stringValue(try a.required("type"), "type")
+        let items = try sequenceItems(try a.required("inputs"), "inputs")
         defer { items.forEach { Py_DecRef($0) } }
         let inputs: [Tensor?] = try items.enumerated().map { i, o in
             aidge_is_none(o) != 0 ? nil : try TensorType.unwrap(o, "input \(i)")

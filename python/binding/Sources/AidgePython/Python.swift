@@ -8,19 +8,41 @@ import Glibc
 /// A `PyObject *` as Swift sees it.
 typealias PyObjectRef = UnsafeMutablePointer<PyObject>
 
-/// A Python exception to raise: its class and message. Thrown by binding code, set by `pyCall`.
+/// A Python exception to raise: its kind and message. Thrown by binding code, raised by `pyCall`.
 struct PythonError: Error {
-    let type: PyObjectRef
+    enum Kind: Sendable {
+        case value, type, buffer, runtime
+        /// The module's UnsupportedTypeError (a TypeError).
+        case unsupportedType
+        /// Python already has the exception set (a failed C-API call).
+        case alreadySet
+    }
+
+    let kind: Kind
     let message: String
 
-    static func value(_ message: String) -> PythonError { PythonError(type: aidge_exc_value_error(), message: message) }
-    static func type(_ message: String) -> PythonError { PythonError(type: aidge_exc_type_error(), message: message) }
-    static func buffer(_ message: String) -> PythonError { PythonError(type: aidge_exc_buffer_error(), message: message) }
-    static func runtime(_ message: String) -> PythonError {
-        PythonError(type: aidge_exc_runtime_error(), message: message)
+    static func value(_ message: String) -> PythonError { PythonError(kind: .value, message: message) }
+    static func type(_ message: String) -> PythonError { PythonError(kind: .type, message: message) }
+    static func buffer(_ message: String) -> PythonError { PythonError(kind: .buffer, message: message) }
+    static func runtime(_ message: String) -> PythonError { PythonError(kind: .runtime, message: message) }
+    static func unsupportedType(_ message: String) -> PythonError { PythonError(kind: .unsupportedType, message: message) }
+    static let alreadySet = PythonError(kind: .alreadySet, message: "")
+
+    /// Sets the exception in the interpreter.
+    func raise() {
+        let type: PyObjectRef
+        switch kind {
+        case .value: type = aidge_exc_value_error()
+        case .type: type = aidge_exc_type_error()
+        case .buffer: type = aidge_exc_buffer_error()
+        case .runtime: type = aidge_exc_runtime_error()
+        case .unsupportedType: type = Exceptions.type ?? aidge_exc_type_error()
+        case .alreadySet:
+            if PyErr_Occurred() != nil { return }
+            type = aidge_exc_runtime_error()
+        }
+        PyErr_SetString(type, message.isEmpty ? "unknown error" : message)
     }
-    /// The exception Python already has set (from a failed C-API call).
-    static let alreadySet = PythonError(type: aidge_exc_runtime_error(), message: "")
 }
 
 /// The exception classes of the module, created at import: `AidgeError` and one subclass per kind that also
@@ -59,8 +81,8 @@ enum Exceptions {
         return cls
     }
 
-    /// The Python exception for an engine error.
-    static func of(_ error: AidgeError) -> PythonError {
+    /// Raises the Python exception for an engine error.
+    static func raise(_ error: AidgeError) {
         let cls: PyObjectRef?
         switch error {
         case .invalidArgument, .shapeMismatch, .invalidModel: cls = value
@@ -69,7 +91,7 @@ enum Exceptions {
         case .io: cls = file
         case .unsupportedProcessor: cls = processor
         }
-        return PythonError(type: cls ?? aidge_exc_runtime_error(), message: error.message)
+        PyErr_SetString(cls ?? aidge_exc_runtime_error(), error.message)
     }
 }
 
@@ -79,11 +101,10 @@ func pyCall(_ body: () throws -> PyObjectRef?) -> PyObjectRef? {
     do {
         return try body()
     } catch let error as PythonError {
-        if !error.message.isEmpty || PyErr_Occurred() == nil { PyErr_SetString(error.type, error.message) }
+        error.raise()
         return nil
     } catch let error as AidgeError {
-        let e = Exceptions.of(error)
-        PyErr_SetString(e.type, e.message)
+        Exceptions.raise(error)
         return nil
     } catch {
         PyErr_SetString(aidge_exc_runtime_error(), "\(error)")
@@ -235,6 +256,12 @@ struct Arguments {
         for i in 0..<required where values[i] == nil {
             throw PythonError.type("\(function)() missing required argument '\(names[i])'")
         }
+    }
+
+    /// The argument called `name` (borrowed); a TypeError when it is absent or None.
+    func required(_ name: String) throws -> PyObjectRef {
+        guard let value = self[name] else { throw PythonError.type("\(function)() needs '\(name)' (not None)") }
+        return value
     }
 
     /// The argument called `name` (borrowed), nil when absent or None.

@@ -60,8 +60,8 @@ let fromDataPointerFunction: KeywordFunction = { _, args, kwargs in
             args, kwargs, names: ["data_ptr", "dims", "dtype", "strides", "owner", "readonly"], required: 3,
             function: "from_data_ptr")
         let tensor = try BufferImport.wrap(
-            address: try intValue(a["data_ptr"]!, "data_ptr"), shape: try intList(a["dims"]!, "dims"),
-            dtype: try dtypeValue(a["dtype"]!), strides: try a["strides"].map { try intList($0, "strides") },
+            address: try intValue(try a.required("data_ptr"), "data_ptr"), shape: try intList(try a.required("dims"), "dims"),
+            dtype: try dtypeValue(try a.required("dtype")), strides: try a["strides"].map { try intList($0, "strides") },
             owner: a["owner"], readOnly: try a["readonly"].map(boolValue) ?? false)
         return try TensorType.wrap(tensor)
     }
@@ -88,7 +88,7 @@ let setTensorClassFunction: PyCFunction = { _, cls in
 let zerosFunction: KeywordFunction = { _, args, kwargs in
     pyCall {
         let a = try Arguments(args, kwargs, names: ["dims", "dtype"], required: 1, function: "zeros")
-        let shape = try intList(a["dims"]!, "dims")
+        let shape = try intList(try a.required("dims"), "dims")
         guard shape.allSatisfy({ $0 >= 0 }), shape.count <= 64 else {
             throw PythonError.value("dims must be at most 64 non-negative sizes, got \(shape)")
         }

@@ -255,9 +255,7 @@ func dtypeValue(_ o: PyObjectRef) throws -> DType {
     }
     if name == "boolean" { name = "bool" }
     guard let dtype = DType(rawValue: name) else {
-        throw PythonError(
-            type: Exceptions.type ?? aidge_exc_type_error(),
-            message: "unsupported dtype '\(name)' (supported: \(DType.allCases.map(\.rawValue).joined(separator: ", ")))")
+        throw PythonError(kind: .unsupportedType, message: "unsupported dtype '\(name)' (supported: \(DType.allCases.map(\.rawValue).joined(separator: ", ")))")
     }
     return dtype
 }
