@@ -54,6 +54,20 @@ class Tensor(_Tensor):
         """New dimensions in place (same memory), as Aidge's reshape."""
         self._assign(_Tensor.reshape(self, list(dims)))
 
+    # Aidge indexes with a flat index or with coordinates.
+    def __getitem__(self, index: Any) -> Any:
+        view = np.asarray(self)
+        return view.reshape(-1)[index] if isinstance(index, int) else view[tuple(index)]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if self.readonly:
+            raise ValueError("this tensor is read-only (it views read-only memory)")
+        view = np.asarray(self)
+        if isinstance(index, int):
+            view.flat[index] = value
+        else:
+            view[tuple(index)] = value
+
     def zeros(self) -> None:
         np.asarray(self)[...] = 0
 

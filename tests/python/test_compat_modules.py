@@ -178,6 +178,10 @@ def test_aidge_core_tensor_in_place_methods() -> None:
     assert (np.asarray(t) == 1).all()
     t.zeros()
     assert not np.asarray(t).any()
+    t[4] = 7  # a flat index, as in Aidge
+    assert t[4] == 7 and t[(1, 1)] == 7 and np.asarray(t)[1, 1] == 7
+    with pytest.raises(IndexError):
+        t[6]
     t.set_backend("cpu")
     with pytest.raises(NotImplementedError):
         t.set_backend("cuda")
