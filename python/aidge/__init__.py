@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+import weakref
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -313,6 +314,9 @@ def _as_tensor(value: Any, position: int) -> Tensor:
     return _share(array, copy=False)
 
 
+_LIVE_GRAPHS: "weakref.WeakSet[GraphView]" = weakref.WeakSet()
+
+
 def _graph_of(value: Any) -> Any:
     return value._graph if isinstance(value, GraphView) else value
 
@@ -330,6 +334,7 @@ class GraphView:
         if not isinstance(graph, _aidge.Graph):
             raise TypeError("GraphView wraps a graph made by aidge.onnx.load, a builder, or nothing (empty)")
         self._graph = graph
+        _LIVE_GRAPHS.add(self)
 
     @property
     def name(self) -> str:
@@ -388,6 +393,21 @@ class GraphView:
     def forward_dims(self, dims: Sequence[Sequence[int]], datatype: Any = None) -> None:
         """Fixes the input shapes and plans them (shape inference through every node)."""
         self._graph.set_input_dims([list(d) for d in dims], None if datatype is None else _dtype_name(datatype))
+
+    def set_datatype(self, datatype: Any) -> None:
+        """Converts the floating-point weights and inputs to ``datatype``."""
+        self._graph.set_datatype(_dtype_name(datatype))
+
+    @staticmethod
+    def replace(old_nodes: Sequence[Node], new_nodes: Sequence[Node]) -> bool:
+        """Swaps a connected piece (one data input, one output) for a chain of new nodes in the graph that holds
+        it (Aidge's static ``GraphView.replace``). Returns whether a graph held every old node."""
+        old, new = list(old_nodes), list(new_nodes)
+        for view in list(_LIVE_GRAPHS):
+            if old and all(view.get_node(n.name()) == n for n in old):
+                view._graph.replace(old, new)
+                return True
+        return False
 
     def set_backend(self, name: str, device: int = 0) -> None:
         if name != "cpu" or device != 0:

@@ -216,3 +216,23 @@ def test_get_operator_and_fillers() -> None:
         aidge_core.constant_filler(aidge.Tensor(np.zeros(3, np.int32)), 1)
     with pytest.raises(TypeError):
         aidge._aidge.fill(None, "he")  # None never reaches the engine
+
+
+def test_graph_replace_and_set_datatype() -> None:
+    x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
+    relu = aidge_core.ReLU(name="act")
+    graph = aidge_core.sequential([aidge_core.Identity(name="in"), relu, aidge_core.Identity(name="out")])
+    close(np.asarray(graph(x)), np.maximum(x, 0))
+    assert aidge_core.GraphView.replace([relu], [aidge_core.Sigmoid(name="sig")])
+    assert graph.get_node("act") is None and graph.get_node("sig") is not None
+    close(np.asarray(graph(x)), 1 / (1 + np.exp(-x)))
+    assert not aidge_core.GraphView.replace([aidge_core.ReLU()], [aidge_core.Tanh()])  # in no graph
+
+    fc = aidge_core.FC(4, 2, name="fc")
+    set_weights(fc, np.arange(8, dtype=np.float32).reshape(2, 4), np.ones(2, np.float32))
+    model = aidge_core.sequential([fc])
+    model.set_datatype(aidge_core.dtype.float64)
+    assert fc.get_operator().get_input(1).dtype == aidge_core.dtype.float64
+    y = model(x.astype(np.float64))
+    assert y.dtype == aidge_core.dtype.float64
+    np.testing.assert_allclose(np.asarray(y), x.astype(np.float64) @ np.arange(8.0).reshape(2, 4).T + 1)

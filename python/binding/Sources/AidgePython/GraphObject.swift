@@ -44,6 +44,8 @@ enum GraphType {
             plainMethod("clone", cloneMethod, "clone()\n--\n\nA copy with new nodes; tensors are shared views."),
             keywordMethod("set_input_dims", setInputDimsMethod, "set_input_dims(dims, dtype=None)\n--\n\nFixes the input shapes (one list per input) and plans them, checking every operator's shapes."),
             oneArgumentMethod("apply_recipe", recipeMethod, "apply_recipe(name)\n--\n\nOne inference recipe (fuse_batchnorm, fuse_activation, remove_identity, remove_dropout, remove_flatten, constant_folding); returns nodes changed."),
+            oneArgumentMethod("set_datatype", setDatatypeMethod, "set_datatype(dtype)\n--\n\nConverts the floating-point weights and inputs to `dtype` (Aidge's GraphView.set_datatype)."),
+            keywordMethod("replace", replaceMethod, "replace(old_nodes, new_nodes)\n--\n\nSwaps a connected piece of this graph for a chain of new nodes."),
             plainMethod("update_inputs_outputs", updateMethod, "update_inputs_outputs()\n--\n\nRecomputes the ordered inputs and outputs after edits."),
         ])
         let getters = getterTable([
@@ -161,6 +163,45 @@ private let addMethod: PyCFunction = { o, arg in
             if let node = part as? Node { box.graph.add(node) } else { box.graph.add(part.asGraph) }
             box.graph.updateInputsOutputs()
             box.scheduler.resetPlans()
+        }
+        return aidge_none()
+    }
+}
+
+private let setDatatypeMethod: PyCFunction = { o, arg in
+    pyCall {
+        let box = try GraphType.box(o!)
+        let dtype = try dtypeValue(arg!)
+        guard dtype.isFloatingPoint else { throw PythonError.value("set_datatype takes a floating-point type, got \(dtype)") }
+        box.lock.withLock { _ in
+            for producer in box.graph.producers {
+                if let t = producer.producedTensor, t.dtype.isFloatingPoint, t.dtype != dtype {
+                    producer.setProducedTensor(t.cast(to: dtype))
+                }
+            }
+            for i in box.graph.inputs.indices where box.graph.inputs[i].dtype.isFloatingPoint {
+                box.graph.inputs[i].dtype = dtype
+            }
+            box.scheduler.resetPlans()
+        }
+        return aidge_none()
+    }
+}
+
+private let replaceMethod: KeywordFunction = { o, args, kwargs in
+    pyCall {
+        let a = try Arguments(args, kwargs, names: ["old_nodes", "new_nodes"], required: 2, function: "replace")
+        let box = try GraphType.box(o!)
+        func nodes(_ name: String) throws -> [Node] {
+            let items = try sequenceItems(try a.required(name), name)
+            defer { items.forEach { Py_DecRef($0) } }
+            return try items.map { try NodeType.unwrap($0, "an element of \(name)") }
+        }
+        let old = try nodes("old_nodes")
+        let new = try nodes("new_nodes")
+        try box.lock.withLock { _ in
+            defer { box.scheduler.resetPlans() }
+            try box.graph.replace(old, with: new)
         }
         return aidge_none()
     }
