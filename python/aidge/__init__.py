@@ -419,6 +419,10 @@ class GraphView:
             inputs = tuple(inputs[0])
         return self._graph.run([_as_tensor(x, i) for i, x in enumerate(inputs)])
 
+    def profile(self, *inputs: Any, runs: int = 1) -> list[tuple[str, str, float]]:
+        """Runs the graph ``runs`` times; returns (node, type, mean seconds) per kernel call in execution order."""
+        return self._graph.profile([_as_tensor(x, i) for i, x in enumerate(inputs)], runs)
+
     def __call__(self, *inputs: Any) -> Tensor | tuple[Tensor, ...]:
         """Runs the graph; one output comes back as a tensor, several as a tuple."""
         outputs = self.run(*inputs)

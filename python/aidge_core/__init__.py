@@ -87,7 +87,22 @@ class SequentialScheduler:
         for i, value in enumerate(data):
             if isinstance(value, np.ndarray):
                 raise TypeError(f"data[{i}] is a numpy array: wrap it in aidge_core.Tensor(...) as Aidge requires")
-        return self._graph.run(*list(data))
+        self._last_data = list(data)
+        return self._graph.run(*self._last_data)
+
+    def save_scheduling_diagram(self, filename: str) -> None:
+        """Writes ``filename.mmd``, a Mermaid Gantt chart of one run on the last forward's data (times in µs)."""
+        data = getattr(self, "_last_data", None)
+        if data is None:
+            raise RuntimeError("save_scheduling_diagram() needs a forward() first")
+        lines = ["gantt", "    dateFormat x", "    axisFormat %Q µs"]
+        start = 0.0
+        for name, op_type, seconds in self._graph.profile(*data):
+            end = start + seconds * 1e6
+            lines.append(f"    {name} ({op_type}) :{int(start)}, {max(int(end), int(start) + 1)}")
+            start = end
+        with open(filename + ".mmd", "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
 
     def graph_view(self) -> GraphView:
         return self._graph

@@ -236,3 +236,17 @@ def test_graph_replace_and_set_datatype() -> None:
     y = model(x.astype(np.float64))
     assert y.dtype == aidge_core.dtype.float64
     np.testing.assert_allclose(np.asarray(y), x.astype(np.float64) @ np.arange(8.0).reshape(2, 4).T + 1)
+
+
+def test_scheduling_diagram_lists_every_kernel(tmp_path: Path) -> None:
+    model = aidge_onnx.load_onnx(str(MODEL))
+    scheduler = aidge_core.SequentialScheduler(model)
+    with pytest.raises(RuntimeError):
+        scheduler.save_scheduling_diagram(str(tmp_path / "early"))
+    scheduler.forward(data=[aidge_core.Tensor(np.load(INPUT))])
+    scheduler.save_scheduling_diagram(str(tmp_path / "sched"))
+    lines = (tmp_path / "sched.mmd").read_text().splitlines()
+    assert lines[0] == "gantt"
+    steps = model.profile(np.load(INPUT))
+    assert len([line for line in lines if ":" in line and "(" in line]) == len(steps)
+    assert {t for _, t, _ in steps} >= {"Conv", "Gemm"} and all(s >= 0 for _, _, s in steps)

@@ -33,6 +33,7 @@ enum GraphType {
 
     static func install(in module: PyObjectRef) throws {
         let methods = methodTable([
+            keywordMethod("profile", profileMethod, "profile(inputs, runs=1)\n--\n\nRuns the graph and returns (node name, type, mean seconds) per kernel call, in execution order."),
             oneArgumentMethod("run", runMethod, "run(inputs)\n--\n\nRuns the graph on a list of tensors (one per graph input, in order); returns the output tensors. The GIL is released while it computes."),
             keywordMethod("optimize", optimizeMethod, "optimize(remove_identity=True, remove_dropout=True, constant_folding=True, fuse_batchnorm=True, fuse_activation=True)\n--\n\nApplies the inference recipes; returns {recipe: nodes changed}."),
             plainMethod("mermaid", mermaidMethod, "mermaid()\n--\n\nThe graph as a Mermaid flowchart."),
@@ -75,6 +76,24 @@ private let runMethod: PyCFunction = { o, arg in
             try box.lock.withLock { _ in try box.scheduler.forward(inputs) }
         }
         return try makeList(try outputs.map(TensorType.wrap))
+    }
+}
+
+private let profileMethod: KeywordFunction = { o, args, kwargs in
+    pyCall {
+        let a = try Arguments(args, kwargs, names: ["inputs", "runs"], required: 1, function: "profile")
+        let box = try GraphType.box(o!)
+        let items = try sequenceItems(try a.required("inputs"), "inputs")
+        defer { items.forEach { Py_DecRef($0) } }
+        let inputs = try items.enumerated().map { i, item in try TensorType.unwrap(item, "input \(i)") }
+        let runs = try a["runs"].map { try intValue($0, "runs") } ?? 1
+        let steps = try withoutGIL {
+            try box.lock.withLock { _ in
+                try box.scheduler.profile(inputs, runs: runs).map { ($0.node.name, $0.node.type, $0.seconds) }
+            }
+        }
+        return try makeList(
+            try steps.map { try makeTuple([try makeString($0.0), try makeString($0.1), PyFloat_FromDouble($0.2)]) })
     }
 }
 
