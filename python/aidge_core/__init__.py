@@ -158,3 +158,8 @@ def remove_identity(graph: GraphView) -> int:
 
 def constant_folding(graph: GraphView) -> int:
     return graph.apply_recipe("constant_folding")
+
+
+def matmul_to_fc(graph: GraphView) -> int:
+    """MatMul by a constant weight (+ Add of a constant bias) into one FC (Gemm), where the input is 2-D."""
+    return graph.apply_recipe("matmul_to_fc")

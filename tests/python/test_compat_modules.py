@@ -250,3 +250,26 @@ def test_scheduling_diagram_lists_every_kernel(tmp_path: Path) -> None:
     steps = model.profile(np.load(INPUT))
     assert len([line for line in lines if ":" in line and "(" in line]) == len(steps)
     assert {t for _, t, _ in steps} >= {"Conv", "Gemm"} and all(s >= 0 for _, _, s in steps)
+
+
+def test_matmul_to_fc_keeps_outputs() -> None:
+    rng = np.random.default_rng(3)
+    w1, b1 = rng.standard_normal((12, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    w2 = rng.standard_normal((5, 3)).astype(np.float32)
+    graph = aidge_core.sequential([
+        aidge_core.Flatten(),
+        aidge_core.MatMul(name="mm1"), aidge_core.Add(name="add1"), aidge_core.ReLU(),
+        aidge_core.Flatten(), aidge_core.MatMul(name="mm2"),
+    ])
+    for node, value in (("mm1", w1), ("add1", b1), ("mm2", w2)):
+        producer = aidge_core.Producer(aidge_core.Tensor(value), name=f"{node}_p")
+        graph.get_node(node).set_input(1, producer)
+        graph.add(producer)  # recomputes the graph's inputs: only the data input is left
+    assert len(graph.inputs) == 1
+    x = rng.standard_normal((4, 3, 4)).astype(np.float32)
+    want = np.maximum(x.reshape(4, 12) @ w1 + b1, 0) @ w2
+    close(np.asarray(graph(x)), want)
+    assert aidge_core.matmul_to_fc(graph) == 2
+    types = [n.type() for n in graph.get_nodes()]
+    assert "MatMul" not in types and "Add" not in types and types.count("Gemm") == 2
+    close(np.asarray(graph(x)), want)

@@ -44,7 +44,7 @@ enum GraphType {
             plainMethod("output_nodes", outputNodesMethod, "output_nodes()\n--\n\nNodes whose output is a graph output, in output order."),
             plainMethod("clone", cloneMethod, "clone()\n--\n\nA copy with new nodes; tensors are shared views."),
             keywordMethod("set_input_dims", setInputDimsMethod, "set_input_dims(dims, dtype=None)\n--\n\nFixes the input shapes (one list per input) and plans them, checking every operator's shapes."),
-            oneArgumentMethod("apply_recipe", recipeMethod, "apply_recipe(name)\n--\n\nOne inference recipe (fuse_batchnorm, fuse_activation, remove_identity, remove_dropout, remove_flatten, constant_folding); returns nodes changed."),
+            oneArgumentMethod("apply_recipe", recipeMethod, "apply_recipe(name)\n--\n\nOne inference recipe (fuse_batchnorm, fuse_activation, remove_identity, remove_dropout, remove_flatten, constant_folding, matmul_to_fc); returns nodes changed."),
             oneArgumentMethod("set_datatype", setDatatypeMethod, "set_datatype(dtype)\n--\n\nConverts the floating-point weights and inputs to `dtype` (Aidge's GraphView.set_datatype)."),
             keywordMethod("replace", replaceMethod, "replace(old_nodes, new_nodes)\n--\n\nSwaps a connected piece of this graph for a chain of new nodes."),
             plainMethod("update_inputs_outputs", updateMethod, "update_inputs_outputs()\n--\n\nRecomputes the ordered inputs and outputs after edits."),
@@ -296,6 +296,7 @@ private let recipeMethod: PyCFunction = { o, arg in
             case "remove_dropout": return try Recipes.removeDropout(box.graph)
             case "remove_flatten": return try Recipes.removeFlatten(box.graph)
             case "constant_folding": return try Recipes.constantFolding(box.graph)
+            case "matmul_to_fc": return try Recipes.matMulToFC(box.graph)
             default: throw PythonError.value("unknown recipe '\(name)'")
             }
         }
