@@ -8,6 +8,8 @@ from typing import Any
 import aidge
 from aidge import GraphView
 
+from . import node_import  # noqa: F401
+
 __all__ = ["load_onnx", "supported_operators"]
 
 

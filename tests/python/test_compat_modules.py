@@ -130,6 +130,7 @@ def test_mermaid_save_and_supported_operators(tmp_path: Path) -> None:
     text = (tmp_path / "model.mmd").read_text()
     assert "flowchart" in text and "Conv" in text
     ops = aidge_onnx.supported_operators()
+    assert aidge_onnx.node_import.supported_operators() == ops
     assert {"Conv", "Gemm", "Relu", "MaxPool"} <= set(ops)
     assert aidge_core.Tensor.available_backends() == ["cpu"]
 
