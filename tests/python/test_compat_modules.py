@@ -274,3 +274,27 @@ def test_matmul_to_fc_keeps_outputs() -> None:
     types = [n.type() for n in graph.get_nodes()]
     assert "MatMul" not in types and "Add" not in types and types.count("Gemm") == 2
     close(np.asarray(graph(x)), want)
+
+
+def test_register_import_replaces_the_generic_operator() -> None:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Swish", ["x"], ["y"], name="act")
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    seen = []
+
+    def convert(onnx_node, input_nodes, opset):  # noqa: ANN001, ANN202
+        seen.append((onnx_node.op_type, len(input_nodes), opset))
+        return aidge_core.Sigmoid(name="swish_as_sigmoid")
+
+    aidge_onnx.register_import("Swish", convert)
+    try:
+        graph = aidge_onnx.load_onnx(model)
+    finally:
+        aidge_onnx._CONVERTERS.pop("Swish")
+    assert seen == [("Swish", 1, 17)]
+    assert [n.type() for n in graph.get_nodes()] == ["Sigmoid"]
+    x = np.linspace(-2, 2, 6, dtype=np.float32).reshape(2, 3)
+    close(np.asarray(graph(x)), 1 / (1 + np.exp(-x)))

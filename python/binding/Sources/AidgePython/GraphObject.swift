@@ -46,6 +46,7 @@ enum GraphType {
             keywordMethod("set_input_dims", setInputDimsMethod, "set_input_dims(dims, dtype=None)\n--\n\nFixes the input shapes (one list per input) and plans them, checking every operator's shapes."),
             oneArgumentMethod("apply_recipe", recipeMethod, "apply_recipe(name)\n--\n\nOne inference recipe (fuse_batchnorm, fuse_activation, remove_identity, remove_dropout, remove_flatten, constant_folding, matmul_to_fc); returns nodes changed."),
             oneArgumentMethod("set_datatype", setDatatypeMethod, "set_datatype(dtype)\n--\n\nConverts the floating-point weights and inputs to `dtype` (Aidge's GraphView.set_datatype)."),
+            keywordMethod("replace_node", replaceNodeMethod, "replace_node(old, new)\n--\n\nPuts `new` in place of `old`: same inputs, and every reader of old's outputs reads new's."),
             keywordMethod("replace", replaceMethod, "replace(old_nodes, new_nodes)\n--\n\nSwaps a connected piece of this graph for a chain of new nodes."),
             plainMethod("update_inputs_outputs", updateMethod, "update_inputs_outputs()\n--\n\nRecomputes the ordered inputs and outputs after edits."),
         ])
@@ -221,6 +222,36 @@ private let replaceMethod: KeywordFunction = { o, args, kwargs in
         try box.lock.withLock { _ in
             defer { box.scheduler.resetPlans() }
             try box.graph.replace(old, with: new)
+        }
+        return aidge_none()
+    }
+}
+
+private let replaceNodeMethod: KeywordFunction = { o, args, kwargs in
+    pyCall {
+        let a = try Arguments(args, kwargs, names: ["old", "new"], required: 2, function: "replace_node")
+        let box = try GraphType.box(o!)
+        let old = try NodeType.unwrap(try a.required("old"), "old")
+        let new = try NodeType.unwrap(try a.required("new"), "new")
+        guard box.graph.contains(old) else { throw PythonError.value("node \(old.name) is not in this graph") }
+        guard new.outputCount >= old.outputCount else {
+            throw PythonError.value("\(new.name) has \(new.outputCount) outputs, \(old.name) needs \(old.outputCount)")
+        }
+        try box.lock.withLock { _ in
+            defer { box.scheduler.resetPlans() }
+            let graph = box.graph
+            for (i, source) in old.inputs.enumerated() {
+                if let source { try new.setInput(i, from: source.node, output: source.index) }
+            }
+            for i in graph.inputs.indices {
+                for j in graph.inputs[i].consumers.indices where graph.inputs[i].consumers[j].node === old {
+                    graph.inputs[i].consumers[j] = (new, graph.inputs[i].consumers[j].index)
+                }
+            }
+            for k in 0..<old.outputCount { try graph.replaceUses(of: (old, k), with: (new, k)) }
+            graph.add(new)
+            old.disconnectInputs()
+            graph.remove(old)
         }
         return aidge_none()
     }

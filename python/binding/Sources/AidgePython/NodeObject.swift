@@ -49,6 +49,7 @@ enum NodeType {
         let getters = getterTable([
             ("input_names", inputNamesGetter, "The names of the inputs ('X', 'W', 'B' for Conv)."),
             ("output_count", outputCountGetter, "Number of outputs."),
+            ("output_names", outputNamesGetter, "The names of the values the outputs carry (ONNX value names for imported nodes)."),
             ("parents", parentsGetter, "The parent node of each input (None where unconnected)."),
             ("children", childrenGetter, "The nodes that read an output of this one."),
             ("producer_tensor", producerTensorGetter, "The tensor of a Producer node, else None."),
@@ -93,6 +94,9 @@ private let nameMethod: PyCFunction = { o, _ in pyCall { try makeString(try Node
 private let typeMethod: PyCFunction = { o, _ in pyCall { try makeString(try NodeType.unwrap(o!).type) } }
 private let inputNamesGetter: getter = { o, _ in
     pyCall { try makeList(try NodeType.unwrap(o!).inputNames.map(makeString)) }
+}
+private let outputNamesGetter: getter = { o, _ in
+    pyCall { try makeList(try NodeType.unwrap(o!).outputNames.map(makeString)) }
 }
 private let outputCountGetter: getter = { o, _ in pyCall { try makeInt(try NodeType.unwrap(o!).outputCount) } }
 private let parentsGetter: getter = { o, _ in
