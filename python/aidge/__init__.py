@@ -78,6 +78,19 @@ Node.get_nb_inputs = lambda self: len(self.input_names)
 Node.get_nb_outputs = lambda self: self.output_count
 
 
+def _node_outputs(self: Node) -> list[list[tuple[Node, int]]]:
+    """Per output, the (child, input index) pairs that read it (Aidge's ``Node.outputs()``)."""
+    readers: list[list[tuple[Node, int]]] = [[] for _ in range(self.output_count)]
+    for child in self.children:
+        for index, (parent, output) in enumerate(child.inputs()):
+            if parent == self and 0 <= output < len(readers):
+                readers[output].append((child, index))
+    return readers
+
+
+Node.outputs = _node_outputs
+
+
 class dtype(enum.Enum):
     """Element types (Aidge's names; ``boolean`` is NumPy's ``bool``)."""
 
@@ -369,11 +382,13 @@ class GraphView:
         """Nodes whose output is a graph output, in output order."""
         return self._graph.output_nodes()
 
-    def get_ordered_inputs(self) -> list[tuple[str, str, list[int | str] | None]]:
-        return self.inputs
+    def get_ordered_inputs(self) -> list[tuple[Node | None, int]]:
+        """(node, input index) reading each graph input, in order (Aidge's form; ``inputs`` has the names)."""
+        return self._graph.ordered_inputs()
 
-    def get_ordered_outputs(self) -> list[str]:
-        return self.outputs
+    def get_ordered_outputs(self) -> list[tuple[Node, int]]:
+        """(node, output index) of each graph output, in order."""
+        return self._graph.ordered_outputs()
 
     def producers(self) -> list[Node]:
         return [n for n in self.get_nodes() if n.type() == "Producer"]

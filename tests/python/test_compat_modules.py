@@ -92,6 +92,10 @@ def test_built_graph_matches_torch() -> None:
     graph = aidge.sequential([conv, aidge.ReLU(name="relu"), aidge.MaxPooling2D([2, 2], stride_dims=[2, 2]),
                               aidge.Flatten(), fc])
     assert [n.name() for n in graph.get_input_nodes()] == ["conv"]
+    assert [(n.name(), i) for n, i in graph.get_ordered_inputs()] == [("conv", 0)]
+    assert [(n.name(), i) for n, i in graph.get_ordered_outputs()] == [("fc", 0)]
+    assert [[(c.name(), i) for c, i in out] for out in conv.outputs()] == [[("relu", 0)]]
+    assert [[(c.name(), i) for c, i in out] for out in conv.get_parents()[1].outputs()] == [[("conv", 1)]]
     assert [n.name() for n in graph.get_output_nodes()] == ["fc"]
     x = rng.standard_normal((3, 2, 13, 13)).astype(np.float32)
     got = np.asarray(graph(x))

@@ -40,6 +40,8 @@ enum GraphType {
             plainMethod("node_list", nodeListMethod, "node_list()\n--\n\nThe Node objects, in topological order."),
             oneArgumentMethod("get_node", getNodeMethod, "get_node(name)\n--\n\nThe node called `name`, or None."),
             oneArgumentMethod("add", addMethod, "add(node_or_graph)\n--\n\nAdds a node (with its producers) or a graph's nodes."),
+            plainMethod("ordered_inputs", orderedInputsMethod, "ordered_inputs()\n--\n\n(node, input index) that reads each graph input, in order."),
+            plainMethod("ordered_outputs", orderedOutputsMethod, "ordered_outputs()\n--\n\n(node, output index) of each graph output, in order."),
             plainMethod("input_nodes", inputNodesMethod, "input_nodes()\n--\n\nNodes that read a graph input, in input order."),
             plainMethod("output_nodes", outputNodesMethod, "output_nodes()\n--\n\nNodes whose output is a graph output, in output order."),
             plainMethod("clone", cloneMethod, "clone()\n--\n\nA copy with new nodes; tensors are shared views."),
@@ -265,6 +267,23 @@ private let updateMethod: PyCFunction = { o, _ in
             box.scheduler.resetPlans()
         }
         return aidge_none()
+    }
+}
+
+private let orderedInputsMethod: PyCFunction = { o, _ in
+    pyCall {
+        try makeList(
+            try GraphType.box(o!).graph.inputs.map { input in
+                let first = input.consumers.first
+                return try makeTuple([try NodeType.wrap(first?.node), try makeInt(first?.index ?? -1)])
+            })
+    }
+}
+
+private let orderedOutputsMethod: PyCFunction = { o, _ in
+    pyCall {
+        try makeList(
+            try GraphType.box(o!).graph.outputs.map { try makeTuple([try NodeType.wrap($0.node), try makeInt($0.index)]) })
     }
 }
 
