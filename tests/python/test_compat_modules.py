@@ -302,3 +302,12 @@ def test_register_import_replaces_the_generic_operator() -> None:
     assert [n.type() for n in graph.get_nodes()] == ["Sigmoid"]
     x = np.linspace(-2, 2, 6, dtype=np.float32).reshape(2, 3)
     close(np.asarray(graph(x)), 1 / (1 + np.exp(-x)))
+
+
+def test_array_protocol_copy_rules() -> None:
+    t = aidge.Tensor(np.arange(4, dtype=np.float32))
+    assert np.asarray(t).ctypes.data == t.data_ptr
+    assert np.array(t, copy=True).ctypes.data != t.data_ptr
+    np.testing.assert_array_equal(np.asarray(t, dtype=np.float64), np.arange(4.0))
+    with pytest.raises(ValueError, match="without a copy"):
+        t.__array__(np.float64, copy=False)
