@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CAidgePlatform
 import Synchronization
 
 /// Work spread over cores by a `WorkerPool` of one thread per core beyond the caller's: never a thread per
@@ -8,7 +6,7 @@ import Synchronization
 public enum Parallel {
     private static let limit = Atomic<Int>(0)
 
-    /// Threads kernels may use (default: every available core).
+    /// Threads kernels may use (default: every core this process may run on).
     public static var threads: Int {
         get {
             let n = limit.load(ordering: .relaxed)
@@ -17,9 +15,8 @@ public enum Parallel {
         set { limit.store(max(newValue, 0), ordering: .relaxed) }
     }
 
-    static let defaultThreads: Int = {
-        max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1)
-    }()
+    /// The cores of the process's CPU affinity (a container or `taskset` may give it fewer than the machine has).
+    static let defaultThreads = max(Int(aidge_cpu_available_cores()), 1)
 
     /// Workers beside the calling thread, started on first use.
     static let pool = WorkerPool(workers: defaultThreads - 1)

@@ -1,4 +1,6 @@
+#define _GNU_SOURCE
 #include "CAidgePlatform.h"
+#include <sched.h>
 #include <unistd.h>
 
 int aidge_cpu_supports_kernels(void) {
@@ -30,4 +32,17 @@ long aidge_cpu_cache_size(int level) {
     }
 #endif
     return 0;
+}
+
+int aidge_cpu_available_cores(void) {
+#if defined(__linux__)
+    // The cores this process may run on (taskset, cgroup cpusets), not every core of the machine.
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }

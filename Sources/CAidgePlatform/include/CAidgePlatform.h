@@ -7,6 +7,9 @@ int aidge_cpu_supports_kernels(void);
 /// 1 when the processor and the operating system support the AVX-512 kernels (F, VL, DQ, BW; x86-64 only).
 int aidge_cpu_supports_avx512(void);
 
+/// Cores this process may run on (its CPU affinity), at least 1.
+int aidge_cpu_available_cores(void);
+
 /// Size in bytes of the last-level data cache the GEMM blocks for (0 when unknown).
 long aidge_cpu_cache_size(int level);
 
