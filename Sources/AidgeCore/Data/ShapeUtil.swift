@@ -15,6 +15,18 @@ public enum ShapeUtil {
     }
 
     /// NumPy broadcasting of two shapes.
+    /// The lowest and highest element offsets a strided view reaches from its first element (negative strides
+    /// reach below it); (0, 0) for an empty view.
+    public static func extent(_ shape: [Int], _ strides: [Int]) -> (low: Int, high: Int) {
+        guard count(shape) > 0 else { return (0, 0) }
+        var low = 0
+        var high = 0
+        for (n, s) in zip(shape, strides) {
+            if s < 0 { low += (n - 1) * s } else { high += (n - 1) * s }
+        }
+        return (low, high)
+    }
+
     public static func broadcast(_ a: [Int], _ b: [Int]) throws -> [Int] {
         let rank = max(a.count, b.count)
         var out = [Int](repeating: 1, count: rank)

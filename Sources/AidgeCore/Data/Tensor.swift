@@ -18,12 +18,8 @@ public struct Tensor: Sendable {
             throw AidgeError.invalidArgument("negative dimension in shape \(shape)")
         }
         if ShapeUtil.count(shape) > 0 {
-            var low = offset
-            var high = offset
-            for (d, s) in zip(shape, strides) {
-                if s < 0 { low += (d - 1) * s } else { high += (d - 1) * s }
-            }
-            guard low >= 0, (high + 1) * dtype.byteSize <= storage.byteCount else {
+            let (low, high) = ShapeUtil.extent(shape, strides)
+            guard offset + low >= 0, (offset + high + 1) * dtype.byteSize <= storage.byteCount else {
                 throw AidgeError.invalidArgument(
                     "a \(dtype) view of shape \(shape), strides \(strides), offset \(offset) "
                         + "does not fit in \(storage.byteCount) bytes")

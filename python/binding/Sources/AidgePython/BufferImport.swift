@@ -50,15 +50,9 @@ enum BufferImport {
             }
             strides.append(bytes / item)
         }
-        // The lowest and highest bytes the view reaches (negative strides reach below `buf`).
-        var low = 0
-        var high = 0
-        let count = shape.reduce(1, *)
-        if count > 0 {
-            for (n, s) in zip(shape, strides) {
-                if s < 0 { low += (n - 1) * s } else { high += (n - 1) * s }
-            }
-        }
+        // Negative strides reach below the first element.
+        let (low, high) = ShapeUtil.extent(shape, strides)
+        let count = ShapeUtil.count(shape)
         guard let buf = b.buf else { throw PythonError.value("the buffer has no memory") }
         let start = buf + low * item
         let address = Int(bitPattern: UnsafeMutableRawPointer(view))
@@ -124,8 +118,7 @@ enum BufferImport {
             throw PythonError.value("\(shape.count) dimensions but \(strides.count) strides")
         }
         guard strides.allSatisfy({ $0 >= 0 }) else { throw PythonError.value("negative strides need an offset") }
-        let count = shape.reduce(1, *)
-        let span = count == 0 ? 0 : zip(shape, strides).reduce(1) { $0 + ($1.0 - 1) * $1.1 }
+        let span = ShapeUtil.count(shape) == 0 ? 0 : ShapeUtil.extent(shape, strides).high + 1
         var release: (@Sendable (UnsafeMutableRawPointer) -> Void)? = nil
         if let owner {
             let ownerAddress = Int(bitPattern: UnsafeMutableRawPointer(Py_NewRef(owner)))

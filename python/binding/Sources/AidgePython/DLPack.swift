@@ -235,14 +235,9 @@ enum DLPack {
         guard rank >= 0, rank <= 64 else { throw PythonError.value("\(rank) dimensions: at most 64 are supported") }
         let shape = (0..<rank).map { Int(t.shape[$0]) }
         let strides = t.strides.map { s in (0..<rank).map { Int(s[$0]) } } ?? ShapeUtil.contiguousStrides(shape)
-        var low = 0
-        var high = 0
-        let count = shape.reduce(1, *)
-        if count > 0 {
-            for (n, s) in zip(shape, strides) {
-                if s < 0 { low += (n - 1) * s } else { high += (n - 1) * s }
-            }
-        }
+        // Negative strides reach below the first element.
+        let (low, high) = ShapeUtil.extent(shape, strides)
+        let count = ShapeUtil.count(shape)
         guard let data = t.data else {
             guard count == 0 else { throw PythonError.value("the DLPack tensor has no data") }
             // Nothing to share (PyTorch gives empty tensors no memory): the capsule is consumed all the same, so
