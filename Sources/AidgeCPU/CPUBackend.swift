@@ -23,6 +23,7 @@ public enum CPUBackend: Backend {
         registerResizeKernels(registry)
         registerShapeKernels(registry)
         registerIndexingKernels(registry)
+        registerGradientKernels(registry)
     }
 
     /// Whether the GEMM uses its AVX-512 kernel for full tiles (default: when the processor has AVX-512). Turning

@@ -50,6 +50,7 @@ public protocol Backend {
 public final class KernelRegistry: Sendable {
     public static let shared = KernelRegistry()
     private let table = Mutex<[String: [String: KernelFactory]]>([:])
+    let gradientTable = Mutex<[String: [String: GradientKernelFactory]]>([:])
 
     public init() {}
 

@@ -7,6 +7,8 @@ public struct Tensor: Sendable {
     public let shape: [Int]
     public let strides: [Int]
     public let offset: Int
+    /// The gradient of this value, when it takes part in training (parameters, outputs of a recorded forward).
+    public var gradient: GradientCell?
 
     /// A view of `storage`; strides default to row-major. Throws when the view reaches outside the storage.
     public init(storage: Storage, dtype: DType, shape: [Int], strides: [Int]? = nil, offset: Int = 0) throws {
@@ -26,6 +28,13 @@ public struct Tensor: Sendable {
             }
         }
         self.init(unchecked: storage, dtype: dtype, shape: shape, strides: strides, offset: offset)
+    }
+
+    /// This view with a gradient cell (a new one unless it has one).
+    public func withGradient() -> Tensor {
+        var t = self
+        if t.gradient == nil { t.gradient = GradientCell() }
+        return t
     }
 
     /// A view that the caller has checked.

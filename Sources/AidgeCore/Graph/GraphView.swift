@@ -48,6 +48,15 @@ public final class GraphView {
     public var outputs: [GraphOutput] = []
     /// ONNX opsets the graph was imported with, by domain (kept for export).
     public var opsetImports: [String: Int] = [:]
+    /// Training mode: BatchNormalization uses batch statistics, Dropout drops, runs record for backward, and
+    /// recipes leave parameters alone. Evaluation mode (the default) runs the inference forms.
+    public var isTraining = false
+
+    /// Switches to training mode (PyTorch's `train()`).
+    public func train(_ on: Bool = true) { isTraining = on }
+
+    /// Switches to evaluation mode (PyTorch's `eval()`).
+    public func eval() { isTraining = false }
 
     public init(name: String = "graph", nodes: [Node] = []) {
         self.name = name
@@ -159,6 +168,7 @@ public final class GraphView {
         }
         let graph = GraphView(name: name, nodes: nodes.compactMap { map[ObjectIdentifier($0)] })
         graph.opsetImports = opsetImports
+        graph.isTraining = isTraining
         graph.inputs = inputs.map { input in
             var copy = input
             copy.consumers = input.consumers.map { (map[ObjectIdentifier($0.node)] ?? $0.node, $0.index) }

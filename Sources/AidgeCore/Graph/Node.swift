@@ -30,12 +30,23 @@ public final class Node {
     public var type: String { op.type }
     public var outputCount: Int { outputNames.count }
 
-    /// A `Producer` node holding `tensor` (a weight, a constant).
+    /// A `Producer` node holding `tensor` (a weight, a constant). A non-constant Producer's tensor carries a
+    /// gradient cell: it is a parameter when its dtype is a float type.
     public static func producer(_ tensor: Tensor, name: String? = nil, constant: Bool = false) -> Node {
-        Node(
-            Operator("Producer", attributes: ["value": .tensor(tensor), "constant": .int(constant ? 1 : 0)]),
+        let value = constant ? tensor : tensor.withGradient()
+        return Node(
+            Operator("Producer", attributes: ["value": .tensor(value), "constant": .int(constant ? 1 : 0)]),
             name: name, inputCount: 0, outputCount: 1)
     }
+
+    /// Whether this is a Producer whose tensor may change between runs (weights, running statistics): not
+    /// marked constant.
+    public var isVariableProducer: Bool {
+        type == "Producer" && (try? op.attributes.int("constant", default: 0)) == 0
+    }
+
+    /// Whether this is a Producer that training updates: variable, with a float dtype.
+    public var isParameter: Bool { isVariableProducer && (producedTensor?.dtype.isFloatingPoint ?? false) }
 
     /// The tensor a `Producer` holds.
     public var producedTensor: Tensor? {
@@ -43,9 +54,11 @@ public final class Node {
         return t
     }
 
-    /// Replaces the tensor of a `Producer`.
+    /// Replaces the tensor of a `Producer`; a variable Producer keeps its gradient cell unless `tensor` has one.
     public func setProducedTensor(_ tensor: Tensor) {
-        op.attributes["value"] = .tensor(tensor)
+        var value = tensor
+        if value.gradient == nil, isVariableProducer { value.gradient = producedTensor?.gradient ?? GradientCell() }
+        op.attributes["value"] = .tensor(value)
     }
 
     /// Input names from the schema (`data_input_0`... for unknown operators).

@@ -51,11 +51,16 @@ public struct OperatorSchema: Sendable {
     public let outputCount: Int
     /// Whether the planner may evaluate the node ahead of time when all its inputs are known.
     public let isDeterministic: Bool
+    /// Float inputs that get no gradient (running statistics, bounds, rates); integer and bool inputs never do.
+    public let nonDifferentiable: Set<Int>
+    /// Float inputs that a training-mode run updates in place (BatchNormalization's running statistics).
+    public let stateInputs: Set<Int>
     public let infer: Inference
 
     public init(
         _ type: String, inputs: [String], minInputs: Int? = nil, variadic: Bool = false, outputs: Int = 1,
-        deterministic: Bool = true, infer: @escaping Inference
+        deterministic: Bool = true, nonDifferentiable: Set<Int> = [], stateInputs: Set<Int> = [],
+        infer: @escaping Inference
     ) {
         self.type = type
         self.inputNames = inputs
@@ -63,7 +68,14 @@ public struct OperatorSchema: Sendable {
         self.maxInputs = variadic ? nil : inputs.count
         self.outputCount = outputs
         self.isDeterministic = deterministic
+        self.nonDifferentiable = nonDifferentiable.union(stateInputs)
+        self.stateInputs = stateInputs
         self.infer = infer
+    }
+
+    /// Whether input `index` of dtype `dtype` gets a gradient.
+    public func isDifferentiable(input index: Int, dtype: DType) -> Bool {
+        dtype.isFloatingPoint && !nonDifferentiable.contains(index)
     }
 
     /// Checks arity, then infers the outputs; errors name the operator.

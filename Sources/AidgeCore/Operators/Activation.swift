@@ -7,7 +7,7 @@ extension OperatorSchema {
         }
         + [
             OperatorSchema("Gelu", inputs: ["X"], infer: geluInference),
-            OperatorSchema("Clip", inputs: ["input", "min", "max"], minInputs: 1, infer: clipInference),
+            OperatorSchema("Clip", inputs: ["input", "min", "max"], minInputs: 1, nonDifferentiable: [1, 2], infer: clipInference),
             OperatorSchema("PRelu", inputs: ["X", "slope"], infer: preluInference),
             OperatorSchema("Softmax", inputs: ["input"], infer: softmaxInference),
             OperatorSchema("LogSoftmax", inputs: ["input"], infer: softmaxInference),

@@ -31,13 +31,12 @@ public enum Normalizations {
 extension OperatorSchema {
     static let normalizationSchemas: [OperatorSchema] = [
         // Inference form: Y = (X - mean) / sqrt(var + epsilon) * scale + B, per channel (axis 1).
-        OperatorSchema("BatchNormalization", inputs: ["X", "scale", "B", "input_mean", "input_var"]) {
+        OperatorSchema(
+            "BatchNormalization", inputs: ["X", "scale", "B", "input_mean", "input_var"],
+            stateInputs: [3, 4]) {
             attributes, inputs in
             let x = try inputs.required(0)
             try expect(x, in: floatTypes, "BatchNormalization input")
-            if try attributes.int("training_mode", default: 0) != 0 {
-                throw AidgeError.unsupported("BatchNormalization in training mode (training_mode = 1) is not supported")
-            }
             guard x.shape.count >= 2 else {
                 throw AidgeError.shapeMismatch(
                     "BatchNormalization needs an input of rank >= 2 (N x C x ...), got shape \(x.shape)")

@@ -204,7 +204,7 @@ public struct ResizeGeometry: Sendable {
 
 extension OperatorSchema {
     static let resizeSchemas: [OperatorSchema] = [
-        OperatorSchema("Resize", inputs: ["X", "roi", "scales", "sizes"], minInputs: 1) { attributes, inputs in
+        OperatorSchema("Resize", inputs: ["X", "roi", "scales", "sizes"], minInputs: 1, nonDifferentiable: [1, 2]) { attributes, inputs in
             let x = try inputs.required(0)
             let geometry = try ResizeGeometry(type: "Resize", attributes: attributes, inputs: inputs)
             return [ValueInfo(dtype: x.dtype, shape: geometry.outputShape)]

@@ -285,7 +285,7 @@ extension OperatorSchema {
             return [ValueInfo(dtype: x.dtype, shape: axes.map(\.count))]
         },
 
-        OperatorSchema("Pad", inputs: ["data", "pads", "constant_value", "axes"], minInputs: 2) { attributes, inputs in
+        OperatorSchema("Pad", inputs: ["data", "pads", "constant_value", "axes"], minInputs: 2, nonDifferentiable: [2]) { attributes, inputs in
             let x = try inputs.required(0)
             let mode = try attributes.string("mode", default: "constant")
             guard ["constant", "reflect", "edge", "wrap"].contains(mode) else {

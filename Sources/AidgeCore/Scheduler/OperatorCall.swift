@@ -8,22 +8,56 @@ extension Scheduler {
         _ type: String, _ attributes: Attributes = [:], inputs: [Tensor?], constants: Set<Int> = [],
         outputs: Int? = nil, backend: String = "cpu"
     ) throws -> [Tensor] {
+        let call = try OneNodeGraph(type, attributes, inputs: inputs, constants: constants, outputs: outputs)
+        return try Scheduler(call.graph, backend: backend).forward(call.fed)
+    }
+
+    /// Runs one operator forward (recorded) and backward from `outputGradients` (one per output; nil for none):
+    /// returns its outputs and the gradient of each input that is not a constant (nil for constants and absent
+    /// inputs). `training` runs the training forms (batch statistics, dropout).
+    public static func operatorGradients(
+        _ type: String, _ attributes: Attributes = [:], inputs: [Tensor?], constants: Set<Int> = [],
+        outputs: Int? = nil, outputGradients: [Tensor?], training: Bool = false, backend: String = "cpu"
+    ) throws -> (outputs: [Tensor], inputGradients: [Tensor?]) {
+        let call = try OneNodeGraph(type, attributes, inputs: inputs, constants: constants, outputs: outputs)
+        let scheduler = Scheduler(call.graph, backend: backend)
+        let recording = try scheduler.forward(call.fed, mode: PlanMode(training: training, recording: true))
+        let fedGradients = try scheduler.backward(
+            recording, outputGradients: outputGradients, inputs: Set(call.fed.indices))
+        var gradients = [Tensor?](repeating: nil, count: inputs.count)
+        for (k, i) in call.fedIndices.enumerated() { gradients[i] = fedGradients[k] }
+        return (recording.outputs, gradients)
+    }
+}
+
+/// A graph of one node: constants as Producers, the other present inputs as graph inputs.
+private struct OneNodeGraph {
+    let graph: GraphView
+    let fed: [Tensor]
+    /// The operator input index of each graph input.
+    let fedIndices: [Int]
+
+    init(_ type: String, _ attributes: Attributes, inputs: [Tensor?], constants: Set<Int>, outputs: Int?) throws {
         let node = Node(Operator(type, attributes: attributes), inputCount: inputs.count, outputCount: outputs)
         let graph = GraphView(name: type)
         graph.add(node, includeProducers: false)
         var fed: [Tensor] = []
+        var fedIndices: [Int] = []
         for (i, input) in inputs.enumerated() {
             guard let input else { continue }
             if constants.contains(i) {
-                let producer = Node.producer(input)
+                let producer = Node.producer(input, constant: true)
                 try node.setInput(i, from: producer)
                 graph.add(producer, includeProducers: false)
             } else {
                 graph.inputs.append(GraphInput(name: "in\(i)", dtype: input.dtype, shape: nil, consumers: [(node, i)]))
                 fed.append(input)
+                fedIndices.append(i)
             }
         }
         graph.outputs = (0..<node.outputCount).map { GraphOutput(name: "out\($0)", node: node, index: $0) }
-        return try Scheduler(graph, backend: backend).forward(fed)
+        self.graph = graph
+        self.fed = fed
+        self.fedIndices = fedIndices
     }
 }

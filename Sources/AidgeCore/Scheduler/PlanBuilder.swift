@@ -4,6 +4,7 @@ struct PlanBuilder {
     let graph: GraphView
     let backend: String
     let foldLimit: Int
+    let mode: PlanMode
 
     private struct Pending {
         let node: Node
@@ -12,10 +13,7 @@ struct PlanBuilder {
         let outputs: [OutputRef]
     }
 
-    private enum Value {
-        case output(OutputRef)
-        case graphInput(Int)
-    }
+    private typealias Value = ValueID
 
     func build(_ shapes: [[Int]]) throws -> Plan {
         let order = try graph.topologicalOrder()
@@ -28,11 +26,29 @@ struct PlanBuilder {
 
         var infos: [OutputRef: ValueInfo] = [:]
         var pending: [Pending] = []
+        let variable = mode.variableParameters ? graph.variableProducers() : []
+        var parameterNodes: [Node] = []
+        var parameterIndex: [OutputRef: Int] = [:]
+        func producerInfo(_ node: Node) {
+            guard let tensor = node.producedTensor else { return }
+            let ref = OutputRef(node: ObjectIdentifier(node), index: 0)
+            guard infos[ref] == nil else { return }
+            if variable.contains(ObjectIdentifier(node)) {
+                infos[ref] = ValueInfo(dtype: tensor.dtype, shape: tensor.shape)
+                parameterIndex[ref] = parameterNodes.count
+                parameterNodes.append(node)
+            } else {
+                infos[ref] = ValueInfo(tensor.contiguous())
+            }
+        }
         for node in order {
             let id = ObjectIdentifier(node)
-            if let tensor = node.producedTensor {
-                infos[OutputRef(node: id, index: 0)] = ValueInfo(tensor.contiguous())
+            if node.producedTensor != nil {
+                producerInfo(node)
                 continue
+            }
+            for source in node.inputs.compactMap({ $0 }) where source.node.type == "Producer" {
+                producerInfo(source.node)
             }
             var inputs: [Value?] = []
             for (i, source) in node.inputs.enumerated() {
@@ -92,14 +108,18 @@ struct PlanBuilder {
         var outputSlotOf: [OutputRef: Int] = [:]
         var outputInfos: [ValueInfo] = []
         var outputSources: [Slot] = []
+        var outputValues: [ValueID?] = []
         for (k, output) in graph.outputs.enumerated() {
             let ref = OutputRef(node: ObjectIdentifier(output.node), index: output.index)
             guard let info = infos[ref] else {
                 throw AidgeError.invalidModel("graph output '\(output.name)' is not computed by any node of the graph")
             }
             outputInfos.append(ValueInfo(dtype: info.dtype, shape: info.shape))
+            outputValues.append(info.value == nil ? .output(ref) : nil)
             if let value = info.value {
                 outputSources.append(.constant(value))
+            } else if let p = parameterIndex[ref] {
+                outputSources.append(.parameter(p))
             } else if let first = outputSlotOf[ref] {
                 outputSources.append(.graphOutput(first))  // the same value returned twice: a copy
             } else {
@@ -107,34 +127,67 @@ struct PlanBuilder {
                 outputSources.append(.graphOutput(k))
             }
         }
-        // Liveness of the intermediate tensors.
+
+        // Training halves of the kernels, where the mode needs them.
+        var gradients: [(any GradientKernel)?] = []
+        var gradientErrors: [AidgeError?] = []
+        for p in pending {
+            var gradient: (any GradientKernel)?
+            var failure: AidgeError?
+            if mode.training || mode.recording, let factory = KernelRegistry.shared.gradientFactory(p.node.type, backend: backend) {
+                do {
+                    gradient = try factory(p.request)
+                } catch {
+                    // Reported by backward (or here, when training mode needs the training forward).
+                    failure = error.aidgePrefixed("backward of \(p.node.type) node \(p.node.name)")
+                    if mode.training, let failure { throw failure }
+                }
+            }
+            gradients.append(gradient)
+            gradientErrors.append(failure)
+        }
+
+        // Liveness of the intermediate tensors; a recording keeps what backward reads until the run ends.
+        let end = pending.count
         var lastUse: [OutputRef: Int] = [:]
         for (s, p) in pending.enumerated() {
             for case .output(let ref)? in p.inputs { lastUse[ref] = s }
         }
+        if mode.recording {
+            for (p, gradient) in zip(pending, gradients) {
+                guard let gradient else { continue }
+                for (i, v) in p.inputs.enumerated() where gradient.readsInput(i) {
+                    if case .output(let ref)? = v { lastUse[ref] = end }
+                }
+                for (i, ref) in p.outputs.enumerated() where gradient.readsOutput(i) { lastUse[ref] = end }
+            }
+        }
         var memory = MemoryPlanner()
         var bufferOf: [OutputRef: Int] = [:]
+        var savedBuffers: [[(buffer: Int, info: ValueInfo)]] = []
         for (s, p) in pending.enumerated() {
             for ref in p.outputs where outputSlotOf[ref] == nil {
                 guard let info = infos[ref] else { continue }
                 bufferOf[ref] = memory.add(bytes: info.count * info.dtype.byteSize, first: s, last: lastUse[ref] ?? s)
             }
+            savedBuffers.append((gradients[s]?.savedInfos ?? []).map { info in
+                (memory.add(bytes: info.count * info.dtype.byteSize, first: s, last: end), info)
+            })
         }
         let (offsets, size) = memory.plan()
-        let arena = Storage(byteCount: size)
 
         func slot(_ ref: OutputRef) throws -> Slot {
             guard let info = infos[ref] else { throw AidgeError.invalidModel("a value is used before it is computed") }
             if let value = info.value { return .constant(value) }
+            if let k = parameterIndex[ref] { return .parameter(k) }
             if let k = outputSlotOf[ref] { return .graphOutput(k) }
             guard let b = bufferOf[ref] else { throw AidgeError.invalidModel("a value has no buffer") }
-            let offset = offsets[b] / info.dtype.byteSize
-            return .arena(try Tensor(storage: arena, dtype: info.dtype, shape: info.shape, offset: offset))
+            return .arena(ArenaView(byteOffset: offsets[b], dtype: info.dtype, shape: info.shape))
         }
 
         var steps: [Step] = []
         steps.reserveCapacity(pending.count)
-        for p in pending {
+        for (s, p) in pending.enumerated() {
             let kernel = try KernelRegistry.shared.makeKernel(p.request, backend: backend)
             let inputs: [Slot?] = try p.inputs.map { v in
                 switch v {
@@ -143,10 +196,15 @@ struct PlanBuilder {
                 case nil: return nil
                 }
             }
-            steps.append(Step(node: p.node, kernel: kernel, inputs: inputs, outputs: try p.outputs.map(slot)))
+            let saved = savedBuffers[s].map { ArenaView(byteOffset: offsets[$0.buffer], dtype: $0.info.dtype, shape: $0.info.shape) }
+            steps.append(
+                Step(
+                    node: p.node, request: p.request, kernel: kernel, gradient: gradients[s], gradientError: gradientErrors[s],
+                    inputs: inputs, outputs: try p.outputs.map(slot), saved: saved,
+                    inputValues: p.inputs, outputValues: p.outputs.map { .output($0) }))
         }
         return Plan(
-            steps: steps, arena: arena, inputInfos: inputInfos, outputSources: outputSources,
-            outputInfos: outputInfos)
+            steps: steps, mode: mode, arenaByteCount: size, inputInfos: inputInfos, outputSources: outputSources,
+            outputValues: outputValues, outputInfos: outputInfos, parameterNodes: parameterNodes)
     }
 }

@@ -1,27 +1,109 @@
-/// Runs a graph with static plans: one plan per set of input shapes, built on first use and cached.
+/// Runs a graph with static plans: one plan per set of input shapes and mode, built on first use and cached.
+///
+/// Training (Aidge's model): a recorded `forward` keeps what backward needs; a loss writes the gradient of the
+/// outputs; `backward()` runs the backward kernels in reverse order, accumulating into the parameters'
+/// gradient cells; an optimizer updates the Producers.
 public final class Scheduler {
     public let graph: GraphView
     public let backend: String
     /// Largest output (in elements) that planning evaluates ahead of time when all inputs of a node are known.
     public var foldLimit = 1 << 16
-    private var plans: [[[Int]]: Plan] = [:]
+    /// Whether `forward` records for backward even when the graph is in evaluation mode.
+    public var recordsGradients = false
+    /// The record of the last recorded `forward`, which `backward()` uses.
+    public private(set) var lastRecording: Recording?
+    /// Set once parameters may have changed (a recorded or training run): plans read them at each run.
+    private var parametersVary = false
+    private struct PlanKey: Hashable {
+        let shapes: [[Int]]
+        let mode: PlanMode
+    }
+    private var plans: [PlanKey: Plan] = [:]
 
     public init(_ graph: GraphView, backend: String = "cpu") {
         self.graph = graph
         self.backend = backend
     }
 
-    /// Runs the graph on `inputs` (one per graph input, in order) and returns its outputs.
+    /// The mode `forward` uses: the graph's training flag, recording when training or asked to.
+    public var currentMode: PlanMode {
+        let recording = recordsGradients || graph.isTraining
+        return PlanMode(
+            training: graph.isTraining, recording: recording,
+            variableParameters: parametersVary || recording || graph.isTraining)
+    }
+
+    /// Runs the graph on `inputs` (one per graph input, in order) and returns its outputs. A recorded run (see
+    /// `currentMode`) is kept for `backward()`; its outputs carry gradient cells that losses write.
     public func forward(_ inputs: [Tensor]) throws -> [Tensor] {
+        let recording = try forward(inputs, mode: currentMode)
+        if recording.isRecorded { lastRecording = recording }
+        return recording.outputs
+    }
+
+    /// Runs the graph in `mode` and returns the run's record (its outputs, and what backward needs).
+    public func forward(_ inputs: [Tensor], mode: PlanMode) throws -> Recording {
         let inputs = try checked(inputs)
-        let plan = try self.plan(for: inputs.map(\.shape))
+        if mode.training || mode.recording { parametersVary = true }
+        let plan = try self.plan(for: inputs.map(\.shape), mode: mode)
         return try plan.run(inputs)
+    }
+
+    /// Back-propagates the last recorded forward from the gradients that a loss wrote on its outputs
+    /// (Aidge's `backward()`), accumulating into the parameters' gradients.
+    public func backward() throws {
+        guard let recording = lastRecording else {
+            throw AidgeError.invalidArgument(
+                "backward() needs a recorded forward first: set the graph to training mode or recordsGradients, "
+                    + "then call forward")
+        }
+        let seeds = recording.outputs.map { $0.gradient?.tensor }
+        guard seeds.contains(where: { $0 != nil }) else {
+            throw AidgeError.invalidArgument(
+                "backward() needs the gradient of an output: compute a loss on the forward's outputs first")
+        }
+        _ = try backward(recording, outputGradients: seeds)
+    }
+
+    /// Back-propagates `recording` from `outputGradients` (one per graph output, nil for none). Accumulates into
+    /// the parameters' gradient cells and returns the gradient of each graph input listed in `inputs`.
+    public func backward(
+        _ recording: Recording, outputGradients: [Tensor?], inputs: Set<Int> = []
+    ) throws -> [Tensor?] {
+        guard recording.isRecorded else {
+            throw AidgeError.invalidArgument("backward needs a forward that recorded (training or recording mode)")
+        }
+        let plan = recording.plan
+        guard outputGradients.count == plan.outputInfos.count else {
+            throw AidgeError.invalidArgument(
+                "backward takes one gradient per output (\(plan.outputInfos.count)), got \(outputGradients.count)")
+        }
+        for (k, (g, info)) in zip(outputGradients, plan.outputInfos).enumerated() {
+            guard let g else { continue }
+            guard g.shape == info.shape, g.dtype == info.dtype else {
+                throw AidgeError.shapeMismatch(
+                    "the gradient of output \(k) is \(g.dtype) \(ShapeUtil.text(g.shape)); the output is "
+                        + "\(info.dtype) \(ShapeUtil.text(info.shape))")
+            }
+        }
+        if let bad = inputs.first(where: { !(0..<plan.inputInfos.count).contains($0) }) {
+            throw AidgeError.invalidArgument("the graph has \(plan.inputInfos.count) inputs, no input \(bad)")
+        }
+        let key = BackwardPlan.Key(seeded: outputGradients.map { $0 != nil }, inputs: inputs)
+        let backwardPlan: BackwardPlan
+        if let cached = plan.backwardPlans[key] {
+            backwardPlan = cached
+        } else {
+            backwardPlan = try BackwardPlan(plan, key: key)
+            plan.backwardPlans[key] = backwardPlan
+        }
+        return try backwardPlan.run(recording, outputGradients: outputGradients)
     }
 
     /// Runs the graph `runs` times on `inputs` and returns each kernel call's mean time, in execution order.
     public func profile(_ inputs: [Tensor], runs: Int) throws -> [(node: Node, seconds: Double)] {
         let inputs = try checked(inputs)
-        let plan = try self.plan(for: inputs.map(\.shape))
+        let plan = try self.plan(for: inputs.map(\.shape), mode: currentMode)
         var total = [Double](repeating: 0, count: plan.steps.count)
         try total.withUnsafeMutableBufferPointer { buffer in
             for _ in 0..<max(runs, 1) { _ = try plan.run(inputs, stepSeconds: buffer) }
@@ -29,16 +111,20 @@ public final class Scheduler {
         return zip(plan.steps, total).map { ($0.node, $1 / Double(max(runs, 1))) }
     }
 
-    /// The plan for these input shapes (built and cached on first use).
-    public func plan(for shapes: [[Int]]) throws -> Plan {
-        if let plan = plans[shapes] { return plan }
-        let plan = try PlanBuilder(graph: graph, backend: backend, foldLimit: foldLimit).build(shapes)
-        plans[shapes] = plan
+    /// The plan for these input shapes and mode (built and cached on first use).
+    public func plan(for shapes: [[Int]], mode: PlanMode = .inference) throws -> Plan {
+        let key = PlanKey(shapes: shapes, mode: mode)
+        if let plan = plans[key] { return plan }
+        let plan = try PlanBuilder(graph: graph, backend: backend, foldLimit: foldLimit, mode: mode).build(shapes)
+        plans[key] = plan
         return plan
     }
 
-    /// Drops cached plans (after the graph or its weights were edited).
-    public func resetPlans() { plans = [:] }
+    /// Drops cached plans and the last recording (after the graph or its weights were edited).
+    public func resetPlans() {
+        plans = [:]
+        lastRecording = nil
+    }
 
     /// Checks count, dtypes and declared shapes of `inputs`; returns them contiguous.
     private func checked(_ inputs: [Tensor]) throws -> [Tensor] {

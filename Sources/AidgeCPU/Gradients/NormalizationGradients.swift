@@ -1,0 +1,4 @@
+import AidgeCore
+
+/// Backward kernels of the normalization operators (to be filled).
+func registerNormalizationGradients(_ registry: KernelRegistry) {}

@@ -1,0 +1,4 @@
+import AidgeCore
+
+/// Backward kernels of the reduction operators (to be filled).
+func registerReductionGradients(_ registry: KernelRegistry) {}

@@ -1,0 +1,4 @@
+import AidgeCore
+
+/// Backward kernels of the shape operators (to be filled).
+func registerShapeGradients(_ registry: KernelRegistry) {}
