@@ -26,7 +26,7 @@ from ._aidge import (
 __all__ = [
     "AidgeError", "FileError", "InvalidValueError", "NotSupportedError", "ProcessorError", "UnsupportedTypeError",
     "dtype", "Tensor", "from_numpy", "from_dlpack", "GraphView", "Scheduler", "onnx",
-    "set_num_threads", "get_num_threads", "supported_operators", "apply", "Node", "sequential", "parallel", "residual",
+    "set_num_threads", "get_num_threads", "supported_operators", "apply", "gradients", "Node", "sequential", "parallel", "residual",
     "Conv2D", "PaddedConv2D", "ConvDepthWise2D", "FC", "BatchNorm2D", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
     "Softmax", "Identity", "Add", "Sub", "Mul", "Div", "MatMul", "Flatten", "Transpose", "GlobalAveragePooling",
     "Reshape", "Concat", "MaxPooling2D", "AvgPooling2D", "Pad", "Producer", "GenericOperator",
@@ -312,6 +312,27 @@ def apply(op_type: str, *inputs: Any, **attributes: Any) -> list[Tensor]:
     """Runs one ONNX operator on tensors (arrays and DLPack objects are shared, not copied), with its ONNX
     attributes as keywords; returns its outputs. ``aidge.apply("Softmax", x, axis=1)``."""
     return _aidge.apply(op_type, [_as_tensor(x, i) for i, x in enumerate(inputs)], attributes)
+
+
+def gradients(
+    op_type: str,
+    inputs: Sequence[Any],
+    output_gradients: Sequence[Any],
+    *,
+    constants: Sequence[int] = (),
+    training: bool = False,
+    **attributes: Any,
+) -> tuple[list[Tensor], list[Tensor | None]]:
+    """Runs one operator forward and backward (its vector-Jacobian product): returns its outputs and, for each
+    input, the gradient of ``sum(output_k * output_gradients[k])`` (None for absent inputs and ``constants``,
+    which are fixed when planning: shapes, axes). ``training`` runs the training forms (batch statistics,
+    dropout)."""
+    def optional(values: Sequence[Any]) -> list[Tensor | None]:
+        return [None if x is None else _as_tensor(x, i) for i, x in enumerate(values)]
+
+    return _aidge.gradients(
+        op_type, optional(inputs), optional(output_gradients), attributes, list(constants), training
+    )
 
 
 def _as_tensor(value: Any, position: int) -> Tensor:

@@ -22,6 +22,10 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             oneArgumentMethod("factory", factoryFunction, "factory((kind, args, kwargs))\n--\n\nAn Aidge operator factory (Conv2D, FC, ReLU, ...) called with args and kwargs."),
             oneArgumentMethod("build", buildFunction, "build((kind, components, name))\n--\n\nsequential, parallel, residual or graph over nodes and graphs."),
             keywordMethod("fill", fillFunction, "fill(tensor, kind, value=0, min=0, max=1, mean=0, std_dev=1, scaling=1, variance_norm='FAN_IN', seed=None)\n--\n\nAidge's fillers in place: constant, uniform, normal, he, xavier_uniform."),
+            keywordMethod(
+                "gradients", gradientsFunction,
+                "gradients(type, inputs, output_gradients, attributes=None, constants=None, training=False)\n--\n\n"
+                    + "Runs one operator forward and backward; returns (outputs, input_gradients)."),
             keywordMethod("apply", applyFunction, "apply(type, inputs, attributes=None)\n--\n\nRuns one operator (ONNX type and attributes) on tensors; returns its outputs."),
             plainMethod("supported_operators", supportedOperatorsFunction, "supported_operators()\n--\n\nThe operator types the CPU backend runs."),
         ]),

@@ -18,6 +18,44 @@ let applyFunction: KeywordFunction = { _, args, kwargs in
     }
 }
 
+/// `gradients(type, inputs, output_gradients, attributes=None, constants=None, training=False)`: runs one
+/// operator forward and backward (the vector-Jacobian product) and returns `(outputs, input_gradients)`; inputs
+/// listed in `constants` are fixed at planning (shapes, axes) and get no gradient (None).
+let gradientsFunction: KeywordFunction = { _, args, kwargs in
+    pyCall {
+        let a = try Arguments(
+            args, kwargs, names: ["type", "inputs", "output_gradients", "attributes", "constants", "training"],
+            required: 3, function: "gradients")
+        let type = try stringValue(try a.required("type"), "type")
+        let inputs = try optionalTensors(try a.required("inputs"), "inputs")
+        let seeds = try optionalTensors(try a.required("output_gradients"), "output_gradients")
+        let attributes = try a["attributes"].map(attributeValues) ?? Attributes()
+        var constants = Set<Int>()
+        if let c = a["constants"] {
+            let items = try sequenceItems(c, "constants")
+            defer { items.forEach { Py_DecRef($0) } }
+            constants = Set(try items.map { try intValue($0, "constants") })
+        }
+        let training = try a["training"].map { PyObject_IsTrue($0) == 1 } ?? false
+        let (outputs, gradients) = try withoutGIL {
+            try Scheduler.operatorGradients(
+                type, attributes, inputs: inputs, constants: constants, outputGradients: seeds, training: training)
+        }
+        let outList = try makeList(try outputs.map(TensorType.wrap))
+        let gradList = try makeList(try gradients.map { g in try g.map(TensorType.wrap) ?? aidge_none() })
+        return try makeTuple([outList, gradList])
+    }
+}
+
+/// Tensors from a sequence in which None stands for an absent value.
+private func optionalTensors(_ sequence: PyObjectRef, _ what: String) throws -> [Tensor?] {
+    let items = try sequenceItems(sequence, what)
+    defer { items.forEach { Py_DecRef($0) } }
+    return try items.enumerated().map { i, o in
+        aidge_is_none(o) != 0 ? nil : try TensorType.unwrap(o, "\(what)[\(i)]")
+    }
+}
+
 /// Operator attributes from a dict of ints, floats, strings, tensors and lists of them.
 private func attributeValues(_ dict: PyObjectRef) throws -> Attributes {
     guard PyDict_Check_(dict) != 0 else { throw PythonError.type("attributes must be a dict, got \(typeName(dict))") }
