@@ -99,13 +99,13 @@ extension OperatorSchema {
             return [ValueInfo(dtype: dtype, shape: x.shape)]
         },
 
-        OperatorSchema("CastLike", inputs: ["input", "target_type"]) { _, inputs in
+        OperatorSchema("CastLike", inputs: ["input", "target_type"], nonDifferentiable: [1]) { _, inputs in
             let x = try inputs.required(0)
             let target = try inputs.required(1)
             return [ValueInfo(dtype: target.dtype, shape: x.shape)]
         },
 
-        OperatorSchema("Shape", inputs: ["data"]) { attributes, inputs in
+        OperatorSchema("Shape", inputs: ["data"], nonDifferentiable: [0]) { attributes, inputs in
             let x = try inputs.required(0)
             let rank = x.shape.count
             func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + rank : v, 0), rank) }
@@ -115,12 +115,12 @@ extension OperatorSchema {
             return [ValueInfo(Tensor(dims.map { Int64($0) }))]
         },
 
-        OperatorSchema("Size", inputs: ["data"]) { _, inputs in
+        OperatorSchema("Size", inputs: ["data"], nonDifferentiable: [0]) { _, inputs in
             let x = try inputs.required(0)
             return [ValueInfo(Tensor(scalar: Int64(x.count)))]
         },
 
-        OperatorSchema("Range", inputs: ["start", "limit", "delta"]) { _, inputs in
+        OperatorSchema("Range", inputs: ["start", "limit", "delta"], nonDifferentiable: [0, 1, 2]) { _, inputs in
             let dtype = try sameDType(inputs)
             try expect(try inputs.required(0), in: numericTypes, "start")
             for (i, name) in ["start", "limit", "delta"].enumerated() {

@@ -209,7 +209,7 @@ extension OperatorSchema {
             let geometry = try ResizeGeometry(type: "Resize", attributes: attributes, inputs: inputs)
             return [ValueInfo(dtype: x.dtype, shape: geometry.outputShape)]
         },
-        OperatorSchema("Upsample", inputs: ["X", "scales"]) { attributes, inputs in
+        OperatorSchema("Upsample", inputs: ["X", "scales"], nonDifferentiable: [1]) { attributes, inputs in
             let x = try inputs.required(0)
             let geometry = try ResizeGeometry(type: "Upsample", attributes: attributes, inputs: inputs)
             return [ValueInfo(dtype: x.dtype, shape: geometry.outputShape)]

@@ -1,0 +1,279 @@
+import AidgeCore
+
+/// Backward of Resize and Upsample, every mode the forward has (nearest with each rounding, linear, cubic,
+/// antialiased filters, exclude_outside, tf_crop_and_resize).
+///
+/// The forward resizes one axis at a time, each output index a weighted sum of a few input indices: a sparse
+/// matrix per axis. Backward applies the transposed matrices in the reverse order (outermost resized axis first):
+/// each output element's gradient is added to its input taps with the same weights. Nearest is the case of one
+/// tap of weight 1; extrapolated outputs (tf_crop_and_resize's constant) send nothing back. Work is split by
+/// destination: rows before the axis, and ranges of the elements after it, each walking the axis in order.
+func registerResizeGradients(_ registry: KernelRegistry) {
+    for type in ["Resize", "Upsample"] {
+        registry.registerGradient(type, backend: "cpu") { request in
+            let x = try request.input(0)
+            return try movementGradient(x.dtype, request) { dtype in
+                let geometry = try ResizeGeometry(type: type, attributes: request.attributes, inputs: request.inputs)
+                return ResizeGradientKernel(dtype, geometry)
+            }
+        }
+    }
+}
+
+/// For each output index of one axis: `count` input indices (clamped into the input) and weights, and whether
+/// the output is extrapolated. The forward kernel's sampling (ONNX's reference coefficients), recomputed here.
+struct ResizeAxisSampling {
+    var count: Int
+    var index: [Int]
+    var weight: [Double]
+    var extrapolated: [Bool]
+
+    /// Whether sampling this axis changes nothing.
+    func isIdentity(inputLength: Int) -> Bool {
+        let outputLength = extrapolated.count
+        guard outputLength == inputLength, !extrapolated.contains(true) else { return false }
+        for o in 0..<outputLength {
+            var own = 0.0
+            for k in 0..<count {
+                let w = weight[o * count + k]
+                if index[o * count + k] == o { own += w } else if w != 0 { return false }
+            }
+            if abs(own - 1) > 1e-12 { return false }
+        }
+        return true
+    }
+
+    /// Keys' cubic convolution kernel with coefficient `a`.
+    private static func cubic(_ x: Double, _ a: Double) -> Double {
+        let x = abs(x)
+        if x <= 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+        if x < 2 { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a }
+        return 0
+    }
+
+    /// The sampling of `axis`: the coordinate `x` splits into `left + ratio` with `ratio` in (0, 1]; tap `k`
+    /// reads index `left + start + k`.
+    init(_ g: ResizeGeometry, axis: Int) {
+        let inputLength = g.inputShape[axis]
+        let outputLength = g.outputShape[axis]
+        let s = min(g.scales[axis], 1)
+        let a = g.cubicCoefficientA
+        let start: Int
+        switch g.mode {
+        case .nearest:
+            (start, count) = (0, 2)
+        case .linear:
+            let first = g.antialias ? Int((-1 / s).rounded(.down)) + 1 : 0
+            (start, count) = (first, 2 - 2 * first)
+        case .cubic:
+            let first = g.antialias ? Int((-2 / s).rounded(.down)) + 1 : -1
+            (start, count) = (first, 2 - 2 * first)
+        }
+        index = [Int](repeating: 0, count: outputLength * count)
+        weight = [Double](repeating: 0, count: outputLength * count)
+        extrapolated = [Bool](repeating: false, count: outputLength)
+        var w = [Double](repeating: 0, count: count)
+        for o in 0..<outputLength {
+            let source = g.sourceCoordinate(o, axis: axis)
+            extrapolated[o] = !source.isFinite || g.isExtrapolated(source, axis: axis)
+            let x = source.isFinite ? min(max(source, -Double(1 << 40)), Double(1 << 40)) : 0
+            let floorX = x.rounded(.down)
+            let integral = floorX == x
+            let ratio = integral ? 1 : x - floorX
+            let left = Int(floorX) - (integral ? 1 : 0)
+            switch g.mode {
+            case .nearest:
+                let up: Bool
+                if integral {
+                    up = true
+                } else {
+                    switch g.nearestMode {
+                    case .roundPreferFloor: up = ratio > 0.5
+                    case .roundPreferCeil: up = ratio >= 0.5
+                    case .floor: up = false
+                    case .ceil: up = true
+                    }
+                }
+                w[0] = up ? 0 : 1
+                w[1] = up ? 1 : 0
+            case .linear:
+                if g.antialias {
+                    for k in 0..<count { w[k] = max(0, min(1, 1 - abs((Double(start + k) - ratio) * s))) }
+                } else {
+                    w[0] = 1 - ratio
+                    w[1] = ratio
+                }
+            case .cubic:
+                if g.antialias {
+                    for k in 0..<count { w[k] = Self.cubic(s * (Double(start + k) - ratio), a) }
+                } else {
+                    w[0] = ((a * (ratio + 1) - 5 * a) * (ratio + 1) + 8 * a) * (ratio + 1) - 4 * a
+                    w[1] = ((a + 2) * ratio - (a + 3)) * ratio * ratio + 1
+                    w[2] = ((a + 2) * (1 - ratio) - (a + 3)) * (1 - ratio) * (1 - ratio) + 1
+                    w[3] = ((a * (2 - ratio) - 5 * a) * (2 - ratio) + 8 * a) * (2 - ratio) - 4 * a
+                }
+            }
+            if g.antialias {
+                let total = w.reduce(0, +)
+                if total != 0 { for k in 0..<count { w[k] /= total } }
+            }
+            if g.excludeOutside && g.mode != .nearest {
+                for k in 0..<count where !(0..<inputLength).contains(left + start + k) { w[k] = 0 }
+                let total = w.reduce(0, +)
+                if total != 0 { for k in 0..<count { w[k] /= total } }
+            }
+            for k in 0..<count {
+                index[o * count + k] = min(max(left + start + k, 0), max(inputLength - 1, 0))
+                // Extrapolated outputs are a constant: no gradient flows back from them.
+                weight[o * count + k] = extrapolated[o] ? 0 : w[k]
+            }
+        }
+    }
+}
+
+/// The transposed resizing of one axis: a `[outer, outLength, inner]` gradient added into `[outer, inLength,
+/// inner]` with the forward's taps, the zero weights dropped.
+struct ResizeGradientPass {
+    let outer: Int
+    let inLength: Int
+    let outLength: Int
+    let inner: Int
+    /// Taps of output index o: `tapStart[o] ..< tapStart[o + 1]` in `index` and `weight`.
+    let tapStart: [Int]
+    let index: [Int]
+    let weight: [Double]
+
+    init(outer: Int, inLength: Int, inner: Int, _ sampling: ResizeAxisSampling) {
+        self.outer = outer
+        self.inLength = inLength
+        self.inner = inner
+        outLength = sampling.extrapolated.count
+        var tapStart = [0]
+        var index: [Int] = []
+        var weight: [Double] = []
+        for o in 0..<outLength {
+            for k in 0..<sampling.count where sampling.weight[o * sampling.count + k] != 0 {
+                index.append(sampling.index[o * sampling.count + k])
+                weight.append(sampling.weight[o * sampling.count + k])
+            }
+            tapStart.append(index.count)
+        }
+        self.tapStart = tapStart
+        self.index = index
+        self.weight = weight
+    }
+
+    var inputCount: Int { outer * inLength * inner }
+
+    /// `dst += Aᵀ src`.
+    func run<T: GradientFloat>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>) {
+        let (outer, inLength, outLength, inner) = (outer, inLength, outLength, inner)
+        let weights = weight.map { T($0) }
+        let (ranges, length) = resizeInnerRanges(outer: outer, inner: inner)
+        let work = max(1, (index.count + outLength) * length)
+        tapStart.withUnsafeBufferPointer { tapStart in
+            index.withUnsafeBufferPointer { index in
+                weights.withUnsafeBufferPointer { weight in
+                    Parallel.forEach(outer * ranges, grain: max(1, (1 << 14) / work)) { tasks in
+                        for task in tasks {
+                            let r = task / ranges
+                            let c0 = (task % ranges) * length
+                            let width = min(c0 + length, inner) - c0
+                            if width <= 0 { continue }
+                            let from = src + r * outLength * inner + c0
+                            let to = dst + r * inLength * inner + c0
+                            if inner == 1 {
+                                for o in 0..<outLength {
+                                    let g = from[o]
+                                    for t in tapStart[o]..<tapStart[o + 1] { to[index[t]] += weight[t] * g }
+                                }
+                                continue
+                            }
+                            for o in 0..<outLength {
+                                let row = from + o * inner
+                                for t in tapStart[o]..<tapStart[o + 1] {
+                                    let w = weight[t]
+                                    let target = to + index[t] * inner
+                                    for j in 0..<width { target[j] += w * row[j] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Ranges of the `inner` elements (at least 64 long) so that `outer` times as many tasks keep every core busy.
+private func resizeInnerRanges(outer: Int, inner: Int) -> (count: Int, length: Int) {
+    let wanted = max(1, (4 * Parallel.threads + max(outer, 1) - 1) / max(outer, 1))
+    let count = max(1, min(wanted, inner / 64))
+    return (count, (inner + count - 1) / count)
+}
+
+/// Resize and Upsample backward: the transposed passes of the resized axes, outermost first, through scratch
+/// buffers made per call (the last pass adds into the input's gradient).
+final class ResizeGradientKernel: GradientKernel {
+    let dtype: DType
+    let inputCount: Int
+    let outputCount: Int
+    /// In the order they run.
+    let passes: [ResizeGradientPass]
+
+    init(_ dtype: DType, _ g: ResizeGeometry) {
+        self.dtype = dtype
+        inputCount = ShapeUtil.count(g.inputShape)
+        outputCount = ShapeUtil.count(g.outputShape)
+        let rank = g.inputShape.count
+        let samplings = (0..<rank).map { ResizeAxisSampling(g, axis: $0) }
+        // The forward's shape before resizing `axis` (innermost first): axes after it resized, before it not.
+        var passes: [ResizeGradientPass] = []
+        for axis in 0..<rank where !samplings[axis].isIdentity(inputLength: g.inputShape[axis]) {
+            let outer = ShapeUtil.count(Array(g.inputShape[..<axis]))
+            let inner = ShapeUtil.count(Array(g.outputShape[(axis + 1)...]))
+            passes.append(ResizeGradientPass(outer: outer, inLength: g.inputShape[axis], inner: inner, samplings[axis]))
+        }
+        self.passes = passes
+    }
+
+    func readsInput(_ index: Int) -> Bool { false }
+    func readsOutput(_ index: Int) -> Bool { false }
+
+    func backward(_ pass: BackwardPass) throws {
+        guard let dx = pass.inputGradient(0), let dy = pass.outputGradient(0) else { return }
+        guard dx.count == inputCount, dy.count == outputCount else {
+            throw AidgeError.shapeMismatch("Resize gradients do not have the planned shapes")
+        }
+        if inputCount == 0 || outputCount == 0 { return }
+        try dispatch(dtype, Body(kernel: self, dx: dx, dy: dy))
+    }
+
+    private struct Body: GradientBody {
+        let kernel: ResizeGradientKernel
+        let dx: Tensor, dy: Tensor
+        func run<T: GradientFloat>(_: T.Type) {
+            let passes = kernel.passes
+            let d = dx.pointer(as: T.self)
+            var source = UnsafePointer(dy.pointer(as: T.self))
+            if passes.isEmpty {
+                addRows(d, dstRow: 0, source, srcRow: 0, rows: 1, length: dx.count)
+                return
+            }
+            var scratch: [UnsafeMutablePointer<T>] = []
+            defer { for buffer in scratch { buffer.deallocate() } }
+            for (i, pass) in passes.enumerated() {
+                let target: UnsafeMutablePointer<T>
+                if i == passes.count - 1 {
+                    target = d
+                } else {
+                    target = .allocate(capacity: max(pass.inputCount, 1))
+                    target.initialize(repeating: 0, count: pass.inputCount)
+                    scratch.append(target)
+                }
+                pass.run(source, target)
+                source = UnsafePointer(target)
+            }
+        }
+    }
+}
