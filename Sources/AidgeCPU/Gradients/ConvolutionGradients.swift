@@ -1,4 +1,134 @@
 import AidgeCore
 
-/// Backward kernels of the convolution operators (to be filled).
-func registerConvolutionGradients(_ registry: KernelRegistry) {}
+/// Backward of the convolutions, Conv and ConvTranspose (1-D to 3-D, any pads, strides, dilations and groups).
+func registerConvolutionGradients(_ registry: KernelRegistry) {
+    registry.registerGradient("Conv", backend: "cpu") { request in try ConvGradientKernel(request) }
+    registry.registerGradient("ConvTranspose", backend: "cpu") { request in try ConvTransposeGradientKernel(request) }
+}
+
+/// Conv: per image and group, Y = W (out channels x columns) * cols, cols the image's column matrix.
+///
+/// dW += dY * cols^T (summed over the batch, per-thread partial sums), dX += col2im(W^T * dY), dB += the sum of
+/// dY over the batch and positions. A 1x1 stride-1 unpadded convolution uses the image as its own column
+/// matrix; a depthwise one (one input channel per group) runs direct loops instead of GEMMs of one row.
+final class ConvGradientKernel: GradientKernel {
+    private let g: ConvGeometry
+    private let s: ConvShape3D
+    private let dtype: DType
+    /// Output channels per group, and columns of W (channels per group x kernel volume).
+    private let mg: Int
+    private let kg: Int
+    private let pointwise: Bool
+    private let depthwise: Bool
+
+    init(_ request: KernelRequest) throws {
+        g = try ConvGeometry(request.attributes, request.inputs)
+        guard let shape = ConvShape3D(g.window, channels: g.inChannels / g.group) else {
+            throw AidgeError.unsupported("Conv (node \(request.nodeName)) supports 1 to 3 spatial dimensions")
+        }
+        guard !request.attributes.has("activation") else {
+            throw AidgeError.unsupported("Conv (node \(request.nodeName)) with a fused activation has no backward")
+        }
+        s = shape
+        dtype = try gradientType(g.dtype, request)
+        mg = g.outChannels / g.group
+        kg = shape.columnRows
+        pointwise =
+            shape.kernelVolume == 1 && shape.sd == 1 && shape.sh == 1 && shape.sw == 1 && shape.pd == 0
+            && shape.ph == 0 && shape.pw == 0 && shape.outputSpatial == shape.inputSpatial
+        depthwise = shape.channels == 1 && g.group > 1
+        if !depthwise {
+            ScratchPool.shared.reserve(
+                floats: convolutionBatchScratchFloats(
+                    batch: g.batch, scratch: pointwise ? 0 : kg * shape.outputSpatial,
+                    weightCount: g.outChannels * kg, dtype: dtype))
+        }
+    }
+
+    // The bias gradient needs only dY; the output is not read.
+    func readsInput(_ index: Int) -> Bool { index < 2 }
+    func readsOutput(_ index: Int) -> Bool { false }
+
+    func backward(_ pass: BackwardPass) throws {
+        guard let dy = pass.outputGradient(0) else { return }
+        try dispatch(
+            dtype,
+            Body(
+                kernel: self, x: try pass.input(0), w: try pass.input(1), dy: dy, dx: pass.inputGradient(0),
+                dw: pass.inputGradient(1), db: pass.inputGradient(2)))
+    }
+
+    private struct Body: GradientBody {
+        let kernel: ConvGradientKernel
+        let x: Tensor, w: Tensor, dy: Tensor
+        let dx: Tensor?, dw: Tensor?, db: Tensor?
+
+        func run<T: GradientFloat>(_: T.Type) {
+            let k = kernel
+            let gp = UnsafePointer(dy.pointer(as: T.self))
+            if let db {
+                biasGradient(
+                    gp, db.pointer(as: T.self), batch: k.g.batch, channels: k.g.outChannels,
+                    positions: k.s.outputSpatial)
+            }
+            if dx == nil && dw == nil { return }
+            let xp = UnsafePointer(x.pointer(as: T.self))
+            let wp = UnsafePointer(w.pointer(as: T.self))
+            if k.depthwise {
+                DepthwiseConvGradient(g: k.g, s: k.s)
+                    .run(x: xp, w: wp, dy: gp, dx: dx?.pointer(as: T.self), dw: dw?.pointer(as: T.self))
+            } else {
+                k.columns(x: xp, w: wp, dy: gp, dx: dx?.pointer(as: T.self), dw: dw?.pointer(as: T.self))
+            }
+        }
+    }
+
+    /// The GEMM path, over the batch split among threads.
+    private func columns<T: GradientFloat>(
+        x: UnsafePointer<T>, w: UnsafePointer<T>, dy: UnsafePointer<T>, dx: UnsafeMutablePointer<T>?,
+        dw: UnsafeMutablePointer<T>?
+    ) {
+        let (g, s, mg, kg) = (self.g, self.s, self.mg, self.kg)
+        let inPlane = s.inputSpatial
+        let positions = s.outputSpatial
+        let pointwise = self.pointwise
+        convolutionBatches(
+            batch: g.batch, scratch: pointwise ? 0 : kg * positions, weights: dw, weightCount: g.outChannels * kg
+        ) { images, cols, dwTarget, threads in
+            for n in images {
+                for gi in 0..<g.group {
+                    let xg = x + (n * g.inChannels + gi * s.channels) * inPlane
+                    let dyg = dy + (n * g.outChannels + gi * mg) * positions
+                    let wg = w + gi * mg * kg
+                    if let dwTarget {
+                        // dW_g (mg x kg) += dY_g (mg x P) * cols^T.
+                        let b: UnsafePointer<T>
+                        if pointwise {
+                            b = xg
+                        } else {
+                            ConvColumns.im2col(xg, s, into: cols)
+                            b = UnsafePointer(cols)
+                        }
+                        gradientGEMM(
+                            transB: true, m: mg, n: kg, k: positions, a: dyg, lda: positions, b: b, ldb: positions,
+                            c: dwTarget + gi * mg * kg, ldc: kg, threads: threads)
+                    }
+                    if let dx {
+                        // dcols (kg x P) = W_g^T * dY_g, added back into the image.
+                        let dxg = dx + (n * g.inChannels + gi * s.channels) * inPlane
+                        if pointwise {
+                            gradientGEMM(
+                                transA: true, m: kg, n: positions, k: mg, a: wg, lda: kg, b: dyg, ldb: positions,
+                                c: dxg, ldc: positions, threads: threads)
+                        } else {
+                            gradientGEMM(
+                                transA: true, m: kg, n: positions, k: mg, a: wg, lda: kg, b: dyg, ldb: positions,
+                                accumulate: false, c: cols, ldc: positions, threads: threads)
+                            ConvColumns.col2im(UnsafePointer(cols), s, into: dxg)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -9,7 +9,7 @@ import XCTest
 /// plan is built, matches the forward with every input a constant (weights prepacked).
 func checkFloat32Gradients(
     _ type: String, _ attributes: Attributes = [:], inputs: [Tensor?], constants: Set<Int> = [], step: Float = 0.5,
-    atol: Double = 2e-3, rtol: Double = 1e-3, file: StaticString = #filePath, line: UInt = #line
+    atol: Double = 1e-4, rtol: Double = 1e-4, file: StaticString = #filePath, line: UInt = #line
 ) throws {
     _ = cpuRegistered
     let ins = inputs.map { $0?.cast(to: .float32) }

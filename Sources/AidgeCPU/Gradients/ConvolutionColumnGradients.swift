@@ -1,0 +1,185 @@
+import AidgeCore
+
+/// The column matrix of a convolution and its adjoint, for backward: `im2col` writes the (channels x kernel
+/// volume) x (output positions) matrix of one image and group into a buffer (the weight gradient's GEMM needs it
+/// transposed, which the forward's on-the-fly packer cannot give); `col2im` adds such a matrix back into the
+/// image (the input gradient). ConvTranspose uses the same pair with input and output swapped.
+///
+/// Element ((c, kd, kh, kw), (od, oh, ow)) is image element (c, od * sd - pd + kd * dd, oh * sh - ph + kh * dh,
+/// ow * sw - pw + kw * dw), zero where that falls outside the image.
+enum ConvColumns {
+    /// Output columns `ow` in `lo..<hi` read inside the image along the width for a tap at offset `offW`.
+    @inline(__always)
+    static func validColumns(_ s: ConvShape3D, offW: Int) -> (lo: Int, hi: Int) {
+        let lo = offW >= 0 ? 0 : min(s.ow, (-offW + s.sw - 1) / s.sw)
+        let hi = s.w - 1 - offW < 0 ? lo : max(lo, min(s.ow, (s.w - 1 - offW) / s.sw + 1))
+        return (lo, hi)
+    }
+
+    /// Writes the column matrix of `x` (the group's first channel in one image) into `cols`
+    /// (`s.columnRows x s.outputSpatial`, row-major).
+    static func im2col<T: GradientFloat>(_ x: UnsafePointer<T>, _ s: ConvShape3D, into cols: UnsafeMutablePointer<T>) {
+        let plane = s.inputSpatial
+        let positions = s.outputSpatial
+        var r = 0
+        for c in 0..<s.channels {
+            let xc = x + c * plane
+            for kd in 0..<s.kd {
+                for kh in 0..<s.kh {
+                    for kw in 0..<s.kw {
+                        let row = cols + r * positions
+                        r += 1
+                        let offW = kw * s.dw - s.pw
+                        let (lo, hi) = validColumns(s, offW: offW)
+                        for od in 0..<s.od {
+                            let id = od * s.sd - s.pd + kd * s.dd
+                            for oh in 0..<s.oh {
+                                let ih = oh * s.sh - s.ph + kh * s.dh
+                                let dst = row + (od * s.oh + oh) * s.ow
+                                if id < 0 || id >= s.d || ih < 0 || ih >= s.h {
+                                    dst.update(repeating: 0, count: s.ow)
+                                    continue
+                                }
+                                let src = xc + (id * s.h + ih) * s.w + offW
+                                if lo > 0 { dst.update(repeating: 0, count: lo) }
+                                if s.sw == 1 {
+                                    for o in lo..<hi { dst[o] = src[o] }
+                                } else {
+                                    for o in lo..<hi { dst[o] = src[o * s.sw] }
+                                }
+                                if hi < s.ow { (dst + hi).update(repeating: 0, count: s.ow - hi) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the column matrix `cols` into the image `x` (the group's first channel in one image): each image
+    /// element gets the sum of the column entries that read it.
+    static func col2im<T: GradientFloat>(_ cols: UnsafePointer<T>, _ s: ConvShape3D, into x: UnsafeMutablePointer<T>) {
+        let plane = s.inputSpatial
+        let positions = s.outputSpatial
+        var r = 0
+        for c in 0..<s.channels {
+            let xc = x + c * plane
+            for kd in 0..<s.kd {
+                for kh in 0..<s.kh {
+                    for kw in 0..<s.kw {
+                        let row = cols + r * positions
+                        r += 1
+                        let offW = kw * s.dw - s.pw
+                        let (lo, hi) = validColumns(s, offW: offW)
+                        if lo >= hi { continue }
+                        for od in 0..<s.od {
+                            let id = od * s.sd - s.pd + kd * s.dd
+                            if id < 0 || id >= s.d { continue }
+                            for oh in 0..<s.oh {
+                                let ih = oh * s.sh - s.ph + kh * s.dh
+                                if ih < 0 || ih >= s.h { continue }
+                                let src = row + (od * s.oh + oh) * s.ow
+                                let dst = xc + (id * s.h + ih) * s.w + offW
+                                if s.sw == 1 {
+                                    for o in lo..<hi { dst[o] += src[o] }
+                                } else {
+                                    for o in lo..<hi { dst[o * s.sw] += src[o] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs the batch of a convolution's backward split over threads: `body(images, scratch, dW, threads)` for each
+/// part, with `scratch` elements of its own (column matrices) and the weight gradient to add into.
+///
+/// The first part adds into `dW` itself, the others into zeroed partial sums of their own, added to `dW` at the
+/// end, so no two threads write one element. With a single part (batch 1, one thread) the GEMMs inside get
+/// every thread (`threads`), else one each.
+func convolutionBatches<T: GradientFloat>(
+    batch: Int, scratch: Int, weights dw: UnsafeMutablePointer<T>?, weightCount: Int,
+    _ body: (Range<Int>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>?, Int) -> Void
+) {
+    let threads = Parallel.threads
+    let slots = max(1, min(threads, batch))
+    let partial = dw == nil ? 0 : weightCount
+    // Each part's region starts on a 64-byte boundary.
+    let perSlot = (scratch + partial + 15) / 16 * 16
+    let elements = max(slots * perSlot, 1)
+    ScratchPool.shared.with(floats: convolutionScratchFloats(elements, T.self)) { raw in
+        raw.withMemoryRebound(to: T.self, capacity: elements) { base in
+            Parallel.forEach(slots) { range in
+                for slot in range {
+                    let mine = base + slot * perSlot
+                    var target = dw
+                    if slot > 0, dw != nil {
+                        (mine + scratch).update(repeating: 0, count: weightCount)
+                        target = mine + scratch
+                    }
+                    body(batch * slot / slots..<batch * (slot + 1) / slots, mine, target, slots == 1 ? threads : 1)
+                }
+            }
+            guard slots > 1, let dw else { return }
+            Parallel.forEach(weightCount, grain: 4096) { range in
+                for slot in 1..<slots {
+                    let p = base + slot * perSlot + scratch
+                    for i in range { dw[i] += p[i] }
+                }
+            }
+        }
+    }
+}
+
+/// Floats of pool scratch that hold `elements` values of `T`.
+func convolutionScratchFloats<T>(_ elements: Int, _: T.Type) -> Int {
+    (elements * MemoryLayout<T>.stride + 3) / 4
+}
+
+/// Scratch `convolutionBatches` takes for `scratch` elements per image part and a weight gradient of
+/// `weightCount`, in floats: reserved when a kernel is built so a run does not allocate.
+func convolutionBatchScratchFloats(batch: Int, scratch: Int, weightCount: Int, dtype: DType) -> Int {
+    let slots = max(1, min(Parallel.threads, batch))
+    let perSlot = (scratch + weightCount + 15) / 16 * 16
+    return dtype == .float64
+        ? convolutionScratchFloats(slots * perSlot, Double.self) : convolutionScratchFloats(slots * perSlot, Float.self)
+}
+
+/// Adds the sum over the batch and positions of `dy` (N x channels x positions) into `db` (channels).
+func biasGradient<T: GradientFloat>(
+    _ dy: UnsafePointer<T>, _ db: UnsafeMutablePointer<T>, batch: Int, channels: Int, positions: Int
+) {
+    Parallel.forEach(channels, grain: max(1, (1 << 14) / max(1, batch * positions))) { range in
+        for c in range {
+            var total: T = 0
+            for n in 0..<batch { total += planeSum(dy + (n * channels + c) * positions, positions) }
+            db[c] += total
+        }
+    }
+}
+
+/// The sum of `count` values, with independent partial sums the compiler can keep in vector lanes.
+@inline(__always)
+func planeSum<T: GradientFloat>(_ p: UnsafePointer<T>, _ count: Int) -> T {
+    var s0: T = 0, s1: T = 0, s2: T = 0, s3: T = 0, s4: T = 0, s5: T = 0, s6: T = 0, s7: T = 0
+    var i = 0
+    while i + 8 <= count {
+        s0 += p[i]
+        s1 += p[i + 1]
+        s2 += p[i + 2]
+        s3 += p[i + 3]
+        s4 += p[i + 4]
+        s5 += p[i + 5]
+        s6 += p[i + 6]
+        s7 += p[i + 7]
+        i += 8
+    }
+    while i < count {
+        s0 += p[i]
+        i += 1
+    }
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+}
