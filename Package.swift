@@ -38,7 +38,8 @@ let package = Package(
             name: "AidgeONNX",
             dependencies: ["AidgeCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "AidgeNPY", dependencies: ["AidgeCore"]),
-        .target(name: "Aidge", dependencies: ["AidgeCore", "AidgeCPU", "AidgeONNX"]),
+        .target(name: "AidgeLearning", dependencies: ["AidgeCore"]),
+        .target(name: "Aidge", dependencies: ["AidgeCore", "AidgeCPU", "AidgeONNX", "AidgeLearning"]),
         .executableTarget(
             name: "AidgeCLI",
             dependencies: ["Aidge", "AidgeNPY", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -48,5 +49,6 @@ let package = Package(
             name: "AidgeONNXTests",
             dependencies: ["Aidge", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "AidgeNPYTests", dependencies: ["AidgeNPY"]),
+        .testTarget(name: "AidgeLearningTests", dependencies: ["Aidge"]),
     ]
 )

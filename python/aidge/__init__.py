@@ -25,7 +25,7 @@ from ._aidge import (
 
 __all__ = [
     "AidgeError", "FileError", "InvalidValueError", "NotSupportedError", "ProcessorError", "UnsupportedTypeError",
-    "dtype", "Tensor", "from_numpy", "from_dlpack", "GraphView", "Scheduler", "onnx",
+    "dtype", "Tensor", "from_numpy", "from_dlpack", "GraphView", "Scheduler", "onnx", "learning",
     "set_num_threads", "get_num_threads", "supported_operators", "apply", "gradients", "Node", "sequential", "parallel", "residual",
     "Conv2D", "PaddedConv2D", "ConvDepthWise2D", "FC", "BatchNorm2D", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
     "Softmax", "Identity", "Add", "Sub", "Mul", "Div", "MatMul", "Flatten", "Transpose", "GlobalAveragePooling",
@@ -218,6 +218,10 @@ class Tensor(_aidge.TensorBase):
                 raise ValueError(f"a {self.dtype_name} tensor cannot be seen as {np.dtype(dtype)} without a copy")
             return array.astype(dtype)
         return array.copy() if copy else array
+
+    def has_grad(self) -> bool:
+        """Whether a gradient was written (by ``backward`` or a loss) since the last reset."""
+        return self.grad is not None
 
     # Arithmetic, computed by the engine (NumPy broadcasting; both sides must have the same dtype).
     def _operand(self, other: Any) -> "Tensor":
@@ -466,6 +470,32 @@ class GraphView:
         outputs = self.run(*inputs)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
+    # Training.
+    def train(self, mode: bool = True) -> "GraphView":
+        """Training mode: BatchNormalization uses batch statistics, Dropout drops, runs record for ``backward``,
+        recipes leave parameters alone. ``train(False)`` is ``eval()``."""
+        self._graph.train(mode)
+        return self
+
+    def eval(self) -> "GraphView":
+        """Evaluation mode (the default): inference forms of BatchNormalization and Dropout."""
+        self._graph.train(False)
+        return self
+
+    @property
+    def training(self) -> bool:
+        return self._graph.training
+
+    def parameters(self) -> list[Node]:
+        """The Producer nodes that training updates (weights and biases, not running statistics or shapes)."""
+        return self._graph.parameters()
+
+    def backward(self) -> None:
+        """Back-propagates the last run from the gradients a loss wrote on its outputs, adding into the
+        parameters' gradients (``producer_tensor.grad``). After a run in evaluation mode, the run is repeated
+        recording first, and later runs record."""
+        self._graph.backward()
+
     # Rewrites and rendering.
     def optimize(self, **recipes: bool) -> dict[str, int]:
         """Inference recipes (remove_identity, remove_dropout, constant_folding, fuse_batchnorm,
@@ -513,6 +543,10 @@ class Scheduler:
 
     def forward(self, forward_dims: bool = True, data: Iterable[Any] = ()) -> list[Tensor]:
         return self.graph.run(*list(data))
+
+    def backward(self) -> None:
+        """Back-propagates the last forward from the gradients a loss wrote on its outputs."""
+        self.graph.backward()
 
 
 def set_num_threads(n: int) -> None:
@@ -646,3 +680,4 @@ def GlobalAveragePooling(name: str = "") -> Node:
 
 
 from . import onnx  # noqa: E402  (needs GraphView)
+from . import learning  # noqa: E402

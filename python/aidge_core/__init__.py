@@ -90,6 +90,10 @@ class SequentialScheduler:
         self._last_data = list(data)
         return self._graph.run(*self._last_data)
 
+    def backward(self) -> None:
+        """Back-propagates the last forward from the gradients a loss wrote on its outputs."""
+        self._graph.backward()
+
     def save_scheduling_diagram(self, filename: str) -> None:
         """Writes ``filename.mmd``, a Mermaid Gantt chart of one run on the last forward's data (times in µs)."""
         data = getattr(self, "_last_data", None)
@@ -108,9 +112,10 @@ class SequentialScheduler:
         return self._graph
 
 
-def producers(graph: GraphView) -> list[Node]:
-    """The Producer nodes (weights, biases, constants) of a graph."""
-    return graph.producers()
+def producers(graph: GraphView) -> list[_Tensor]:
+    """The tensors of the Producer nodes (weights, biases, constants) of a graph, as Aidge returns them: shared
+    with the graph, with their gradients (``t.grad``) after ``backward``."""
+    return [node.producer_tensor for node in graph.producers()]
 
 
 # Fillers: initialise a weight tensor in place (fans from the [out, in, kernel...] layout).

@@ -5,6 +5,7 @@ extension Recipes {
     /// `fuseBatchNorm` (a BatchNormalization between the two hides the pair). Returns the number fused.
     @discardableResult
     public static func fuseActivation(_ graph: GraphView) throws -> Int {
+        if graph.isTraining { return 0 }  // backward runs the activation as its own node
         var fused = 0
         for act in graph.nodes where act.type == "Relu" || act.type == "Clip" {
             guard let (source, index) = act.inputs.first ?? nil, index == 0, graph.contains(source),

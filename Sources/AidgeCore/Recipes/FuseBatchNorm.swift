@@ -1,8 +1,10 @@
 extension Recipes {
     /// Folds each inference `BatchNormalization` that is the only reader of a `Conv` into the convolution's
-    /// weight and bias: w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β. Returns the number fused.
+    /// weight and bias: w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β. Returns the number fused (none in training
+    /// mode).
     @discardableResult
     public static func fuseBatchNorm(_ graph: GraphView) throws -> Int {
+        if graph.isTraining { return 0 }  // the weights and the normalisation's parameters are trained
         var fused = 0
         for bn in graph.nodes where bn.type == "BatchNormalization" && bn.outputCount == 1 {
             guard let (conv, index) = bn.inputs.first ?? nil, index == 0, conv.type == "Conv",

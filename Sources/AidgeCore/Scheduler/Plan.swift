@@ -175,13 +175,13 @@ struct RunContext {
 public final class Recording {
     let plan: Plan
     let context: RunContext
-    /// The graph's outputs of this run (a recording run gives each a gradient cell for losses to write).
+    /// The graph's outputs of this run, each with a gradient cell for losses to write.
     public let outputs: [Tensor]
 
     init(plan: Plan, context: RunContext, outputs: [Tensor]) {
         self.plan = plan
         self.context = context
-        self.outputs = plan.mode.recording ? outputs.map { $0.withGradient() } : outputs
+        self.outputs = outputs.map { $0.withGradient() }
     }
 
     /// Whether this run kept what backward needs.

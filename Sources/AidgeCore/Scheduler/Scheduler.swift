@@ -10,8 +10,9 @@ public final class Scheduler {
     public var foldLimit = 1 << 16
     /// Whether `forward` records for backward even when the graph is in evaluation mode.
     public var recordsGradients = false
-    /// The record of the last recorded `forward`, which `backward()` uses.
+    /// The last `forward`'s record, which `backward()` uses (an unrecorded one is replayed recorded).
     public private(set) var lastRecording: Recording?
+    private var lastInputs: [Tensor] = []
     /// Set once parameters may have changed (a recorded or training run): plans read them at each run.
     private var parametersVary = false
     private struct PlanKey: Hashable {
@@ -37,7 +38,8 @@ public final class Scheduler {
     /// `currentMode`) is kept for `backward()`; its outputs carry gradient cells that losses write.
     public func forward(_ inputs: [Tensor]) throws -> [Tensor] {
         let recording = try forward(inputs, mode: currentMode)
-        if recording.isRecorded { lastRecording = recording }
+        lastRecording = recording
+        lastInputs = recording.isRecorded ? [] : inputs
         return recording.outputs
     }
 
@@ -51,16 +53,23 @@ public final class Scheduler {
 
     /// Back-propagates the last recorded forward from the gradients that a loss wrote on its outputs
     /// (Aidge's `backward()`), accumulating into the parameters' gradients.
+    ///
+    /// After a forward that did not record (evaluation mode), the same inputs are run again recording, and from
+    /// then on every forward records (`recordsGradients` becomes true): Aidge's training loop needs no setup.
     public func backward() throws {
-        guard let recording = lastRecording else {
-            throw AidgeError.invalidArgument(
-                "backward() needs a recorded forward first: set the graph to training mode or recordsGradients, "
-                    + "then call forward")
+        guard var recording = lastRecording else {
+            throw AidgeError.invalidArgument("backward() needs a forward first")
         }
         let seeds = recording.outputs.map { $0.gradient?.tensor }
         guard seeds.contains(where: { $0 != nil }) else {
             throw AidgeError.invalidArgument(
                 "backward() needs the gradient of an output: compute a loss on the forward's outputs first")
+        }
+        if !recording.isRecorded {
+            recordsGradients = true
+            recording = try forward(lastInputs, mode: currentMode)
+            lastRecording = recording
+            lastInputs = []
         }
         _ = try backward(recording, outputGradients: seeds)
     }
@@ -124,6 +133,7 @@ public final class Scheduler {
     public func resetPlans() {
         plans = [:]
         lastRecording = nil
+        lastInputs = []
     }
 
     /// Checks count, dtypes and declared shapes of `inputs`; returns them contiguous.

@@ -50,6 +50,10 @@ enum GraphType {
             oneArgumentMethod("set_datatype", setDatatypeMethod, "set_datatype(dtype)\n--\n\nConverts the floating-point weights and inputs to `dtype` (Aidge's GraphView.set_datatype)."),
             keywordMethod("replace_node", replaceNodeMethod, "replace_node(old, new)\n--\n\nPuts `new` in place of `old`: same inputs, and every reader of old's outputs reads new's."),
             keywordMethod("replace", replaceMethod, "replace(old_nodes, new_nodes)\n--\n\nSwaps a connected piece of this graph for a chain of new nodes."),
+            plainMethod("backward", backwardMethod, "backward()\n--\n\nBack-propagates the last recorded run from the gradients a loss wrote on its outputs; accumulates into the parameters' gradients."),
+            keywordMethod("train", trainMethod, "train(mode=True)\n--\n\nTraining mode (batch statistics, dropout, runs recorded for backward) or, with False, evaluation mode."),
+            oneArgumentMethod("set_records_gradients", setRecordsGradientsMethod, "set_records_gradients(on)\n--\n\nWhether runs record for backward in evaluation mode too."),
+            plainMethod("parameters", parametersMethod, "parameters()\n--\n\nThe Producer nodes that training updates."),
             plainMethod("update_inputs_outputs", updateMethod, "update_inputs_outputs()\n--\n\nRecomputes the ordered inputs and outputs after edits."),
         ])
         let getters = getterTable([
@@ -57,6 +61,8 @@ enum GraphType {
             ("outputs", outputsGetter, "The graph output names, in order."),
             ("nodes", nodesGetter, "The nodes: (name, type) in topological order."),
             ("name", nameGetter, "The graph's name."),
+            ("training", trainingGetter, "Whether the graph is in training mode."),
+            ("records_gradients", recordsGradientsGetter, "Whether runs record for backward in evaluation mode."),
         ])
         type = try makeType(
             "Graph", in: module, subclassable: false,

@@ -26,6 +26,8 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
                 "gradients", gradientsFunction,
                 "gradients(type, inputs, output_gradients, attributes=None, constants=None, training=False)\n--\n\n"
                     + "Runs one operator forward and backward; returns (outputs, input_gradients)."),
+            keywordMethod("optimizer", optimizerFunction, "optimizer(kind, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False, beta1=0.9, beta2=0.999, epsilon=1e-8, decoupled_weight_decay=False)\n--\n\nAn SGD ('sgd') or Adam ('adam') optimizer."),
+            keywordMethod("loss", lossFunction, "loss(kind, prediction, target, label_smoothing=0.0, ignore_index=-100)\n--\n\nA loss ('mse', 'bce', 'bce_with_logits', 'ce', 'ce_indices'); writes the prediction's gradient."),
             keywordMethod("apply", applyFunction, "apply(type, inputs, attributes=None)\n--\n\nRuns one operator (ONNX type and attributes) on tensors; returns its outputs."),
             plainMethod("supported_operators", supportedOperatorsFunction, "supported_operators()\n--\n\nThe operator types the CPU backend runs."),
         ]),
@@ -38,6 +40,7 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             try TensorType.install(in: module)
             try GraphType.install(in: module)
             try NodeType.install(in: module)
+            try OptimizerType.install(in: module)
         } catch {
             Py_DecRef(module)
             throw error

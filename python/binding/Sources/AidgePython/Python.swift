@@ -170,6 +170,17 @@ func stringValue(_ o: PyObjectRef, _ what: String) throws -> String {
     return String(decoding: UnsafeRawBufferPointer(start: utf8, count: size), as: UTF8.self)
 }
 
+/// A float argument (ints accepted); NaN is a ValueError naming it.
+func floatValue(_ o: PyObjectRef, _ what: String) throws -> Double {
+    guard PyFloat_Check_(o) != 0 || PyLong_Check_(o) != 0 else {
+        throw PythonError.type("\(what) must be a number, got \(typeName(o))")
+    }
+    let v = PyFloat_AsDouble(o)
+    if v == -1, PyErr_Occurred() != nil { throw PythonError.alreadySet }
+    guard !v.isNaN else { throw PythonError.value("\(what) is NaN") }
+    return v
+}
+
 func boolValue(_ o: PyObjectRef) throws -> Bool {
     let v = PyObject_IsTrue(o)
     if v < 0 { throw PythonError.alreadySet }

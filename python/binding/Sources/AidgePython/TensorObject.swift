@@ -54,6 +54,7 @@ enum TensorType {
             ("strides", stridesGetter, "Strides in elements, as a tuple."),
             ("readonly", readonlyGetter, "Whether the memory may not be written (a read-only NumPy array's, for instance)."),
             ("data_ptr", dataPointerGetter, "Address of the first element."),
+            ("grad", gradientGetter, "The gradient (an aidge.Tensor sharing its memory), or None."),
             ("is_contiguous", contiguousGetter, "Whether the elements are laid out in C order without gaps."),
         ])
         let repr: reprfunc = representation
@@ -171,6 +172,9 @@ private let readonlyGetter: getter = { o, _ in
 }
 private let dataPointerGetter: getter = { o, _ in
     pyCall { try makeInt(Int(bitPattern: try TensorType.unwrap(o!).rawPointer)) }
+}
+private let gradientGetter: getter = { o, _ in
+    pyCall { try TensorType.unwrap(o!).gradient?.tensor.map(TensorType.wrap) ?? aidge_none() }
 }
 private let contiguousGetter: getter = { o, _ in
     pyCall { makeBool(try TensorType.unwrap(o!).isContiguous) }
