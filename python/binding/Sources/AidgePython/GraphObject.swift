@@ -53,7 +53,7 @@ enum GraphType {
             plainMethod("backward", backwardMethod, "backward()\n--\n\nBack-propagates the last recorded run from the gradients a loss wrote on its outputs; accumulates into the parameters' gradients."),
             keywordMethod("train", trainMethod, "train(mode=True)\n--\n\nTraining mode (batch statistics, dropout, runs recorded for backward) or, with False, evaluation mode."),
             oneArgumentMethod("set_records_gradients", setRecordsGradientsMethod, "set_records_gradients(on)\n--\n\nWhether runs record for backward in evaluation mode too."),
-            plainMethod("parameters", parametersMethod, "parameters()\n--\n\nThe Producer nodes that training updates."),
+            plainMethod("parameters", graphParametersMethod, "parameters()\n--\n\nThe Producer nodes that training updates."),
             plainMethod("update_inputs_outputs", updateMethod, "update_inputs_outputs()\n--\n\nRecomputes the ordered inputs and outputs after edits."),
         ])
         let getters = getterTable([

@@ -39,6 +39,6 @@ let setRecordsGradientsMethod: PyCFunction = { o, arg in
 }
 
 /// `parameters()`: the Producer nodes that training updates (float weights feeding differentiable inputs).
-let parametersMethod: PyCFunction = { o, _ in
+let graphParametersMethod: PyCFunction = { o, _ in
     pyCall { try makeList(try GraphType.box(o!).graph.parameters.map(NodeType.wrap)) }
 }
