@@ -206,6 +206,15 @@ private final class BatchNormKernel<T: NormElement>: Kernel {
         {
             fold(scale, bias, mean, variance)
         }
+        // running_mean and running_var outputs (ONNX training graphs): inference leaves the statistics unchanged.
+        for k in 1..<max(min(outputs.count, 3), 1) {
+            guard let source = k + 2 < inputs.count ? inputs[k + 2] : nil, source.byteCount == outputs[k].byteCount,
+                source.dtype == outputs[k].dtype
+            else {
+                throw AidgeError.shapeMismatch("BatchNormalization output \(k) does not match input \(k + 2)")
+            }
+            parallelCopy(outputs[k].rawPointer, source.rawPointer, source.byteCount)
+        }
         let x = UnsafePointer(input.pointer(as: T.self))
         let y = output.pointer(as: T.self)
         let a = UnsafePointer(self.a.pointer)

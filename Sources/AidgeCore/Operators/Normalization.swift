@@ -1,4 +1,4 @@
-/// Normalisations: BatchNormalization (inference form), LayerNormalization and InstanceNormalization.
+/// Normalisations: BatchNormalization, LayerNormalization and InstanceNormalization.
 
 /// Shape rules of the normalisations, shared by the schemas and the kernels.
 public enum Normalizations {
@@ -30,7 +30,9 @@ public enum Normalizations {
 
 extension OperatorSchema {
     static let normalizationSchemas: [OperatorSchema] = [
-        // Inference form: Y = (X - mean) / sqrt(var + epsilon) * scale + B, per channel (axis 1).
+        // Inference form: Y = (X - mean) / sqrt(var + epsilon) * scale + B, per channel (axis 1). In training
+        // mode (the graph's, like PyTorch's module.train()) the statistics are the batch's and the running ones
+        // are updated in place (`stateInputs`); `training_mode` is accepted, the graph's mode decides.
         OperatorSchema(
             "BatchNormalization", inputs: ["X", "scale", "B", "input_mean", "input_var"],
             stateInputs: [3, 4]) {
@@ -46,7 +48,14 @@ extension OperatorSchema {
                 try Normalizations.checkChannelParameter(
                     try inputs.required(i), channels: channels, what, "BatchNormalization")
             }
-            return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+            // Y, then the optional running_mean and running_var outputs of ONNX training graphs (a node
+            // created with one output, the default, does not have them).
+            let mean = try inputs.required(3)
+            let variance = try inputs.required(4)
+            return [
+                ValueInfo(dtype: x.dtype, shape: x.shape), ValueInfo(dtype: mean.dtype, shape: mean.shape),
+                ValueInfo(dtype: variance.dtype, shape: variance.shape),
+            ]
         },
 
         // Y, and the Mean and InvStdDev of each normalised row (dimensions from `axis` on set to 1); a node may
