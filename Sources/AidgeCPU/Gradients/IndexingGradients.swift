@@ -56,14 +56,6 @@ private func checkedIndices(_ tensor: Tensor, count: Int, axisSize: Int, _ what:
     return result
 }
 
-/// How to split `inner` elements into ranges so that `outer` times as many tasks keep every core busy
-/// (ranges of at least 64 elements): the number of ranges and their length.
-private func innerRanges(outer: Int, inner: Int) -> (count: Int, length: Int) {
-    let wanted = max(1, (4 * Parallel.threads + max(outer, 1) - 1) / max(outer, 1))
-    let count = max(1, min(wanted, inner / 64))
-    return (count, (inner + count - 1) / count)
-}
-
 /// Gather: `dx[o, indices[i], r] += dy[o, i, r]`.
 final class GatherGradientKernel: GradientKernel {
     let dtype: DType

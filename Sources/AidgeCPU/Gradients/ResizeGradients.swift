@@ -169,7 +169,7 @@ struct ResizeGradientPass {
     func run<T: GradientFloat>(_ src: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>) {
         let (outer, inLength, outLength, inner) = (outer, inLength, outLength, inner)
         let weights = weight.map { T($0) }
-        let (ranges, length) = resizeInnerRanges(outer: outer, inner: inner)
+        let (ranges, length) = innerRanges(outer: outer, inner: inner)
         let work = max(1, (index.count + outLength) * length)
         tapStart.withUnsafeBufferPointer { tapStart in
             index.withUnsafeBufferPointer { index in
@@ -203,13 +203,6 @@ struct ResizeGradientPass {
             }
         }
     }
-}
-
-/// Ranges of the `inner` elements (at least 64 long) so that `outer` times as many tasks keep every core busy.
-private func resizeInnerRanges(outer: Int, inner: Int) -> (count: Int, length: Int) {
-    let wanted = max(1, (4 * Parallel.threads + max(outer, 1) - 1) / max(outer, 1))
-    let count = max(1, min(wanted, inner / 64))
-    return (count, (inner + count - 1) / count)
 }
 
 /// Resize and Upsample backward: the transposed passes of the resized axes, outermost first, through scratch
@@ -260,8 +253,8 @@ final class ResizeGradientKernel: GradientKernel {
                 addRows(d, dstRow: 0, source, srcRow: 0, rows: 1, length: dx.count)
                 return
             }
-            var scratch: [UnsafeMutablePointer<T>] = []
-            defer { for buffer in scratch { buffer.deallocate() } }
+            // The scratch buffer a pass reads is freed once it has run.
+            var previous: UnsafeMutablePointer<T>? = nil
             for (i, pass) in passes.enumerated() {
                 let target: UnsafeMutablePointer<T>
                 if i == passes.count - 1 {
@@ -269,9 +262,10 @@ final class ResizeGradientKernel: GradientKernel {
                 } else {
                     target = .allocate(capacity: max(pass.inputCount, 1))
                     target.initialize(repeating: 0, count: pass.inputCount)
-                    scratch.append(target)
                 }
                 pass.run(source, target)
+                previous?.deallocate()
+                previous = i == passes.count - 1 ? nil : target
                 source = UnsafePointer(target)
             }
         }

@@ -174,6 +174,15 @@ func addRows<T: GradientFloat>(
     }
 }
 
+/// How to split `inner` elements into ranges so that `outer` times as many tasks keep every core busy (ranges
+/// of at least 64 elements): the number of ranges and their length. Scatter-adds split work this way, by
+/// destination, so that no two cores add into one element.
+func innerRanges(outer: Int, inner: Int) -> (count: Int, length: Int) {
+    let wanted = max(1, (4 * Parallel.threads + max(outer, 1) - 1) / max(outer, 1))
+    let count = max(1, min(wanted, inner / 64))
+    return (count, (inner + count - 1) / count)
+}
+
 /// The input and output gradient of a one-input node, or nil when there is nothing to do.
 private func gradients(_ pass: BackwardPass) -> (dx: Tensor, dy: Tensor)? {
     guard let dx = pass.inputGradient(0), let dy = pass.outputGradient(0), dx.count > 0, dy.count > 0 else {
@@ -442,15 +451,49 @@ final class JoinGradientKernel: GradientKernel {
 
 /// Expand and Tile: the output gradient, seen with `gradientShape`, summed over the dimensions where the input
 /// (seen with `inputShape`, right-aligned) has size 1.
+///
+/// Dimensions are classed as kept (the input's) or summed, size-1 ones dropped and neighbours of one class
+/// merged; the input gradient is then contiguous over the kept ones. Work is split by input element (and by
+/// ranges of a kept innermost dimension), each task adding every summed combination in order.
 final class ReduceGradientKernel: GradientKernel {
     let dtype: DType
-    let gradientShape: [Int]
-    let inputShape: [Int]
+    let gradientCount: Int
+    let inputCount: Int
+    /// Whether the innermost merged dimension is kept (rows are added) or summed (runs are summed).
+    let innerKept: Bool
+    let inner: Int
+    /// The other kept dimensions, and their strides in the gradient.
+    let keptShape: [Int]
+    let keptStrides: [Int]
+    /// Gradient offset of every combination of the other summed dimensions.
+    let summedOffsets: [Int]
 
     init(_ dtype: DType, gradientShape: [Int], inputShape: [Int]) {
         self.dtype = dtype
-        self.gradientShape = gradientShape
-        self.inputShape = inputShape
+        gradientCount = ShapeUtil.count(gradientShape)
+        inputCount = ShapeUtil.count(inputShape)
+        let padded = Array(repeating: 1, count: max(gradientShape.count - inputShape.count, 0)) + inputShape
+        let strides = ShapeUtil.contiguousStrides(gradientShape)
+        var dims: [(size: Int, summed: Bool, stride: Int)] = []
+        for k in gradientShape.indices where gradientShape[k] != 1 {
+            let summed = padded[k] == 1
+            if let last = dims.last, last.summed == summed {
+                dims[dims.count - 1] = (last.size * gradientShape[k], summed, strides[k])
+            } else {
+                dims.append((gradientShape[k], summed, strides[k]))
+            }
+        }
+        let last = dims.popLast() ?? (1, false, 1)
+        innerKept = !last.summed
+        inner = last.size
+        let kept = dims.filter { !$0.summed }
+        keptShape = kept.map(\.size)
+        keptStrides = kept.map(\.stride)
+        var offsets = [0]
+        for d in dims where d.summed {
+            offsets = offsets.flatMap { base in (0..<d.size).map { base + $0 * d.stride } }
+        }
+        summedOffsets = offsets
     }
 
     func readsInput(_ index: Int) -> Bool { false }
@@ -458,14 +501,65 @@ final class ReduceGradientKernel: GradientKernel {
 
     func backward(_ pass: BackwardPass) throws {
         guard let (dx, dy) = gradients(pass) else { return }
-        let g = try dy.reshaped(gradientShape)
-        let t = try dx.reshaped(inputShape)
-        try dispatch(dtype, Body(g: g, t: t))
+        guard dx.count == inputCount, dy.count == gradientCount else {
+            throw AidgeError.shapeMismatch("a gradient of shape \(dy.shape) for an input of shape \(dx.shape) was not planned")
+        }
+        try dispatch(dtype, Body(kernel: self, dx: dx, dy: dy))
     }
 
     private struct Body: GradientBody {
-        let g: Tensor, t: Tensor
-        func run<T: GradientFloat>(_: T.Type) { accumulateReduced(g, into: t, T.self) }
+        let kernel: ReduceGradientKernel
+        let dx: Tensor, dy: Tensor
+        func run<T: GradientFloat>(_: T.Type) {
+            let k = kernel
+            let d = dx.pointer(as: T.self)
+            let s = UnsafePointer(dy.pointer(as: T.self))
+            let (keptShape, keptStrides, inner) = (k.keptShape, k.keptStrides, k.inner)
+            let rows = ShapeUtil.count(keptShape)
+            func base(_ row: Int) -> Int {
+                var rest = row
+                var offset = 0
+                for j in stride(from: keptShape.count - 1, through: 0, by: -1) {
+                    offset += rest % keptShape[j] * keptStrides[j]
+                    rest /= keptShape[j]
+                }
+                return offset
+            }
+            k.summedOffsets.withUnsafeBufferPointer { summed in
+                if k.innerKept {
+                    // Rows of the input gradient, each the sum of its summed rows of the output gradient.
+                    let (ranges, length) = innerRanges(outer: rows, inner: inner)
+                    let grain = max(1, (1 << 14) / max(summed.count * length, 1))
+                    Parallel.forEach(rows * ranges, grain: grain) { tasks in
+                        for task in tasks {
+                            let row = task / ranges
+                            let c0 = (task % ranges) * length
+                            let width = min(c0 + length, inner) - c0
+                            if width <= 0 { continue }
+                            let to = d + row * inner + c0
+                            let from = s + base(row) + c0
+                            for offset in summed {
+                                let p = from + offset
+                                for j in 0..<width { to[j] += p[j] }
+                            }
+                        }
+                    }
+                } else {
+                    // Elements of the input gradient, each the sum of contiguous runs of the output gradient.
+                    Parallel.forEach(rows, grain: max(1, (1 << 14) / max(summed.count * inner, 1))) { range in
+                        for row in range {
+                            let from = s + base(row)
+                            var sum: T = 0
+                            for offset in summed {
+                                let p = from + offset
+                                for j in 0..<inner { sum += p[j] }
+                            }
+                            d[row] += sum
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -55,11 +55,17 @@ final class ShapeGradientTests: XCTestCase {
         try checkGradients("Expand", inputs: [randomTensor([3, 1]), int64Vector([2, 3, 4])], constants: [1])
         try checkGradients("Expand", inputs: [randomTensor([1]), int64Vector([5])], constants: [1])
         try checkGradients("Expand", inputs: [randomTensor([2, 3]), int64Vector([2, 3])], constants: [1])
+        // Summed dimensions before, between and after kept ones; an input of higher rank than the shape.
+        try checkGradients("Expand", inputs: [randomTensor([2, 1, 4]), int64Vector([3, 2, 5, 4])], constants: [1])
+        try checkGradients("Expand", inputs: [randomTensor([1, 3, 1, 1]), int64Vector([2, 1, 4, 70])], constants: [1])
+        try checkGradients("Expand", inputs: [randomTensor([4, 1, 2]), int64Vector([3, 1])], constants: [1])
     }
 
     func testTile() throws {
         try checkGradients("Tile", inputs: [randomTensor([2, 1, 3]), int64Vector([2, 3, 2])], constants: [1])
         try checkGradients("Tile", inputs: [randomTensor([4]), int64Vector([1])], constants: [1])
+        try checkGradients("Tile", inputs: [randomTensor([3, 2]), int64Vector([1, 0])], constants: [1])
+        try checkGradients("Tile", inputs: [randomTensor([1, 70]), int64Vector([3, 2])], constants: [1])
     }
 
     func testPad() throws {
