@@ -94,19 +94,29 @@ enum ConvColumns {
     }
 }
 
-/// Runs the batch of a convolution's backward split over threads: `body(images, scratch, dW, threads)` for each
-/// part, with `scratch` elements of its own (column matrices) and the weight gradient to add into.
+/// The weight gradient of a convolution as computed per thread: `groups` blocks of `rows x cols`, each stored
+/// transposed (`cols x rows`) so that its GEMM has the long column matrix as the packed-in-place A operand and
+/// the few output channels as a full-width B tile.
+struct TransposedWeightBlocks {
+    var groups: Int
+    var rows: Int
+    var cols: Int
+    var count: Int { groups * rows * cols }
+}
+
+/// Runs the batch of a convolution's backward split over threads: `body(images, scratch, partial, threads)` for
+/// each part, with `scratch` elements of its own (column matrices) and, when `dw` is given, a zeroed partial
+/// weight gradient (`TransposedWeightBlocks`) to add into. The partials are added, transposed back, into `dw` at
+/// the end, so no two threads write one element.
 ///
-/// The first part adds into `dW` itself, the others into zeroed partial sums of their own, added to `dW` at the
-/// end, so no two threads write one element. With a single part (batch 1, one thread) the GEMMs inside get
-/// every thread (`threads`), else one each.
+/// With a single part (batch 1, one thread) the GEMMs inside get every thread (`threads`), else one each.
 func convolutionBatches<T: GradientFloat>(
-    batch: Int, scratch: Int, weights dw: UnsafeMutablePointer<T>?, weightCount: Int,
+    batch: Int, scratch: Int, weights dw: UnsafeMutablePointer<T>?, blocks: TransposedWeightBlocks,
     _ body: (Range<Int>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>?, Int) -> Void
 ) {
     let threads = Parallel.threads
     let slots = max(1, min(threads, batch))
-    let partial = dw == nil ? 0 : weightCount
+    let partial = dw == nil ? 0 : blocks.count
     // Each part's region starts on a 64-byte boundary.
     let perSlot = (scratch + partial + 15) / 16 * 16
     let elements = max(slots * perSlot, 1)
@@ -115,19 +125,23 @@ func convolutionBatches<T: GradientFloat>(
             Parallel.forEach(slots) { range in
                 for slot in range {
                     let mine = base + slot * perSlot
-                    var target = dw
-                    if slot > 0, dw != nil {
-                        (mine + scratch).update(repeating: 0, count: weightCount)
-                        target = mine + scratch
-                    }
-                    body(batch * slot / slots..<batch * (slot + 1) / slots, mine, target, slots == 1 ? threads : 1)
+                    if dw != nil { (mine + scratch).update(repeating: 0, count: partial) }
+                    body(
+                        batch * slot / slots..<batch * (slot + 1) / slots, mine, dw == nil ? nil : mine + scratch,
+                        slots == 1 ? threads : 1)
                 }
             }
-            guard slots > 1, let dw else { return }
-            Parallel.forEach(weightCount, grain: 4096) { range in
-                for slot in 1..<slots {
-                    let p = base + slot * perSlot + scratch
-                    for i in range { dw[i] += p[i] }
+            guard let dw else { return }
+            // dW[g][i][j] += sum over parts of partial[g][j][i].
+            let (rows, cols) = (blocks.rows, blocks.cols)
+            Parallel.forEach(blocks.groups * rows, grain: max(1, 4096 / max(cols * slots, 1))) { range in
+                for gi in range {
+                    let (g, i) = gi.quotientAndRemainder(dividingBy: rows)
+                    let out = dw + gi * cols
+                    for slot in 0..<slots {
+                        let p = base + slot * perSlot + scratch + g * rows * cols + i
+                        for j in 0..<cols { out[j] += p[j * rows] }
+                    }
                 }
             }
         }

@@ -8,7 +8,8 @@ func registerConvolutionGradients(_ registry: KernelRegistry) {
 
 /// Conv: per image and group, Y = W (out channels x columns) * cols, cols the image's column matrix.
 ///
-/// dW += dY * cols^T (summed over the batch, per-thread partial sums), dX += col2im(W^T * dY), dB += the sum of
+/// dW += dY * cols^T (summed over the batch in per-thread partial sums, computed transposed: cols as the long
+/// A operand, the output channels as B), dX += col2im(W^T * dY), dB += the sum of
 /// dY over the batch and positions. A 1x1 stride-1 unpadded convolution uses the image as its own column
 /// matrix; a depthwise one (one input channel per group) runs direct loops instead of GEMMs of one row.
 final class ConvGradientKernel: GradientKernel {
@@ -93,25 +94,26 @@ final class ConvGradientKernel: GradientKernel {
         let positions = s.outputSpatial
         let pointwise = self.pointwise
         convolutionBatches(
-            batch: g.batch, scratch: pointwise ? 0 : kg * positions, weights: dw, weightCount: g.outChannels * kg
-        ) { images, cols, dwTarget, threads in
+            batch: g.batch, scratch: pointwise ? 0 : kg * positions, weights: dw,
+            blocks: TransposedWeightBlocks(groups: g.group, rows: mg, cols: kg)
+        ) { images, cols, dwPartial, threads in
             for n in images {
                 for gi in 0..<g.group {
                     let xg = x + (n * g.inChannels + gi * s.channels) * inPlane
                     let dyg = dy + (n * g.outChannels + gi * mg) * positions
                     let wg = w + gi * mg * kg
-                    if let dwTarget {
-                        // dW_g (mg x kg) += dY_g (mg x P) * cols^T.
-                        let b: UnsafePointer<T>
+                    if let dwPartial {
+                        // dW_g^T (kg x mg) += cols (kg x P) * dY_g^T.
+                        let a: UnsafePointer<T>
                         if pointwise {
-                            b = xg
+                            a = xg
                         } else {
                             ConvColumns.im2col(xg, s, into: cols)
-                            b = UnsafePointer(cols)
+                            a = UnsafePointer(cols)
                         }
                         gradientGEMM(
-                            transB: true, m: mg, n: kg, k: positions, a: dyg, lda: positions, b: b, ldb: positions,
-                            c: dwTarget + gi * mg * kg, ldc: kg, threads: threads)
+                            transB: true, m: kg, n: mg, k: positions, a: a, lda: positions, b: dyg, ldb: positions,
+                            c: dwPartial + gi * kg * mg, ldc: mg, threads: threads)
                     }
                     if let dx {
                         // dcols (kg x P) = W_g^T * dY_g, added back into the image.

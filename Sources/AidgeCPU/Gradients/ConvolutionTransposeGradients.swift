@@ -5,8 +5,8 @@ import AidgeCore
 ///
 /// col2im's adjoint is im2col of dY, read as a convolution from the output back to the input positions (same
 /// kernel, strides, dilations and pads): dcols = im2col(dY_g) (out channels per group x kernel volume, input
-/// positions). Then dX_g += W_g * dcols, dW_g += X_g * dcols^T (summed over the batch, per-thread partial sums),
-/// and dB += the sum of dY over the batch and positions.
+/// positions). Then dX_g += W_g * dcols, dW_g += X_g * dcols^T (summed over the batch in per-thread partial sums,
+/// computed transposed) and dB += the sum of dY over the batch and positions.
 final class ConvTransposeGradientKernel: GradientKernel {
     private let g: ConvTransposeGeometry
     /// The adjoint convolution: `channels` are output channels per group, `d/h/w` the output's spatial size,
@@ -78,17 +78,18 @@ final class ConvTransposeGradientKernel: GradientKernel {
         let outPlane = s.inputSpatial  // the output's
         let mg = s.channels
         convolutionBatches(
-            batch: g.batch, scratch: rows * positions, weights: dw, weightCount: g.inChannels * rows
-        ) { images, cols, dwTarget, threads in
+            batch: g.batch, scratch: rows * positions, weights: dw,
+            blocks: TransposedWeightBlocks(groups: g.group, rows: cg, cols: rows)
+        ) { images, cols, dwPartial, threads in
             for n in images {
                 for gi in 0..<g.group {
                     ConvColumns.im2col(dy + (n * g.outChannels + gi * mg) * outPlane, s, into: cols)
                     let xg = x + (n * g.inChannels + gi * cg) * positions
-                    if let dwTarget {
-                        // dW_g (cg x rows) += X_g (cg x P) * dcols^T.
+                    if let dwPartial {
+                        // dW_g^T (rows x cg) += dcols (rows x P) * X_g^T.
                         gradientGEMM(
-                            transB: true, m: cg, n: rows, k: positions, a: xg, lda: positions, b: cols,
-                            ldb: positions, c: dwTarget + gi * cg * rows, ldc: rows, threads: threads)
+                            transB: true, m: rows, n: cg, k: positions, a: cols, lda: positions, b: xg,
+                            ldb: positions, c: dwPartial + gi * rows * cg, ldc: cg, threads: threads)
                     }
                     if let dx {
                         // dX_g (cg x P) += W_g (cg x rows) * dcols.
