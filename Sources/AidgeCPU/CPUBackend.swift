@@ -23,6 +23,7 @@ public enum CPUBackend: Backend {
         registerResizeKernels(registry)
         registerShapeKernels(registry)
         registerIndexingKernels(registry)
+        registerRecurrentKernels(registry)
         registerGradientKernels(registry)
     }
 

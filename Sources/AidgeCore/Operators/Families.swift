@@ -12,5 +12,6 @@ extension OperatorSchema {
         resizeSchemas,
         shapeSchemas,
         indexingSchemas,
+        recurrentSchemas,
     ]
 }
