@@ -133,15 +133,3 @@ def test_resize_linear_1d_and_bicubic() -> None:
         mode="cubic", coordinate_transformation_mode="align_corners",
     )
 
-
-def test_resize_antialias() -> None:
-    # A downscale where ONNX's and PyTorch's antialiasing filters agree (a ratio of 9/4 and 11/5).
-    x = rand(1, 2, 9, 11)
-    resize(
-        x, (4, 5), lambda t: F.interpolate(t, size=(4, 5), mode="bilinear", antialias=True, align_corners=False),
-        mode="linear", antialias=1, coordinate_transformation_mode="half_pixel",
-    )
-    resize(
-        x, (4, 5), lambda t: F.interpolate(t, size=(4, 5), mode="bicubic", antialias=True, align_corners=False),
-        mode="cubic", antialias=1, cubic_coeff_a=-0.5, coordinate_transformation_mode="half_pixel",
-    )
