@@ -133,3 +133,17 @@ def test_resize_linear_1d_and_bicubic() -> None:
         mode="cubic", coordinate_transformation_mode="align_corners",
     )
 
+
+
+@pytest.mark.parametrize("size", [(4, 6), (3, 7), (6, 10)])
+def test_resize_antialias(size: tuple[int, int]) -> None:
+    # PyTorch's antialiasing drops the taps outside the input and renormalises: ONNX's exclude_outside.
+    x = rand(1, 2, 8, 12)
+    resize(
+        x, size, lambda t: F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False),
+        mode="linear", antialias=1, exclude_outside=1, coordinate_transformation_mode="half_pixel",
+    )
+    resize(
+        x, size, lambda t: F.interpolate(t, size=size, mode="bicubic", antialias=True, align_corners=False),
+        mode="cubic", antialias=1, exclude_outside=1, cubic_coeff_a=-0.5, coordinate_transformation_mode="half_pixel",
+    )
