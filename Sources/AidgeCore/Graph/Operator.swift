@@ -55,12 +55,15 @@ public struct OperatorSchema: Sendable {
     public let nonDifferentiable: Set<Int>
     /// Float inputs that a training-mode run updates in place (BatchNormalization's running statistics).
     public let stateInputs: Set<Int>
+    /// Whether the operator computes differently in training mode (BatchNormalization, Dropout): its training
+    /// forward is then required, not only its backward.
+    public let hasTrainingForm: Bool
     public let infer: Inference
 
     public init(
         _ type: String, inputs: [String], minInputs: Int? = nil, variadic: Bool = false, outputs: Int = 1,
         deterministic: Bool = true, nonDifferentiable: Set<Int> = [], stateInputs: Set<Int> = [],
-        infer: @escaping Inference
+        trainingForm: Bool = false, infer: @escaping Inference
     ) {
         self.type = type
         self.inputNames = inputs
@@ -70,6 +73,7 @@ public struct OperatorSchema: Sendable {
         self.isDeterministic = deterministic
         self.nonDifferentiable = nonDifferentiable.union(stateInputs)
         self.stateInputs = stateInputs
+        self.hasTrainingForm = trainingForm
         self.infer = infer
     }
 

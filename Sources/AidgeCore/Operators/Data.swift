@@ -48,7 +48,10 @@ extension OperatorSchema {
         OperatorSchema("Identity", inputs: ["input"], infer: sameAsFirst),
 
         // Inference Dropout: output 0 is the input, the optional output 1 (`mask`) is all true.
-        OperatorSchema("Dropout", inputs: ["data", "ratio", "training_mode"], minInputs: 1, nonDifferentiable: [1]) { _, inputs in
+        OperatorSchema(
+            "Dropout", inputs: ["data", "ratio", "training_mode"], minInputs: 1, nonDifferentiable: [1],
+            trainingForm: true
+        ) { _, inputs in
             let x = try inputs.required(0)
             if let ratio = inputs.optional(1) {
                 try expect(ratio, in: floatTypes, "ratio")

@@ -138,9 +138,9 @@ struct PlanBuilder {
                 do {
                     gradient = try factory(p.request)
                 } catch {
-                    // Reported by backward (or here, when training mode needs the training forward).
+                    // Reported by backward, or here when training mode needs the operator's training form.
                     failure = error.aidgePrefixed("backward of \(p.node.type) node \(p.node.name)")
-                    if mode.training, let failure { throw failure }
+                    if mode.training, p.node.op.schema?.hasTrainingForm ?? false, let failure { throw failure }
                 }
             }
             gradients.append(gradient)

@@ -39,7 +39,8 @@ let gradientsFunction: KeywordFunction = { _, args, kwargs in
         let training = try a["training"].map { PyObject_IsTrue($0) == 1 } ?? false
         let (outputs, gradients) = try withoutGIL {
             try Scheduler.operatorGradients(
-                type, attributes, inputs: inputs, constants: constants, outputGradients: seeds, training: training)
+                type, attributes, inputs: inputs, constants: constants, outputs: seeds.count, outputGradients: seeds,
+                training: training)
         }
         let outList = try makeList(try outputs.map(TensorType.wrap))
         let gradList = try makeList(try gradients.map { g in try g.map(TensorType.wrap) ?? aidge_none() })
