@@ -32,122 +32,6 @@ private final class ResizeBuffer<T> {
     deinit { pointer.deallocate() }
 }
 
-// MARK: Sampling of one axis
-
-/// For each output index of one axis: `count` input indices (clamped into the input) and weights, and whether
-/// the index lies outside the region of interest (tf_crop_and_resize writes `extrapolation_value` there).
-private struct ResizeTaps {
-    var count: Int
-    var index: [Int]
-    var weight: [Double]
-    var extrapolated: [Bool]
-
-    /// Whether sampling this axis changes nothing.
-    func isIdentity(inputLength: Int) -> Bool {
-        let outputLength = extrapolated.count
-        guard outputLength == inputLength, !extrapolated.contains(true) else { return false }
-        for o in 0..<outputLength {
-            var own = 0.0
-            for k in 0..<count {
-                let w = weight[o * count + k]
-                if index[o * count + k] == o { own += w } else if w != 0 { return false }
-            }
-            if abs(own - 1) > 1e-12 { return false }
-        }
-        return true
-    }
-}
-
-/// Keys' cubic convolution kernel with coefficient `a`.
-private func cubicKernel(_ x: Double, _ a: Double) -> Double {
-    let x = abs(x)
-    if x <= 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
-    if x < 2 { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a }
-    return 0
-}
-
-/// The sampling of `axis`, following ONNX's reference implementation: the coordinate `x` splits into
-/// `left + ratio` with `ratio` in (0, 1]; tap `k` reads index `left + start + k`.
-private func resizeTaps(_ g: ResizeGeometry, axis: Int) -> ResizeTaps {
-    let inputLength = g.inputShape[axis]
-    let outputLength = g.outputShape[axis]
-    let s = min(g.scales[axis], 1)
-    let a = g.cubicCoefficientA
-    let start: Int
-    let count: Int
-    switch g.mode {
-    case .nearest:
-        (start, count) = (0, 2)
-    case .linear:
-        let first = g.antialias ? Int((-1 / s).rounded(.down)) + 1 : 0
-        (start, count) = (first, 2 - 2 * first)
-    case .cubic:
-        let first = g.antialias ? Int((-2 / s).rounded(.down)) + 1 : -1
-        (start, count) = (first, 2 - 2 * first)
-    }
-    var taps = ResizeTaps(
-        count: count, index: [Int](repeating: 0, count: outputLength * count),
-        weight: [Double](repeating: 0, count: outputLength * count),
-        extrapolated: [Bool](repeating: false, count: outputLength))
-    var w = [Double](repeating: 0, count: count)
-    for o in 0..<outputLength {
-        let source = g.sourceCoordinate(o, axis: axis)
-        taps.extrapolated[o] = !source.isFinite || g.isExtrapolated(source, axis: axis)
-        // Far outside the input every tap clamps to an edge: bound the coordinate so it converts to an index.
-        let x = source.isFinite ? min(max(source, -Double(1 << 40)), Double(1 << 40)) : 0
-        let floorX = x.rounded(.down)
-        let integral = floorX == x
-        let ratio = integral ? 1 : x - floorX
-        let left = Int(floorX) - (integral ? 1 : 0)
-        switch g.mode {
-        case .nearest:
-            let up: Bool
-            if integral {
-                up = true
-            } else {
-                switch g.nearestMode {
-                case .roundPreferFloor: up = ratio > 0.5
-                case .roundPreferCeil: up = ratio >= 0.5
-                case .floor: up = false
-                case .ceil: up = true
-                }
-            }
-            w[0] = up ? 0 : 1
-            w[1] = up ? 1 : 0
-        case .linear:
-            if g.antialias {
-                for k in 0..<count { w[k] = max(0, min(1, 1 - abs((Double(start + k) - ratio) * s))) }
-            } else {
-                w[0] = 1 - ratio
-                w[1] = ratio
-            }
-        case .cubic:
-            if g.antialias {
-                for k in 0..<count { w[k] = cubicKernel(s * (Double(start + k) - ratio), a) }
-            } else {
-                w[0] = ((a * (ratio + 1) - 5 * a) * (ratio + 1) + 8 * a) * (ratio + 1) - 4 * a
-                w[1] = ((a + 2) * ratio - (a + 3)) * ratio * ratio + 1
-                w[2] = ((a + 2) * (1 - ratio) - (a + 3)) * (1 - ratio) * (1 - ratio) + 1
-                w[3] = ((a * (2 - ratio) - 5 * a) * (2 - ratio) + 8 * a) * (2 - ratio) - 4 * a
-            }
-        }
-        if g.antialias {
-            let total = w.reduce(0, +)
-            if total != 0 { for k in 0..<count { w[k] /= total } }
-        }
-        if g.excludeOutside && g.mode != .nearest {
-            for k in 0..<count where !(0..<inputLength).contains(left + start + k) { w[k] = 0 }
-            let total = w.reduce(0, +)
-            if total != 0 { for k in 0..<count { w[k] /= total } }
-        }
-        for k in 0..<count {
-            taps.index[o * count + k] = min(max(left + start + k, 0), max(inputLength - 1, 0))
-            taps.weight[o * count + k] = w[k]
-        }
-    }
-    return taps
-}
-
 // MARK: Factory
 
 private func makeResizeKernel(_ request: KernelRequest) throws -> any Kernel {
@@ -155,7 +39,7 @@ private func makeResizeKernel(_ request: KernelRequest) throws -> any Kernel {
     let geometry = try ResizeGeometry(type: type, attributes: request.attributes, inputs: request.inputs)
     let x = try request.input(0)
     let rank = x.shape.count
-    let taps = (0..<rank).map { resizeTaps(geometry, axis: $0) }
+    let taps = (0..<rank).map { ResizeAxisSampling(geometry, axis: $0) }
     let resized = (0..<rank).filter { !taps[$0].isIdentity(inputLength: x.shape[$0]) }
     if resized.isEmpty || ShapeUtil.count(geometry.outputShape) == 0 {
         return ResizeCopyKernel(x.dtype, inputCount: x.count, outputCount: ShapeUtil.count(geometry.outputShape))
@@ -231,7 +115,7 @@ private final class ResizeNearestKernel: Kernel {
     /// `extrapolation_value` in the element type (its bytes).
     let fill: Tensor
 
-    init(_ g: ResizeGeometry, _ taps: [ResizeTaps], dtype: DType) throws {
+    init(_ g: ResizeGeometry, _ taps: [ResizeAxisSampling], dtype: DType) throws {
         self.dtype = dtype
         inputCount = ShapeUtil.count(g.inputShape)
         outputShape = g.outputShape
@@ -342,7 +226,7 @@ private final class ResizePass<T: BinaryFloatingPoint & SIMDScalar> {
     let extrapolates: Bool
     let fill: T
 
-    init(outer: Int, inLength: Int, inner: Int, _ t: ResizeTaps, fill: Double) {
+    init(outer: Int, inLength: Int, inner: Int, _ t: ResizeAxisSampling, fill: Double) {
         self.outer = outer
         self.inLength = inLength
         self.outLength = t.extrapolated.count
@@ -455,7 +339,7 @@ private final class ResizeInterpolateKernel<T: BinaryFloatingPoint & SIMDScalar>
     let passes: [ResizePass<T>]
     let buffers: [ResizeBuffer<T>]
 
-    init(_ g: ResizeGeometry, _ taps: [ResizeTaps], axes: [Int]) {
+    init(_ g: ResizeGeometry, _ taps: [ResizeAxisSampling], axes: [Int]) {
         inputCount = ShapeUtil.count(g.inputShape)
         outputCount = ShapeUtil.count(g.outputShape)
         var shape = g.inputShape
