@@ -20,7 +20,7 @@ final class ConvGradientKernel: GradientKernel {
     private let mg: Int
     private let kg: Int
     private let pointwise: Bool
-    private let depthwise: Bool
+    private let depthwise: DepthwiseConvGradient?
 
     init(_ request: KernelRequest) throws {
         g = try ConvGeometry(request.attributes, request.inputs)
@@ -37,8 +37,8 @@ final class ConvGradientKernel: GradientKernel {
         pointwise =
             shape.kernelVolume == 1 && shape.sd == 1 && shape.sh == 1 && shape.sw == 1 && shape.pd == 0
             && shape.ph == 0 && shape.pw == 0 && shape.outputSpatial == shape.inputSpatial
-        depthwise = shape.channels == 1 && g.group > 1
-        if !depthwise {
+        depthwise = shape.channels == 1 && g.group > 1 ? DepthwiseConvGradient(g: g, s: shape) : nil
+        if depthwise == nil {
             ScratchPool.shared.reserve(
                 floats: convolutionBatchScratchFloats(
                     batch: g.batch, scratch: pointwise ? 0 : kg * shape.outputSpatial,
@@ -75,9 +75,8 @@ final class ConvGradientKernel: GradientKernel {
             if dx == nil && dw == nil { return }
             let xp = UnsafePointer(x.pointer(as: T.self))
             let wp = UnsafePointer(w.pointer(as: T.self))
-            if k.depthwise {
-                DepthwiseConvGradient(g: k.g, s: k.s)
-                    .run(x: xp, w: wp, dy: gp, dx: dx?.pointer(as: T.self), dw: dw?.pointer(as: T.self))
+            if let depthwise = k.depthwise {
+                depthwise.run(x: xp, w: wp, dy: gp, dx: dx?.pointer(as: T.self), dw: dw?.pointer(as: T.self))
             } else {
                 k.columns(x: xp, w: wp, dy: gp, dx: dx?.pointer(as: T.self), dw: dw?.pointer(as: T.self))
             }

@@ -43,6 +43,18 @@ final class ConvolutionGradientTests: XCTestCase {
             [2, 2, 7, 6], [4, 1, 3, 2], ["group": .int(2), "strides": .ints([2, 2]), "dilations": .ints([1, 2]), "pads": .ints([1, 0, 1, 2])])
     }
 
+    /// Each path of the bordered-plane loops: unit strides, a row stride, a column stride; 1-D and 3-D.
+    func testConvDepthwiseStridesAndRanks() throws {
+        try conv([2, 2, 6, 7], [2, 1, 3, 3], ["group": .int(2), "strides": .ints([2, 1]), "pads": .ints([1, 1, 0, 1])])
+        try conv([2, 2, 6, 7], [2, 1, 2, 3], ["group": .int(2), "strides": .ints([1, 2]), "dilations": .ints([2, 1])])
+        // The last input row and column are past every window (stride 2 over 7 with a 2-tap kernel).
+        try conv([1, 2, 7, 7], [2, 1, 2, 2], ["group": .int(2), "strides": .ints([2, 2])])
+        try conv([2, 3, 9], [6, 1, 3], ["group": .int(3), "strides": .ints([2]), "pads": .ints([2, 1])])
+        try conv(
+            [1, 2, 4, 4, 5], [4, 1, 2, 3, 2],
+            ["group": .int(2), "strides": .ints([2, 1, 1]), "pads": .ints([1, 1, 0, 0, 1, 1]), "dilations": .ints([1, 1, 2])])
+    }
+
     func testConvPointwise() throws {
         try conv([2, 3, 4, 4], [5, 3, 1, 1])
         try conv([2, 4, 3, 3], [4, 2, 1, 1], ["group": .int(2)])
