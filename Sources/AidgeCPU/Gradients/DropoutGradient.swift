@@ -13,8 +13,8 @@ func registerDropoutGradient(_ registry: KernelRegistry) {
 /// The forward saves the multiplier of each element (0 or `1 / (1 - ratio)`, 1 in evaluation), so backward is
 /// `dx += dy · multiplier`, and writes the boolean mask to output 1 when the node has it.
 ///
-/// Random bits: element pairs hash a counter (SplitMix64's finaliser of the run's key and the pair's index), so
-/// any split of the elements over threads draws the same mask. Each run draws a new key from the kernel's
+/// Random bits: each element hashes its index with the run's key (`Bits`), so any split of the elements over
+/// threads draws the same mask. Each run draws a new key from the kernel's
 /// generator, seeded by the `seed` attribute (the same masks run after run, model after model) or at random.
 final class DropoutGradient: GradientKernel {
     let dtype: DType
@@ -83,16 +83,18 @@ final class DropoutGradient: GradientKernel {
             return
         }
         let key = generator.withLock { $0.next() }
-        // Kept where the element's 32 random bits are >= ratio · 2^32 (ratio 1 keeps nothing).
-        let threshold = UInt64((ratio * 4_294_967_296).rounded(.up))
+        // Kept where the element's 32 random bits are >= ratio · 2^32 (a threshold past 2^32 - 1 keeps nothing).
+        let threshold = (ratio * 4_294_967_296).rounded(.up)
+        let keepNone = threshold > 4_294_967_295
+        let bits = Bits(key: key, threshold: keepNone ? 0 : UInt32(threshold))
         let maskPointer = mask.map { $0.rawPointer.assumingMemoryBound(to: UInt8.self) }
         switch dtype {
         case .float32:
             drop(x.pointer(as: Float.self), y.pointer(as: Float.self), multiplier.pointer(as: Float.self), maskPointer,
-                 key: key, threshold: threshold, scale: Float(ratio < 1 ? 1 / (1 - ratio) : 0))
+                 bits, scale: keepNone ? 0 : Float(1 / (1 - ratio)))
         default:
             drop(x.pointer(as: Double.self), y.pointer(as: Double.self), multiplier.pointer(as: Double.self), maskPointer,
-                 key: key, threshold: threshold, scale: ratio < 1 ? 1 / (1 - ratio) : 0)
+                 bits, scale: keepNone ? 0 : 1 / (1 - ratio))
         }
     }
 
@@ -102,34 +104,65 @@ final class DropoutGradient: GradientKernel {
         }
     }
 
-    /// SplitMix64's output function: 64 well-mixed bits of `z`.
-    @inline(__always)
-    private static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+    /// The keep decision of each element: a counter-based hash (two rounds of Wellons' lowbias32, keyed by the
+    /// run's 64-bit key) of the element's index, compared with the threshold; 8 elements at a time.
+    struct Bits {
+        let k0: UInt32, k1: UInt32
+        let threshold: UInt32
+
+        init(key: UInt64, threshold: UInt32) {
+            k0 = UInt32(truncatingIfNeeded: key)
+            k1 = UInt32(truncatingIfNeeded: key >> 32)
+            self.threshold = threshold
+        }
+
+        @inline(__always)
+        static func mix(_ value: SIMD8<UInt32>) -> SIMD8<UInt32> {
+            var h = value
+            h ^= h &>> 16
+            h &*= 0x7FEB_352D
+            h ^= h &>> 15
+            h &*= 0x846C_A68B
+            h ^= h &>> 16
+            return h
+        }
+
+        /// 1 where element `start + lane` is kept, else 0.
+        @inline(__always)
+        func kept(_ start: Int) -> SIMD8<UInt32> {
+            let index = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: start)) &+ SIMD8(0, 1, 2, 3, 4, 5, 6, 7)
+            let high = UInt32(truncatingIfNeeded: start >> 32) &* 0x9E37_79B9
+            let h = Self.mix(Self.mix(index ^ SIMD8(repeating: k0)) ^ SIMD8(repeating: k1 ^ high))
+            return SIMD8<UInt32>(repeating: 0).replacing(with: 1, where: h .>= SIMD8(repeating: threshold))
+        }
     }
 
-    private func drop<T: GradientFloat>(
+    private func drop<T: GradientFloat & SIMDScalar>(
         _ x: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>, _ multiplier: UnsafeMutablePointer<T>,
-        _ mask: UnsafeMutablePointer<UInt8>?, key: UInt64, threshold: UInt64, scale: T
+        _ mask: UnsafeMutablePointer<UInt8>?, _ bits: Bits, scale: T
     ) {
-        let pairs = (count + 1) / 2
         let count = self.count
-        Parallel.forEach(pairs, grain: 1 << 13) { range in
-            for pair in range {
-                let bits = Self.mix(key &+ UInt64(pair) &* 0x9E37_79B9_7F4A_7C15)
-                let i = 2 * pair
-                let m0: T = (bits & 0xFFFF_FFFF) >= threshold ? scale : 0
-                multiplier[i] = m0
-                y[i] = x[i] * m0
-                mask?[i] = m0 != 0 ? 1 : 0
-                if i + 1 < count {
-                    let m1: T = (bits >> 32) >= threshold ? scale : 0
-                    multiplier[i + 1] = m1
-                    y[i + 1] = x[i + 1] * m1
-                    mask?[i + 1] = m1 != 0 ? 1 : 0
+        let blocks = (count + 7) / 8
+        let vs = SIMD8<T>(repeating: scale)
+        Parallel.forEach(blocks, grain: 1 << 11) { range in
+            for block in range {
+                let i = block * 8
+                let keep = bits.kept(i)
+                let m = SIMD8<T>(keep) * vs
+                if i + 8 <= count {
+                    UnsafeMutableRawPointer(multiplier + i).storeBytes(of: m, as: SIMD8<T>.self)
+                    let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<T>.self) * m
+                    UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD8<T>.self)
+                    if let mask {
+                        UnsafeMutableRawPointer(mask + i).storeBytes(
+                            of: SIMD8<UInt8>(truncatingIfNeeded: keep), as: SIMD8<UInt8>.self)
+                    }
+                } else {
+                    for l in 0..<(count - i) {
+                        multiplier[i + l] = m[l]
+                        y[i + l] = x[i + l] * m[l]
+                        mask?[i + l] = UInt8(truncatingIfNeeded: keep[l])
+                    }
                 }
             }
         }

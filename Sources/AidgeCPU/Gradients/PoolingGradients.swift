@@ -50,6 +50,8 @@ final class MaxPoolGradient: GradientKernel {
     let planes: Int
     let outputShape: [Int]
     let columnMajorIndices: Bool
+    /// Interior outputs of each row (every column tap inside the input), and the end of the vector path.
+    let owLo: Int, owHi: Int, owHiVector: Int
 
     init(_ request: KernelRequest) throws {
         let x = try request.input(0)
@@ -60,6 +62,16 @@ final class MaxPoolGradient: GradientKernel {
         }
         outputShape = Array(x.shape.prefix(2)) + [s.od, s.oh, s.ow].suffix(x.shape.count - 2)
         columnMajorIndices = try request.attributes.int("storage_order", default: 0) != 0
+        // Outputs whose windows have every column tap inside the input: owLo..<owHi (as the inference kernel).
+        let s = self.s
+        let reach = (s.kw - 1) * s.dw
+        owLo = min(s.ow, (s.pw + s.sw - 1) / s.sw)
+        func bound(_ last: Int) -> Int {
+            let top = last - reach + s.pw
+            return top < 0 ? 0 : min(s.ow, top / s.sw + 1)
+        }
+        owHi = max(owLo, bound(s.w - 1))
+        owHiVector = s.sw == 1 ? owHi : s.sw == 2 ? max(owLo, bound(s.w - 2)) : owLo
     }
 
     var savedInfos: [ValueInfo] { [ValueInfo(dtype: .int32, shape: outputShape)] }
@@ -92,45 +104,127 @@ final class MaxPoolGradient: GradientKernel {
     }
 
     /// One plane: the max of each window and where it is. A NaN never wins (as the inference kernel's vector
-    /// path), a window of -infinity and NaN keeps its first element.
+    /// path): a window of -infinity and NaN gives -infinity and keeps its first element. Each output row is cut
+    /// into borders (windows crossing the padding) and an interior; float32 interiors with strides 1 or 2 run 8
+    /// outputs at a time.
     private func plane<T: GradientFloat>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ a: UnsafeMutablePointer<Int32>) {
         let s = self.s
+        let vectorEnd = T.self == Float.self ? owHiVector : owLo
         for od in 0..<s.od {
             let d0 = od * s.sd - s.pd
             let (kdLo, kdHi) = windowTaps(d0, s.dd, s.kd, s.d)
             for oh in 0..<s.oh {
                 let h0 = oh * s.sh - s.ph
                 let (khLo, khHi) = windowTaps(h0, s.dh, s.kh, s.h)
-                let row = (od * s.oh + oh) * s.ow
-                for ow in 0..<s.ow {
+                let yr = y + (od * s.oh + oh) * s.ow
+                let ar = a + (od * s.oh + oh) * s.ow
+                guard kdLo < kdHi && khLo < khHi else {
+                    for ow in 0..<s.ow {
+                        yr[ow] = -.infinity
+                        ar[ow] = -1
+                    }
+                    continue
+                }
+                let window = Window(d0: d0, kdLo: kdLo, kdHi: kdHi, h0: h0, khLo: khLo, khHi: khHi)
+                var ow = 0
+                while ow < owLo {
                     let w0 = ow * s.sw - s.pw
                     let (kwLo, kwHi) = windowTaps(w0, s.dw, s.kw, s.w)
-                    guard kdLo < kdHi, khLo < khHi, kwLo < kwHi else {
-                        y[row + ow] = -.infinity
-                        a[row + ow] = -1
-                        continue
+                    maxOf(x, window, w0, kwLo, kwHi, yr + ow, ar + ow)
+                    ow += 1
+                }
+                if vectorEnd - ow >= 8 {
+                    let xf = UnsafeRawPointer(x).assumingMemoryBound(to: Float.self)
+                    let yf = UnsafeMutableRawPointer(yr).assumingMemoryBound(to: Float.self)
+                    while ow + 8 <= vectorEnd {
+                        maxOf8(xf, window, ow, yf + ow, ar + ow)
+                        ow += 8
                     }
-                    var best = -T.infinity
-                    var at = ((d0 + kdLo * s.dd) * s.h + h0 + khLo * s.dh) * s.w + w0 + kwLo * s.dw
-                    for kd in kdLo..<kdHi {
-                        let id = d0 + kd * s.dd
-                        for kh in khLo..<khHi {
-                            let base = (id * s.h + h0 + kh * s.dh) * s.w + w0
-                            for kw in kwLo..<kwHi {
-                                let i = base + kw * s.dw
-                                let v = x[i]
-                                if v > best {
-                                    best = v
-                                    at = i
-                                }
-                            }
-                        }
-                    }
-                    y[row + ow] = x[at]
-                    a[row + ow] = Int32(truncatingIfNeeded: at)
+                }
+                while ow < owHi {
+                    maxOf(x, window, ow * s.sw - s.pw, 0, s.kw, yr + ow, ar + ow)
+                    ow += 1
+                }
+                while ow < s.ow {
+                    let w0 = ow * s.sw - s.pw
+                    let (kwLo, kwHi) = windowTaps(w0, s.dw, s.kw, s.w)
+                    maxOf(x, window, w0, kwLo, kwHi, yr + ow, ar + ow)
+                    ow += 1
                 }
             }
         }
+    }
+
+    /// The depth and row taps of one output row's windows.
+    private struct Window {
+        let d0: Int, kdLo: Int, kdHi: Int
+        let h0: Int, khLo: Int, khHi: Int
+    }
+
+    /// One window's max and its first position (column taps `kwLo..<kwHi`).
+    @inline(__always)
+    private func maxOf<T: GradientFloat>(
+        _ x: UnsafePointer<T>, _ window: Window, _ w0: Int, _ kwLo: Int, _ kwHi: Int, _ y: UnsafeMutablePointer<T>,
+        _ a: UnsafeMutablePointer<Int32>
+    ) {
+        let s = self.s
+        guard kwLo < kwHi else {
+            y.pointee = -.infinity
+            a.pointee = -1
+            return
+        }
+        var best = -T.infinity
+        var at = ((window.d0 + window.kdLo * s.dd) * s.h + window.h0 + window.khLo * s.dh) * s.w + w0 + kwLo * s.dw
+        for kd in window.kdLo..<window.kdHi {
+            let id = window.d0 + kd * s.dd
+            for kh in window.khLo..<window.khHi {
+                let base = (id * s.h + window.h0 + kh * s.dh) * s.w + w0
+                for kw in kwLo..<kwHi {
+                    let i = base + kw * s.dw
+                    let v = x[i]
+                    if v > best {
+                        best = v
+                        at = i
+                    }
+                }
+            }
+        }
+        y.pointee = best
+        a.pointee = Int32(truncatingIfNeeded: at)
+    }
+
+    /// Eight interior outputs from `ow` (stride 1 or 2, float32): lane-wise compare and select, taps in scan
+    /// order, so ties keep the first as the scalar path. Interior windows of stride 2 end two elements before the
+    /// row does, so the 16-wide loads stay inside the row.
+    @inline(__always)
+    private func maxOf8(
+        _ x: UnsafePointer<Float>, _ window: Window, _ ow: Int, _ y: UnsafeMutablePointer<Float>,
+        _ a: UnsafeMutablePointer<Int32>
+    ) {
+        let s = self.s
+        let w0 = ow * s.sw - s.pw
+        let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) &* Int32(truncatingIfNeeded: s.sw)
+        var best = SIMD8<Float>(repeating: -.infinity)
+        let first = ((window.d0 + window.kdLo * s.dd) * s.h + window.h0 + window.khLo * s.dh) * s.w + w0
+        var at = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: first)) &+ lanes
+        for kd in window.kdLo..<window.kdHi {
+            let id = window.d0 + kd * s.dd
+            for kh in window.khLo..<window.khHi {
+                let base = (id * s.h + window.h0 + kh * s.dh) * s.w + w0
+                for kw in 0..<s.kw {
+                    let p = base &+ kw &* s.dw
+                    let v =
+                        s.sw == 1
+                        ? UnsafeRawPointer(x + p).loadUnaligned(as: SIMD8<Float>.self)
+                        : UnsafeRawPointer(x + p).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                    let wins = v .> best
+                    best.replace(with: v, where: wins)
+                    at.replace(with: SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: p)) &+ lanes, where: wins)
+                }
+            }
+        }
+        UnsafeMutableRawPointer(y).storeBytes(of: best, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(a).storeBytes(of: at, as: SIMD8<Int32>.self)
     }
 
     /// ONNX's Indices: the flat index in the whole input (row-major, or column-major within the plane with

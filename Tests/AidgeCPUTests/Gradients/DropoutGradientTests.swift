@@ -58,6 +58,20 @@ final class DropoutGradientTests: XCTestCase {
         XCTAssertEqual(dx?.doubles(), [Double](repeating: 0, count: 10_000))
     }
 
+    /// A size that is not a multiple of the 8-element blocks: the tail follows the same mask.
+    func testTail() throws {
+        let x = randomTensor([7, 143], seed: 8, shift: 3)
+        let dy = randomTensor([7, 143], seed: 9)
+        let (outputs, dx) = try run(x, ratio: try Tensor([0.25], shape: []), dy: dy, training: true)
+        let mask = try outputs[1].scalars(as: Bool.self)
+        let (xs, ys, gs, dxs) = (x.doubles(), outputs[0].doubles(), dy.doubles(), try XCTUnwrap(dx).doubles())
+        for i in 0..<1001 {
+            XCTAssertEqual(ys[i], mask[i] ? xs[i] / 0.75 : 0, accuracy: 1e-12)
+            XCTAssertEqual(dxs[i], mask[i] ? gs[i] / 0.75 : 0, accuracy: 1e-12)
+        }
+        XCTAssertTrue(mask.suffix(9).contains(true) && mask.contains(false))
+    }
+
     /// Ratio 0 in training and any ratio in evaluation: the identity, forward and backward.
     func testIdentityWithoutDropping() throws {
         let x = randomTensor([3, 50], seed: 5)

@@ -99,6 +99,37 @@ final class PoolingGradientTests: XCTestCase {
         try checkGradients("GlobalMaxPool", inputs: [randomTensor([2, 3, 3, 2, 2], seed: 15)])
     }
 
+    /// The float32 training forward (8 outputs at a time in row interiors) gives the inference kernel's values
+    /// and Indices, ties included (few distinct values), and backward routes to those Indices.
+    func testMaxPoolFloat32VectorPathMatchesInference() throws {
+        _ = cpuRegistered
+        let cases: [(shape: [Int], attributes: Attributes)] = [
+            ([2, 3, 9, 40], ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]),
+            ([2, 2, 8, 41], ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),
+            ([1, 2, 7, 37], ["kernel_shape": .ints([3, 2]), "strides": .ints([1, 1]), "pads": .ints([0, 1, 2, 1])]),
+            ([1, 2, 6, 50], ["kernel_shape": .ints([2, 3]), "strides": .ints([1, 2]), "dilations": .ints([2, 2]),
+                             "ceil_mode": .int(1)]),
+            ([2, 3, 35], ["kernel_shape": .ints([4]), "strides": .ints([1])]),
+            ([1, 2, 3, 4, 33], ["kernel_shape": .ints([2, 2, 2]), "strides": .ints([1, 2, 2])]),
+        ]
+        for (k, c) in cases.enumerated() {
+            for distinct in [true, false] {
+                let values = randomFloats(ShapeUtil.count(c.shape), seed: UInt64(k) + 50).map { distinct ? $0 : ($0 * 2).rounded() }
+                let x = try Tensor(values, shape: c.shape)
+                let inference = try Scheduler.runOperator("MaxPool", c.attributes, inputs: [x], outputs: 2)
+                let dy = try Tensor(randomFloats(inference[0].count, seed: 7), shape: inference[0].shape)
+                let (outputs, grads) = try Scheduler.operatorGradients(
+                    "MaxPool", c.attributes, inputs: [x], outputs: 2, outputGradients: [dy, nil])
+                XCTAssertEqual(try outputs[0].scalars(as: Float.self), try inference[0].scalars(as: Float.self), "case \(k)")
+                let indices = try inference[1].scalars(as: Int64.self)
+                XCTAssertEqual(try outputs[1].scalars(as: Int64.self), indices, "case \(k)")
+                var expected = [Float](repeating: 0, count: x.count)
+                for (o, i) in indices.enumerated() { expected[Int(i)] += try dy.scalars(as: Float.self)[o] }
+                XCTAssertEqual(try grads[0]?.scalars(as: Float.self), expected, "case \(k)")
+            }
+        }
+    }
+
     /// An int8 MaxPool (no gradient) runs its inference kernel in a training plan.
     func testIntegerMaxPoolRunsInTrainingPlans() throws {
         _ = cpuRegistered
