@@ -154,11 +154,19 @@ private func binaryBackward<P: BinaryPartials, T: GradientFloat>(
             partials.reads.contains(1) ? try gradientElements(bTensor ?? pass.input(1), countB, "input 1") : g
         let y: UnsafeMutablePointer<T> =
             partials.readsOutput ? try gradientElements(pass.outputs[0], count, "output") : g
+        // Same shapes (the common case): flat loops, no broadcast bookkeeping.
+        let flat = countA == count && countB == count
         if let da = pass.inputGradient(0) {
             let t: UnsafeMutablePointer<T> = try gradientElements(da, countA, "gradient of input 0")
-            fold.fold(onto: 1, t, count: countA) { base, o, n in
-                foldBinaryRun(base + o[1], kept: sa != 0, n, g + o[0], a + o[1], sa, b + o[2], sb, y + o[0]) {
-                    partials.da($0, $1, $2, $3)
+            if flat {
+                Parallel.forEach(count, grain: BroadcastFold.grain) { range in
+                    for i in range { t[i] += partials.da(g[i], a[i], b[i], y[i]) }
+                }
+            } else {
+                fold.fold(onto: 1, t, count: countA) { base, o, n in
+                    foldBinaryRun(base + o[1], kept: sa != 0, n, g + o[0], a + o[1], sa, b + o[2], sb, y + o[0]) {
+                        partials.da($0, $1, $2, $3)
+                    }
                 }
             }
         }
@@ -166,9 +174,15 @@ private func binaryBackward<P: BinaryPartials, T: GradientFloat>(
             // A gradient of another float dtype (Pow's exponent) is computed in T, then added converted.
             let scratch = db.dtype == T.dtype ? nil : Tensor(zeros: db.shape, dtype: T.dtype)
             let t: UnsafeMutablePointer<T> = try gradientElements(scratch ?? db, countB, "gradient of input 1")
-            fold.fold(onto: 2, t, count: countB) { base, o, n in
-                foldBinaryRun(base + o[2], kept: sb != 0, n, g + o[0], a + o[1], sa, b + o[2], sb, y + o[0]) {
-                    partials.db($0, $1, $2, $3)
+            if flat {
+                Parallel.forEach(count, grain: BroadcastFold.grain) { range in
+                    for i in range { t[i] += partials.db(g[i], a[i], b[i], y[i]) }
+                }
+            } else {
+                fold.fold(onto: 2, t, count: countB) { base, o, n in
+                    foldBinaryRun(base + o[2], kept: sb != 0, n, g + o[0], a + o[1], sa, b + o[2], sb, y + o[0]) {
+                        partials.db($0, $1, $2, $3)
+                    }
                 }
             }
             if let scratch { try Gradients.accumulate(scratch.cast(to: db.dtype), into: db) }
@@ -234,6 +248,13 @@ private func sumBackward<T: GradientFloat>(_ folds: [BroadcastFold], _ scale: Do
             guard let dx = pass.inputGradient(k) else { continue }
             let g: UnsafeMutablePointer<T> = try gradientElements(dy, fold.count, "output gradient")
             let t: UnsafeMutablePointer<T> = try gradientElements(dx, dx.count, "gradient of input \(k)")
+            if dx.count == fold.count {
+                // Same shape as the output: a flat loop.
+                Parallel.forEach(fold.count, grain: BroadcastFold.grain) { range in
+                    for i in range { t[i] += g[i] * factor }
+                }
+                continue
+            }
             let kept = fold.innerStride(1) != 0
             fold.fold(onto: 1, t, count: dx.count) { base, o, n in
                 let (tp, gp) = (base + o[1], g + o[0])

@@ -62,7 +62,6 @@ private enum ReduceKind {
 private func reduceBackward<T: GradientFloat>(
     _ kind: ReduceKind, _ fold: BroadcastFold, reduced: Int, outputs: Int, _: T.Type
 ) -> (BackwardPass) throws -> Void {
-    let n = T(reduced)
     return { pass in
         guard let dx = pass.inputGradient(0), let dy = pass.outputGradient(0) else { return }
         let t: UnsafeMutablePointer<T> = try gradientElements(dx, fold.count, "input gradient")
@@ -70,12 +69,12 @@ private func reduceBackward<T: GradientFloat>(
         func input() throws -> UnsafeMutablePointer<T> { try gradientElements(pass.input(0), fold.count, "input") }
         func output() throws -> UnsafeMutablePointer<T> { try gradientElements(pass.outputs[0], outputs, "output") }
         switch kind {
-        case .sum: spread(fold, t, g, g, g, g) { g, _, _, _ in g }
-        case .mean: spread(fold, t, g, g, g, g) { g, _, _, _ in g / n }
-        case .sumSquare: spread(fold, t, g, try input(), g, g) { g, x, _, _ in g * (2 * x) }
-        case .l1: spread(fold, t, g, try input(), g, g) { g, x, _, _ in x > 0 ? g : x < 0 ? -g : 0 }
-        case .l2: spread(fold, t, g, try input(), try output(), g) { g, x, y, _ in y == 0 ? 0 : x * (g / y) }
-        case .logSum: spread(fold, t, g, g, try output(), g) { g, _, y, _ in g / T.mathExp(y) }
+        case .sum: spread(fold, t, g, g, g, g, SumTerm())
+        case .mean: spread(fold, t, g, g, g, g, MeanTerm(count: reduced))
+        case .sumSquare: spread(fold, t, g, try input(), g, g, SumSquareTerm())
+        case .l1: spread(fold, t, g, try input(), g, g, L1Term())
+        case .l2: spread(fold, t, g, try input(), try output(), g, L2Term())
+        case .logSum: spread(fold, t, g, g, try output(), g, LogSumTerm())
         case .logSumExp: spreadLogSumExp(fold, t, g, try input(), try output())
         case .max, .min:
             // How many elements of each slice hold the extreme.
@@ -83,8 +82,8 @@ private func reduceBackward<T: GradientFloat>(
             var ties = [T](repeating: 0, count: outputs)
             ties.withUnsafeMutableBufferPointer { buffer in
                 guard let c = buffer.baseAddress else { return }
-                gather(fold, c, outputs, x, y, product: false) { x, y in x == y ? 1 : 0 }
-                spread(fold, t, g, x, y, c) { g, x, y, c in x == y ? g / c : 0 }
+                gather(fold, c, outputs, x, y, product: false, TieCount())
+                spread(fold, t, g, x, y, c, ExtremeTerm())
             }
         case .prod:
             // y / x, as PyTorch; a zero gets the product of the others (0 unless it is its slice's only zero),
@@ -95,10 +94,10 @@ private func reduceBackward<T: GradientFloat>(
             zeros.withUnsafeMutableBufferPointer { zeroBuffer in
                 others.withUnsafeMutableBufferPointer { otherBuffer in
                     guard let z = zeroBuffer.baseAddress, let p = otherBuffer.baseAddress else { return }
-                    gather(fold, z, outputs, x, y, product: false) { x, _ in x == 0 ? 1 : 0 }
-                    gather(fold, p, outputs, x, y, product: true) { x, _ in x == 0 ? 1 : x }
+                    gather(fold, z, outputs, x, y, product: false, ZeroCount())
+                    gather(fold, p, outputs, x, y, product: true, NonzeroFactor())
                     for o in 0..<outputs where z[o] != 1 { p[o] = 0 }
-                    spread(fold, t, g, x, y, p) { g, x, y, p in x == 0 ? g * p : g * (y / x) }
+                    spread(fold, t, g, x, y, p, ProdTerm())
                 }
             }
         }
@@ -107,10 +106,9 @@ private func reduceBackward<T: GradientFloat>(
 
 /// `t[i] += term(g[o], x[i], y[o], s[o])` for every input element `i` and its output element `o` (`x`, `y` or `s`
 /// may stand in for what the term does not read).
-@inline(__always)
-private func spread<T: GradientFloat>(
+private func spread<T: GradientFloat, Term: ReduceTerm>(
     _ fold: BroadcastFold, _ t: UnsafeMutablePointer<T>, _ g: UnsafePointer<T>, _ x: UnsafePointer<T>,
-    _ y: UnsafePointer<T>, _ s: UnsafePointer<T>, _ term: (T, T, T, T) -> T
+    _ y: UnsafePointer<T>, _ s: UnsafePointer<T>, _ term: Term
 ) {
     let so = fold.innerStride(1)
     fold.fold(onto: 0, t, count: fold.count) { base, o, n in
@@ -130,7 +128,7 @@ private func spreadLogSumExp<T: GradientFloat>(
     _ y: UnsafePointer<T>
 ) {
     guard T.self == Float.self else {
-        spread(fold, t, g, x, y, g) { g, x, y, _ in g * T.mathExp(x - y) }
+        spread(fold, t, g, x, y, g, LogSumExpTerm())
         return
     }
     let tf = UnsafeMutableRawPointer(t).assumingMemoryBound(to: Float.self)
@@ -162,10 +160,9 @@ private func spreadLogSumExp<T: GradientFloat>(
 
 /// Folds `value(x[i], y[o])` over each output element's slice into `s[o]`: summed, or multiplied with `product`
 /// (`s` holds the identity when called).
-@inline(__always)
-private func gather<T: GradientFloat>(
+private func gather<T: GradientFloat, Value: SliceValue>(
     _ fold: BroadcastFold, _ s: UnsafeMutablePointer<T>, _ count: Int, _ x: UnsafePointer<T>, _ y: UnsafePointer<T>,
-    product: Bool, _ value: (T, T) -> T
+    product: Bool, _ value: Value
 ) {
     let so = fold.innerStride(1)
     fold.fold(onto: 1, s, count: count, product: product) { base, o, n in
@@ -185,4 +182,81 @@ private func gather<T: GradientFloat>(
             for i in 0..<n { sp[i] += value(xp[i], y[k + i]) }
         }
     }
+}
+
+// MARK: - Terms
+
+/// A reduction's gradient term `g · ∂y/∂x` from the output gradient `g`, the input `x`, the output `y` and a
+/// per-output statistic `s` (a type, not a closure, so that the loops over elements are specialised for it).
+private protocol ReduceTerm {
+    func callAsFunction<T: GradientFloat>(_ g: T, _ x: T, _ y: T, _ s: T) -> T
+}
+
+private struct SumTerm: ReduceTerm {
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ g: T, _ x: T, _ y: T, _ s: T) -> T { g }
+}
+
+private struct MeanTerm: ReduceTerm {
+    let count: Int
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ g: T, _ x: T, _ y: T, _ s: T) -> T { g / T(count) }
+}
+
+private struct SumSquareTerm: ReduceTerm {
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ g: T, _ x: T, _ y: T, _ s: T) -> T { g * (2 * x) }
+}
+
+/// sgn(x): 0 at 0.
+private struct L1Term: ReduceTerm {
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ g: T, _ x: T, _ y: T, _ s: T) -> T {
+        x > 0 ? g : x < 0 ? -g : 0
+    }
+}
+
+/// x / ‖x‖, 0 for a zero norm (torch.linalg.vector_norm).
+private struct L2Term: ReduceTerm {
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ g: T, _ x: T, _ y: T, _ s: T) -> T {
+        y == 0 ? 0 : x * (g / y)
+    }
+}
+
+/// 1 / Σx, with Σx = e^y.
+private struct LogSumTerm: ReduceTerm {
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ g: T, _ x: T, _ y: T, _ s: T) -> T { g / T.mathExp(y) }
+}
+
+private struct LogSumExpTerm: ReduceTerm {
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ g: T, _ x: T, _ y: T, _ s: T) -> T {
+        g * T.mathExp(x - y)
+    }
+}
+
+/// Max and Min: the elements equal to the extreme share it (`s` of them).
+private struct ExtremeTerm: ReduceTerm {
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ g: T, _ x: T, _ y: T, _ s: T) -> T {
+        x == y ? g / s : 0
+    }
+}
+
+/// Prod: y / x, and for a zero the product of the others (`s`: nonzero only in a slice with one zero).
+private struct ProdTerm: ReduceTerm {
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ g: T, _ x: T, _ y: T, _ s: T) -> T {
+        x == 0 ? g * s : g * (y / x)
+    }
+}
+
+/// A per-element value folded into a per-output statistic.
+private protocol SliceValue {
+    func callAsFunction<T: GradientFloat>(_ x: T, _ y: T) -> T
+}
+
+private struct TieCount: SliceValue {
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ x: T, _ y: T) -> T { x == y ? 1 : 0 }
+}
+
+private struct ZeroCount: SliceValue {
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ x: T, _ y: T) -> T { x == 0 ? 1 : 0 }
+}
+
+private struct NonzeroFactor: SliceValue {
+    @inline(__always) func callAsFunction<T: GradientFloat>(_ x: T, _ y: T) -> T { x == 0 ? 1 : x }
 }
