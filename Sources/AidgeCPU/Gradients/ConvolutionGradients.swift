@@ -21,6 +21,8 @@ final class ConvGradientKernel: GradientKernel {
     private let kg: Int
     private let pointwise: Bool
     private let depthwise: DepthwiseConvGradient?
+    /// Unit strides: the column matrix in wide coordinates, copied by rows instead of im2col.
+    private let wide: WideConvolution?
 
     init(_ request: KernelRequest) throws {
         g = try ConvGeometry(request.attributes, request.inputs)
@@ -38,12 +40,20 @@ final class ConvGradientKernel: GradientKernel {
             shape.kernelVolume == 1 && shape.sd == 1 && shape.sh == 1 && shape.sw == 1 && shape.pd == 0
             && shape.ph == 0 && shape.pw == 0 && shape.outputSpatial == shape.inputSpatial
         depthwise = shape.channels == 1 && g.group > 1 ? DepthwiseConvGradient(g: g, s: shape) : nil
+        wide = !pointwise && WideConvolution.applies(shape) ? WideConvolution(shape) : nil
         if depthwise == nil {
             ScratchPool.shared.reserve(
                 floats: convolutionBatchScratchFloats(
-                    batch: g.batch, scratch: pointwise ? 0 : kg * shape.outputSpatial,
-                    weightCount: g.outChannels * kg, dtype: dtype))
+                    batch: g.batch, scratch: scratchPerImage, weightCount: g.outChannels * kg, dtype: dtype))
         }
+    }
+
+    /// Scratch elements of one image part: the column matrix, or with `wide` the bordered image, dY laid out
+    /// wide and the wide column matrix.
+    private var scratchPerImage: Int {
+        if pointwise { return 0 }
+        if let wide { return s.channels * wide.volume + (mg + kg) * wide.positions }
+        return kg * s.outputSpatial
     }
 
     // The bias gradient needs only dY; the output is not read.
@@ -92,10 +102,23 @@ final class ConvGradientKernel: GradientKernel {
         let inPlane = s.inputSpatial
         let positions = s.outputSpatial
         let pointwise = self.pointwise
+        let wide = self.wide
         convolutionBatches(
-            batch: g.batch, scratch: pointwise ? 0 : kg * positions, weights: dw,
+            batch: g.batch, scratch: scratchPerImage, weights: dw,
             blocks: TransposedWeightBlocks(groups: g.group, rows: mg, cols: kg)
         ) { images, cols, dwPartial, threads in
+            if let wide {
+                for n in images {
+                    for gi in 0..<g.group {
+                        wideImage(
+                            wide, x: x + (n * g.inChannels + gi * s.channels) * inPlane, w: w + gi * mg * kg,
+                            dy: dy + (n * g.outChannels + gi * mg) * positions,
+                            dx: dx.map { $0 + (n * g.inChannels + gi * s.channels) * inPlane },
+                            dwPartial: dwPartial.map { $0 + gi * kg * mg }, scratch: cols, threads: threads)
+                    }
+                }
+                return
+            }
             for n in images {
                 for gi in 0..<g.group {
                     let xg = x + (n * g.inChannels + gi * s.channels) * inPlane
@@ -130,6 +153,37 @@ final class ConvGradientKernel: GradientKernel {
                     }
                 }
             }
+        }
+    }
+
+    /// One image and group of a unit-stride convolution, in wide coordinates (`WideConvolution`).
+    private func wideImage<T: GradientFloat>(
+        _ wide: WideConvolution, x: UnsafePointer<T>, w: UnsafePointer<T>, dy: UnsafePointer<T>,
+        dx: UnsafeMutablePointer<T>?, dwPartial: UnsafeMutablePointer<T>?, scratch: UnsafeMutablePointer<T>,
+        threads: Int
+    ) {
+        let (mg, kg, cg) = (self.mg, self.kg, s.channels)
+        let p = wide.positions
+        let bordered = scratch
+        let dyWide = scratch + cg * wide.volume
+        let cols = dyWide + mg * p
+        wide.widen(dy, channels: mg, into: dyWide)
+        if let dwPartial {
+            // dW_g^T (kg x mg) += cols (kg x P') * dY_wide^T.
+            wide.border(x, channels: cg, into: bordered)
+            wide.columns(UnsafePointer(bordered), channels: cg, into: cols)
+            gradientGEMM(
+                transB: true, m: kg, n: mg, k: p, a: UnsafePointer(cols), lda: p, b: UnsafePointer(dyWide), ldb: p,
+                c: dwPartial, ldc: mg, threads: threads)
+        }
+        if let dx {
+            // dcols (kg x P') = W_g^T * dY_wide, added row by row into the bordered image, then into dX.
+            gradientGEMM(
+                transA: true, m: kg, n: p, k: mg, a: w, lda: kg, b: UnsafePointer(dyWide), ldb: p, accumulate: false,
+                c: cols, ldc: p, threads: threads)
+            bordered.update(repeating: 0, count: cg * wide.volume)
+            wide.addColumns(UnsafePointer(cols), channels: cg, into: bordered)
+            wide.unborder(UnsafePointer(bordered), channels: cg, into: dx)
         }
     }
 }

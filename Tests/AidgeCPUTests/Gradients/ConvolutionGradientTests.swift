@@ -60,6 +60,11 @@ final class ConvolutionGradientTests: XCTestCase {
         try conv([2, 4, 3, 3], [4, 2, 1, 1], ["group": .int(2)])
     }
 
+    /// Unit strides (the wide layout) with dilations on both axes and a one-sided pad.
+    func testConvUnitStrideDilated() throws {
+        try conv([2, 3, 7, 8], [2, 3, 2, 3], ["dilations": .ints([3, 2]), "pads": .ints([0, 1, 0, 0])])
+    }
+
     func testConvSingleInputChannel() throws {
         try conv([3, 1, 6, 6], [4, 1, 3, 3], ["pads": .ints([1, 1, 1, 1])])
     }
@@ -67,10 +72,13 @@ final class ConvolutionGradientTests: XCTestCase {
     func testConv1D() throws {
         try conv([2, 3, 9], [4, 3, 3], ["strides": .ints([2]), "pads": .ints([1, 2]), "dilations": .ints([2])])
         try conv([2, 4, 8], [4, 1, 3], ["group": .int(4), "pads": .ints([1, 1])])
+        try conv([2, 3, 10], [2, 3, 3], ["dilations": .ints([3]), "pads": .ints([2, 0])])
     }
 
     func testConv3D() throws {
         try conv([1, 2, 4, 5, 4], [3, 2, 2, 3, 2], ["pads": .ints([1, 0, 1, 0, 1, 0]), "strides": .ints([1, 2, 1])])
+        // Unit strides (the wide layout), with a dilation and end pads.
+        try conv([2, 2, 4, 5, 4], [3, 2, 2, 3, 2], ["pads": .ints([1, 0, 1, 0, 2, 1]), "dilations": .ints([2, 1, 1])])
     }
 
     /// A first layer: the image needs no gradient.

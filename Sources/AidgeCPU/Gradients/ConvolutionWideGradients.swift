@@ -1,0 +1,107 @@
+import AidgeCore
+
+/// The column matrix of a unit-stride convolution in "wide" coordinates, for backward without im2col.
+///
+/// Each channel of the image is copied into a zero-bordered volume (`depth x rows x cols`) that every window
+/// reaches. Output position (od, oh, ow) is numbered `(od * rows + oh) * cols + ow` (the wide index; numbers
+/// with ow or oh past the output are junk positions). With unit strides, the column matrix row of channel c and
+/// tap (kd, kh, kw) is then the contiguous run of the bordered volume starting at `c * volume + tap offset`:
+/// copying it is one block copy per row, and adding a row back (col2im) one long vector add. dY is laid out
+/// wide too, zero at the junk positions, so that they add nothing to any product.
+struct WideConvolution {
+    let s: ConvShape3D
+    /// The bordered volume of one channel; the input sits at (pd, ph, pw).
+    let depth: Int, rows: Int, cols: Int
+    /// The input's extent copied into it (windows never reach what lies past the bordered volume).
+    let copiedDepth: Int, copiedRows: Int, copiedCols: Int
+    /// Wide indices 0..<positions cover every output position.
+    let positions: Int
+    /// Offset of each tap's first element in the bordered volume.
+    let taps: [Int]
+
+    var volume: Int { depth * rows * cols }
+
+    /// The wide form applies to unit strides (dilations and pads are free).
+    static func applies(_ s: ConvShape3D) -> Bool { s.sd == 1 && s.sh == 1 && s.sw == 1 }
+
+    init(_ s: ConvShape3D) {
+        self.s = s
+        depth = (s.od - 1) + (s.kd - 1) * s.dd + 1
+        rows = (s.oh - 1) + (s.kh - 1) * s.dh + 1
+        cols = (s.ow - 1) + (s.kw - 1) * s.dw + 1
+        copiedDepth = max(0, min(s.d, depth - s.pd))
+        copiedRows = max(0, min(s.h, rows - s.ph))
+        copiedCols = max(0, min(s.w, cols - s.pw))
+        positions = ((s.od - 1) * rows + (s.oh - 1)) * cols + s.ow
+        var taps: [Int] = []
+        for kd in 0..<s.kd {
+            for kh in 0..<s.kh {
+                for kw in 0..<s.kw { taps.append((kd * s.dd * rows + kh * s.dh) * cols + kw * s.dw) }
+            }
+        }
+        self.taps = taps
+    }
+
+    /// Copies `channels` image channels (each `s.inputSpatial`) into bordered volumes at `dst` (zero elsewhere).
+    func border<T: GradientFloat>(_ x: UnsafePointer<T>, channels: Int, into dst: UnsafeMutablePointer<T>) {
+        dst.update(repeating: 0, count: channels * volume)
+        for c in 0..<channels {
+            for z in 0..<copiedDepth {
+                for r in 0..<copiedRows {
+                    let src = x + c * s.inputSpatial + (z * s.h + r) * s.w
+                    (dst + c * volume + ((z + s.pd) * rows + r + s.ph) * cols + s.pw).update(from: src, count: copiedCols)
+                }
+            }
+        }
+    }
+
+    /// Adds the image part of bordered volumes `src` back into `channels` image channels at `x`.
+    func unborder<T: GradientFloat>(_ src: UnsafePointer<T>, channels: Int, into x: UnsafeMutablePointer<T>) {
+        for c in 0..<channels {
+            for z in 0..<copiedDepth {
+                for r in 0..<copiedRows {
+                    let from = src + c * volume + ((z + s.pd) * rows + r + s.ph) * cols + s.pw
+                    let to = x + c * s.inputSpatial + (z * s.h + r) * s.w
+                    for i in 0..<copiedCols { to[i] += from[i] }
+                }
+            }
+        }
+    }
+
+    /// Lays out `count` output channels of dY (each `s.outputSpatial`) wide at `dst` (`count x positions`).
+    func widen<T: GradientFloat>(_ dy: UnsafePointer<T>, channels count: Int, into dst: UnsafeMutablePointer<T>) {
+        dst.update(repeating: 0, count: count * positions)
+        for m in 0..<count {
+            for z in 0..<s.od {
+                for r in 0..<s.oh {
+                    (dst + m * positions + (z * rows + r) * cols)
+                        .update(from: dy + m * s.outputSpatial + (z * s.oh + r) * s.ow, count: s.ow)
+                }
+            }
+        }
+    }
+
+    /// The wide column matrix (`channels * taps x positions`) of bordered volumes `bordered`.
+    func columns<T: GradientFloat>(_ bordered: UnsafePointer<T>, channels: Int, into cols: UnsafeMutablePointer<T>) {
+        var r = 0
+        for c in 0..<channels {
+            for offset in taps {
+                (cols + r * positions).update(from: bordered + c * volume + offset, count: positions)
+                r += 1
+            }
+        }
+    }
+
+    /// col2im: adds each row of the wide column matrix `cols` into bordered volumes `bordered`.
+    func addColumns<T: GradientFloat>(_ cols: UnsafePointer<T>, channels: Int, into bordered: UnsafeMutablePointer<T>) {
+        var r = 0
+        for c in 0..<channels {
+            for offset in taps {
+                let src = cols + r * positions
+                let dst = bordered + c * volume + offset
+                for p in 0..<positions { dst[p] += src[p] }
+                r += 1
+            }
+        }
+    }
+}
