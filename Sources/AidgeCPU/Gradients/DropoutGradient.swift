@@ -83,10 +83,9 @@ final class DropoutGradient: GradientKernel {
             return
         }
         let key = generator.withLock { $0.next() }
-        // Kept where the element's 32 random bits are >= ratio · 2^32 (a threshold past 2^32 - 1 keeps nothing).
-        let threshold = (ratio * 4_294_967_296).rounded(.up)
-        let keepNone = threshold > 4_294_967_295
-        let bits = Bits(key: key, threshold: keepNone ? 0 : UInt32(threshold))
+        // Kept where the element's 31 random bits are >= ratio · 2^31 (2^31 keeps nothing).
+        let bits = Bits(key: key, threshold: UInt32((ratio * 2_147_483_648).rounded(.up)))
+        let keepNone = ratio >= 1
         let maskPointer = mask.map { $0.rawPointer.assumingMemoryBound(to: UInt8.self) }
         switch dtype {
         case .float32:
@@ -105,7 +104,9 @@ final class DropoutGradient: GradientKernel {
     }
 
     /// The keep decision of each element: a counter-based hash (two rounds of Wellons' lowbias32, keyed by the
-    /// run's 64-bit key) of the element's index, compared with the threshold; 8 elements at a time.
+    /// run's 64-bit key) of the element's index, whose top 31 bits are compared with the threshold (in [0, 2^31])
+    /// by the sign of their difference: arithmetic only, so 8 elements go through vector instructions at once
+    /// (a vector unsigned comparison is split into lanes).
     struct Bits {
         let k0: UInt32, k1: UInt32
         let threshold: UInt32
@@ -133,7 +134,7 @@ final class DropoutGradient: GradientKernel {
             let index = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: start)) &+ SIMD8(0, 1, 2, 3, 4, 5, 6, 7)
             let high = UInt32(truncatingIfNeeded: start >> 32) &* 0x9E37_79B9
             let h = Self.mix(Self.mix(index ^ SIMD8(repeating: k0)) ^ SIMD8(repeating: k1 ^ high))
-            return SIMD8<UInt32>(repeating: 0).replacing(with: 1, where: h .>= SIMD8(repeating: threshold))
+            return (((h &>> 1) &- SIMD8(repeating: threshold)) &>> 31) ^ SIMD8(repeating: 1)
         }
     }
 

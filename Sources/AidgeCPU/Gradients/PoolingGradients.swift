@@ -71,7 +71,7 @@ final class MaxPoolGradient: GradientKernel {
             return top < 0 ? 0 : min(s.ow, top / s.sw + 1)
         }
         owHi = max(owLo, bound(s.w - 1))
-        owHiVector = s.sw == 1 ? owHi : s.sw == 2 ? max(owLo, bound(s.w - 2)) : owLo
+        owHiVector = s.sw <= 2 ? owHi : owLo
     }
 
     var savedInfos: [ValueInfo] { [ValueInfo(dtype: .int32, shape: outputShape)] }
@@ -140,6 +140,11 @@ final class MaxPoolGradient: GradientKernel {
                         maxOf8(xf, window, ow, yf + ow, ar + ow)
                         ow += 8
                     }
+                    if ow < vectorEnd {
+                        // One vector ending at the interior's end, rewriting a few outputs with the same values.
+                        maxOf8(xf, window, vectorEnd - 8, yf + vectorEnd - 8, ar + vectorEnd - 8)
+                        ow = vectorEnd
+                    }
                 }
                 while ow < owHi {
                     maxOf(x, window, ow * s.sw - s.pw, 0, s.kw, yr + ow, ar + ow)
@@ -194,8 +199,7 @@ final class MaxPoolGradient: GradientKernel {
     }
 
     /// Eight interior outputs from `ow` (stride 1 or 2, float32): lane-wise compare and select, taps in scan
-    /// order, so ties keep the first as the scalar path. Interior windows of stride 2 end two elements before the
-    /// row does, so the 16-wide loads stay inside the row.
+    /// order, so ties keep the first as the scalar path. Every load stays inside the windows' row.
     @inline(__always)
     private func maxOf8(
         _ x: UnsafePointer<Float>, _ window: Window, _ ow: Int, _ y: UnsafeMutablePointer<Float>,
@@ -213,10 +217,15 @@ final class MaxPoolGradient: GradientKernel {
                 let base = (id * s.h + window.h0 + kh * s.dh) * s.w + w0
                 for kw in 0..<s.kw {
                     let p = base &+ kw &* s.dw
-                    let v =
-                        s.sw == 1
-                        ? UnsafeRawPointer(x + p).loadUnaligned(as: SIMD8<Float>.self)
-                        : UnsafeRawPointer(x + p).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                    let v: SIMD8<Float>
+                    if s.sw == 1 {
+                        v = UnsafeRawPointer(x + p).loadUnaligned(as: SIMD8<Float>.self)
+                    } else {
+                        // Elements p, p+2, ..., p+14 from two loads that end at p+14, inside the row.
+                        let low = UnsafeRawPointer(x + p).loadUnaligned(as: SIMD8<Float>.self)
+                        let high = UnsafeRawPointer(x + p + 7).loadUnaligned(as: SIMD8<Float>.self)
+                        v = SIMD8(lowHalf: low.evenHalf, highHalf: high.oddHalf)
+                    }
                     let wins = v .> best
                     best.replace(with: v, where: wins)
                     at.replace(with: SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: p)) &+ lanes, where: wins)
