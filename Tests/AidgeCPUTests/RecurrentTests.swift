@@ -124,7 +124,7 @@ private struct RecurrentCase {
                         }
                         for j in 0..<h {
                             let o = sigmoid(clipped(xw(h + j) + rh(h + j, hs) + wb(h + j) + rb(h + j) + peephole(1, j, cNext)))
-                            next[j] = o * tanh(clipped(cNext[j]))
+                            next[j] = o * tanh(cNext[j])  // clip bounds the gate inputs only (ONNX Runtime)
                         }
                         cs = cNext
                     }

@@ -266,7 +266,7 @@ extension RecurrentLayer {
         }
     }
 
-    /// The LSTM cell's derivatives, from its saved gates, cell states and h(clip(C_t)).
+    /// The LSTM cell's derivatives, from its saved gates, cell states and h(C_t).
     private func lstmBackStep<T: RecurrentFloat>(
         _ s: RecurrentStates<T>, _ buf: RecurrentGradientBuffers<T>, d: Int, t: Int, lengths: [Int],
         dY: UnsafeMutablePointer<T>?, peepholes: UnsafeMutablePointer<T>?
@@ -295,13 +295,12 @@ extension RecurrentLayer {
                 let dCt = buf.dCt + b * h
                 let dH = next  // dH_t, held in the row that ends as dH_{t-1}'s direct part (zero)
                 hiddenGradient(carry, dY, t, d, b, into: dH)
-                // H_t = o ⊙ h(clip(C_t)).
+                // H_t = o ⊙ h(C_t).
                 for j in 0..<h { po[j] = dH[j] * hc[j] }
                 fa.scaleByDerivative(po, output: go, h)
                 clipMask(po, pre.map { $0 + h }, h)
                 for j in 0..<h { dCt[j] = dH[j] * go[j] }
                 ha.scaleByDerivative(dCt, output: hc, h)
-                clipMask(dCt, UnsafePointer(cNext), h)
                 for j in 0..<h { dCt[j] += dC[j] }
                 if let p = peepholes { for j in 0..<h { dCt[j] += p[h + j] * po[j] } }
                 // C_t = f ⊙ C_{t-1} + i ⊙ c.

@@ -187,7 +187,7 @@ struct RecurrentStates<T> {
     let hs: UnsafeMutablePointer<T>
     /// LSTM: the cell states, laid out like `hs`.
     let cs: UnsafeMutablePointer<T>?
-    /// LSTM, training: [directions, seq, batch, hidden] h(clip(C_t)).
+    /// LSTM, training: [directions, seq, batch, hidden] h(C_t).
     let cellOutput: UnsafeMutablePointer<T>?
     /// GRU: r ⊙ H_{t-1} (default) or H_{t-1}·R_hᵀ + Rb_h (`linear_before_reset`); [directions, seq, batch,
     /// hidden] when `keepsAux`, else one [batch, hidden] step.
@@ -438,7 +438,7 @@ struct RecurrentLayer: Sendable {
         }
     }
 
-    /// i, o, f, c (order of W) with optional peepholes; C_t = f ⊙ C_{t-1} + i ⊙ c, H_t = o ⊙ h(clip(C_t)).
+    /// i, o, f, c (order of W) with optional peepholes; C_t = f ⊙ C_{t-1} + i ⊙ c, H_t = o ⊙ h(C_t).
     private func lstmStep<T: RecurrentFloat>(
         _ s: RecurrentStates<T>, d: Int, t: Int, lengths: [Int], peepholes: UnsafeMutablePointer<T>?,
         y: UnsafeMutablePointer<T>?
@@ -474,10 +474,10 @@ struct RecurrentLayer: Sendable {
                 if let p = peepholes { for j in 0..<h { zo[j] += p[h + j] * cNext[j] } }
                 clip(zo, h, keep: pre.map { $0 + h })
                 fa.apply(zo, h)
-                // h(clip(C_t)), kept for backward in training, else formed in place in H_t.
+                // h(C_t), kept for backward in training, else formed in place in H_t. `clip` leaves C_t alone
+                // (as ONNX Runtime: it bounds the gate inputs).
                 let cellOut = s.cellOutput.map { $0 + stepOffset(d, t, b) } ?? hNext
                 cellOut.update(from: cNext, count: h)
-                clip(cellOut, h, keep: nil)
                 ha.apply(cellOut, h)
                 if t < lengths[b] {
                     for j in 0..<h { hNext[j] = zo[j] * cellOut[j] }

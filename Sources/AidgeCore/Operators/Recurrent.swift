@@ -86,7 +86,7 @@ public struct RecurrentGeometry: Sendable {
     public let reverseOnly: Bool
     /// `layout` = 1: X, Y and the states are batch-major.
     public let batchFirst: Bool
-    /// Bound on the input of every activation (`clip`), or nil.
+    /// Bound on the gate inputs (`clip`), or nil. As in ONNX Runtime, LSTM's cell state entering h is not clipped.
     public let clip: Float?
     /// GRU: the reset gate applies after the recurrent product (PyTorch's form).
     public let linearBeforeReset: Bool
