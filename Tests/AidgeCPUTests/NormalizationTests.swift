@@ -57,6 +57,26 @@ final class NormalizationTests: XCTestCase {
         for (a, e) in zip(try y.scalars(as: Double.self), expected) { XCTAssertEqual(a, e, accuracy: 1e-6 * max(1, abs(e))) }
     }
 
+    /// A node with ONNX's running_mean and running_var outputs (training graphs): in inference they are the
+    /// running statistics, unchanged.
+    func testBatchNormalizationRunningStatisticsOutputs() throws {
+        let x = try Tensor(randomFloats(24, seed: 1), shape: [2, 3, 4])
+        let scale = Tensor(randomFloats(3, seed: 2))
+        let bias = Tensor(randomFloats(3, seed: 3))
+        let mean = Tensor(randomFloats(3, seed: 4))
+        let variance = Tensor(randomFloats(3, seed: 5).map { $0 + 1.5 })
+        for constants in [Set<Int>(), [1, 2, 3, 4]] {
+            let outputs = try runOperator(
+                "BatchNormalization", inputs: [x, scale, bias, mean, variance], constants: constants, outputs: 3)
+            XCTAssertEqual(outputs.count, 3)
+            XCTAssertEqual(outputs[0].shape, [2, 3, 4])
+            XCTAssertEqual(try outputs[1].scalars(as: Float.self), try mean.scalars(as: Float.self))
+            XCTAssertEqual(try outputs[2].scalars(as: Float.self), try variance.scalars(as: Float.self))
+            let single = try runOperator("BatchNormalization", inputs: [x, scale, bias, mean, variance], constants: constants)
+            XCTAssertEqual(try outputs[0].scalars(as: Float.self), try single[0].scalars(as: Float.self))
+        }
+    }
+
     func testBatchNormalizationErrors() throws {
         let p = Tensor([Float](repeating: 1, count: 3))
         XCTAssertThrowsError(try runOperator("BatchNormalization", inputs: [Tensor(zeros: [2, 4]), p, p, p, p])) { error in
