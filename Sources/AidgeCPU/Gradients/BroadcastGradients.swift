@@ -148,26 +148,33 @@ struct BroadcastFold {
             }
         }
         let innerStrides = (0..<slots).map { strides[$0][dims - 1] }
+        // Tasks split the owner: its kept outer dimensions and, when it keeps the innermost run, blocks of columns.
         let innerKept = ownerStrides[dims - 1] != 0
-        let loops = ShapeUtil.count(loopSizes)
         let width = innerKept ? min(inner, Self.columnWidth) : inner
         let blocks = (inner + width - 1) / width
         let units = ShapeUtil.count(keptSizes) * blocks
+        // What one unit loops over, as positions: the loop dimensions' indices (each a block of columns), or, when
+        // the owner is broadcast along the innermost run too, every element of the loops x inner runs. With too
+        // few units for the cores, the positions are split into ranges with partial results.
+        let loops = ShapeUtil.count(loopSizes)
+        let rowLength = innerKept ? 1 : inner
+        let span = loops * rowLength
         let threads = Parallel.threads
         let splits =
-            units < threads && loops > 1 && count >= 2 * Self.grain ? max(1, min(loops, threads / units)) : 1
+            units < threads && span > 1 && count >= 2 * Self.grain ? max(1, min(span, threads / units)) : 1
         var partials = [T](repeating: product ? 1 : 0, count: splits > 1 ? splits * targetCount : 0)
-        let taskWork = max(1, loops / splits * width)
+        let taskWork = max(1, count / (units * splits))
         partials.withUnsafeMutableBufferPointer { partialBuffer in
             let partialBase = partialBuffer.baseAddress
             Parallel.forEach(units * splits, grain: max(1, Self.grain / taskWork)) { range in
                 let keptRank = keptSizes.count
                 let loopRank = loopSizes.count
-                withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * slots + keptRank + loopRank) { scratch in
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * slots + keptRank + loopRank) { scratch in
                     guard let scratchBase = scratch.baseAddress else { return }
                     let keptOffsets = scratchBase
                     let offsets = scratchBase + slots
-                    let keptIndex = scratchBase + 2 * slots
+                    let runOffsets = scratchBase + 2 * slots
+                    let keptIndex = scratchBase + 3 * slots
                     let loopIndex = keptIndex + keptRank
                     // Decode the first task: (kept index, block, split), split varying fastest.
                     var split = range.lowerBound % splits
@@ -183,11 +190,11 @@ struct BroadcastFold {
                         j -= 1
                     }
                     for _ in range {
-                        let first = loops * split / splits
-                        let last = loops * (split + 1) / splits
-                        let n = min(width, inner - block * width)
+                        let first = span * split / splits
+                        let last = span * (split + 1) / splits
+                        var column = first % rowLength
+                        var r = first / rowLength
                         for k in 0..<slots { offsets[k] = keptOffsets[k] + block * width * innerStrides[k] }
-                        var r = first
                         var jj = loopRank - 1
                         while jj >= 0 {
                             let i = r % loopSizes[jj]
@@ -202,8 +209,13 @@ struct BroadcastFold {
                         } else {
                             base = target
                         }
-                        for _ in first..<last {
-                            body(base, offsets, n)
+                        var position = first
+                        while position < last {
+                            let n = innerKept ? min(width, inner - block * width) : min(inner - column, last - position)
+                            for k in 0..<slots { runOffsets[k] = offsets[k] + column * innerStrides[k] }
+                            body(base, runOffsets, n)
+                            position += innerKept ? 1 : n
+                            column = 0
                             var d = loopRank - 1
                             while d >= 0 {
                                 loopIndex[d] += 1
@@ -234,7 +246,7 @@ struct BroadcastFold {
                 }
             }
             guard splits > 1, let partialBase else { return }
-            Parallel.forEach(targetCount, grain: Self.grain / splits) { range in
+            Parallel.forEach(targetCount, grain: max(1, Self.grain / splits)) { range in
                 for i in range {
                     var v = partialBase[i]
                     for s in 1..<splits {

@@ -39,9 +39,12 @@ final class ElementwiseGradientTests: XCTestCase {
 
     func testLargeBroadcastSplitsAcrossTasks() throws {
         // Sizes for the parallel paths (too many elements for finite differences): a bias-like operand folded from
-        // many rows (partial sums per task), a row operand (column blocks), and a middle broadcast dimension,
+        // many rows and a scalar (partial sums per task), a row operand (column blocks), a middle broadcast dimension and
+        // a column,
         // against sums written out here.
-        let cases: [([Int], [Int])] = [([4096, 3], [3]), ([40, 1100], [1, 1100]), ([3, 700, 9], [3, 1, 9])]
+        let cases: [([Int], [Int])] = [
+            ([16384, 3], [3]), ([40000], []), ([40, 1100], [1, 1100]), ([3, 700, 9], [3, 1, 9]), ([300, 120], [300, 1]),
+        ]
         for (k, (sa, sb)) in cases.enumerated() {
             let a = randomTensor(sa, seed: UInt64(k))
             let b = randomTensor(sb, seed: UInt64(k + 10))

@@ -98,6 +98,17 @@ final class ReductionGradientTests: XCTestCase {
             outputGradients: [Tensor(scalar: 64.0 * 520)])
         XCTAssertEqual(Set(try XCTUnwrap(ties[0]).doubles()), [1])
         try checkGradients("ReduceLogSumExp", ["axes": .ints([1])], inputs: [randomTensor([3, 300], seed: 8)])
+        // A full product split across tasks (partial products): one zero, which gets the product of the others.
+        var values = randomDoubles(40000, seed: 9).map { 1 + 1e-5 * $0 }
+        values[123] = 0
+        let others = values.enumerated().reduce(1.0) { $1.offset == 123 ? $0 : $0 * $1.element }
+        let (_, prod) = try Scheduler.operatorGradients(
+            "ReduceProd", ["keepdims": .int(0)], inputs: [Tensor(values, shape: [40000])],
+            outputGradients: [Tensor(scalar: 2.0)])
+        let got = try XCTUnwrap(prod[0]).doubles()
+        XCTAssertEqual(got[123], 2 * others, accuracy: 1e-12)
+        XCTAssertEqual(got.enumerated().filter { $0.offset != 123 }.map(\.element).max(), 0)
+        XCTAssertEqual(got.enumerated().filter { $0.offset != 123 }.map(\.element).min(), 0)
     }
 
     func testFloat32MatchesFloat64() throws {
