@@ -52,7 +52,7 @@ final class ConvGradientKernel: GradientKernel {
     /// wide and the wide column matrix.
     private var scratchPerImage: Int {
         if pointwise { return 0 }
-        if let wide { return s.channels * wide.volume + (mg + kg) * wide.positions }
+        if let wide { return s.channels * wide.volume + (mg + kg) * wide.span }
         return kg * s.outputSpatial
     }
 
@@ -163,7 +163,7 @@ final class ConvGradientKernel: GradientKernel {
         threads: Int
     ) {
         let (mg, kg, cg) = (self.mg, self.kg, s.channels)
-        let p = wide.positions
+        let p = wide.span
         let bordered = scratch
         let dyWide = scratch + cg * wide.volume
         let cols = dyWide + mg * p
@@ -171,10 +171,28 @@ final class ConvGradientKernel: GradientKernel {
         if let dwPartial {
             // dW_g^T (kg x mg) += cols (kg x P') * dY_wide^T.
             wide.border(x, channels: cg, into: bordered)
-            wide.columns(UnsafePointer(bordered), channels: cg, into: cols)
-            gradientGEMM(
-                transB: true, m: kg, n: mg, k: p, a: UnsafePointer(cols), lda: p, b: UnsafePointer(dyWide), ldb: p,
-                c: dwPartial, ldc: mg, threads: threads)
+            if T.self == Float.self {
+                // float32: cols packed for the GEMM straight from the bordered image.
+                func float(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+                    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+                }
+                wide.taps.withUnsafeBufferPointer { offsets in
+                    guard let base = offsets.baseAddress else { return }
+                    let a = WideColumnsA(
+                        bordered: UnsafePointer(float(bordered)), rows: kg, taps: offsets.count, volume: wide.volume,
+                        positions: wide.positions, offsets: base)
+                    let b = StridedB(
+                        matrix: StridedMatrix(base: UnsafePointer(float(dyWide)), rowStride: 1, colStride: p), cols: mg)
+                    SGEMM.multiply(
+                        m: kg, n: mg, k: p, a: a, b: b, c: float(dwPartial), ldc: mg,
+                        epilogue: GEMMEpilogue(accumulate: true), threads: threads)
+                }
+            } else {
+                wide.columns(UnsafePointer(bordered), channels: cg, into: cols)
+                gradientGEMM(
+                    transB: true, m: kg, n: mg, k: p, a: UnsafePointer(cols), lda: p, b: UnsafePointer(dyWide),
+                    ldb: p, c: dwPartial, ldc: mg, threads: threads)
+            }
         }
         if let dx {
             // dcols (kg x P') = W_g^T * dY_wide, added row by row into the bordered image, then into dX.

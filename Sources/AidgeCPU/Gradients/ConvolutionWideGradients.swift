@@ -16,6 +16,9 @@ struct WideConvolution {
     let copiedDepth: Int, copiedRows: Int, copiedCols: Int
     /// Wide indices 0..<positions cover every output position.
     let positions: Int
+    /// The row length of wide matrices: `positions` rounded up to whole 32-column GEMM tiles (the tiles past the
+    /// edge of a matrix take a slow path), the extra columns zero.
+    let span: Int
     /// Offset of each tap's first element in the bordered volume.
     let taps: [Int]
 
@@ -33,6 +36,7 @@ struct WideConvolution {
         copiedRows = max(0, min(s.h, rows - s.ph))
         copiedCols = max(0, min(s.w, cols - s.pw))
         positions = ((s.od - 1) * rows + (s.oh - 1)) * cols + s.ow
+        span = (positions + 31) / 32 * 32
         var taps: [Int] = []
         for kd in 0..<s.kd {
             for kh in 0..<s.kh {
@@ -68,40 +72,93 @@ struct WideConvolution {
         }
     }
 
-    /// Lays out `count` output channels of dY (each `s.outputSpatial`) wide at `dst` (`count x positions`).
+    /// Lays out `count` output channels of dY (each `s.outputSpatial`) wide at `dst` (`count x span`).
     func widen<T: GradientFloat>(_ dy: UnsafePointer<T>, channels count: Int, into dst: UnsafeMutablePointer<T>) {
-        dst.update(repeating: 0, count: count * positions)
+        dst.update(repeating: 0, count: count * span)
         for m in 0..<count {
             for z in 0..<s.od {
                 for r in 0..<s.oh {
-                    (dst + m * positions + (z * rows + r) * cols)
+                    (dst + m * span + (z * rows + r) * cols)
                         .update(from: dy + m * s.outputSpatial + (z * s.oh + r) * s.ow, count: s.ow)
                 }
             }
         }
     }
 
-    /// The wide column matrix (`channels * taps x positions`) of bordered volumes `bordered`.
+    /// The wide column matrix (`channels * taps x span`) of bordered volumes `bordered`.
     func columns<T: GradientFloat>(_ bordered: UnsafePointer<T>, channels: Int, into cols: UnsafeMutablePointer<T>) {
         var r = 0
         for c in 0..<channels {
             for offset in taps {
-                (cols + r * positions).update(from: bordered + c * volume + offset, count: positions)
+                let row = cols + r * span
+                row.update(from: bordered + c * volume + offset, count: positions)
+                (row + positions).update(repeating: 0, count: span - positions)
                 r += 1
             }
         }
     }
 
-    /// col2im: adds each row of the wide column matrix `cols` into bordered volumes `bordered`.
+    /// col2im: adds each row of the wide column matrix `cols` (`channels * taps x span`) into bordered volumes `bordered`.
     func addColumns<T: GradientFloat>(_ cols: UnsafePointer<T>, channels: Int, into bordered: UnsafeMutablePointer<T>) {
         var r = 0
         for c in 0..<channels {
             for offset in taps {
-                let src = cols + r * positions
+                let src = cols + r * span
                 let dst = bordered + c * volume + offset
                 for p in 0..<positions { dst[p] += src[p] }
                 r += 1
             }
         }
+    }
+}
+
+/// The float32 wide column matrix as the A operand of the packed GEMM, packed straight from the bordered image
+/// (`channels * taps x span`; the columns from `positions` on read as zero): the weight gradient's GEMM without
+/// a copy of the matrix.
+struct WideColumnsA: GEMMOperand {
+    let bordered: UnsafePointer<Float>
+    let rows: Int
+    let taps: Int
+    let volume: Int
+    let positions: Int
+    /// The tap offsets, `taps` of them.
+    let offsets: UnsafePointer<Int>
+
+    @inline(__always)
+    private func row(_ r: Int) -> UnsafePointer<Float> { bordered + (r / taps) * volume + offsets[r % taps] }
+
+    func panels(
+        _ start: Int, _ size: Int, block: Int, k0: Int, kc: Int, scratch: UnsafeMutablePointer<Float>
+    ) -> UnsafePointer<Float> {
+        let mr = GEMMBlocking.mr
+        let valid = max(0, min(kc, positions - k0))
+        let panels = (size + mr - 1) / mr
+        for p in 0..<panels {
+            let r0 = start + p * mr
+            let out = scratch + p * kc * mr
+            if r0 + mr <= rows {
+                let (s0, s1, s2) = (row(r0) + k0, row(r0 + 1) + k0, row(r0 + 2) + k0)
+                let (s3, s4, s5) = (row(r0 + 3) + k0, row(r0 + 4) + k0, row(r0 + 5) + k0)
+                for k in 0..<valid {
+                    let o = out + k * mr
+                    o[0] = s0[k]
+                    o[1] = s1[k]
+                    o[2] = s2[k]
+                    o[3] = s3[k]
+                    o[4] = s4[k]
+                    o[5] = s5[k]
+                }
+            } else {
+                for r in 0..<mr where r0 + r < rows {
+                    let s = row(r0 + r) + k0
+                    for k in 0..<valid { out[k * mr + r] = s[k] }
+                }
+                for r in 0..<mr where r0 + r >= rows {
+                    for k in 0..<valid { out[k * mr + r] = 0 }
+                }
+            }
+            if valid < kc { (out + valid * mr).update(repeating: 0, count: (kc - valid) * mr) }
+        }
+        return UnsafePointer(scratch)
     }
 }

@@ -93,23 +93,33 @@ final class ConvolutionGradientTests: XCTestCase {
         try conv([1, 3, 5, 5], [4, 3, 3, 3], ["pads": .ints([1, 1, 1, 1])])
     }
 
-    /// Large enough for the float32 GEMMs to use their full tiles; compared with the float64 backward.
+    /// Large enough for the float32 GEMMs to use their full tiles and several K blocks (a 20x19 image), one
+    /// image (GEMMs split over threads) and a strided case; compared with the float64 backward.
     func testConvFloat32MatchesFloat64() throws {
         _ = cpuRegistered
-        let attributes: Attributes = ["pads": .ints([1, 1, 1, 1])]
-        let inputs = [randomTensor([4, 16, 10, 10], seed: 4), randomTensor([32, 16, 3, 3], seed: 5, scale: 0.2), randomTensor([32], seed: 6)]
-        let seed = randomTensor([4, 32, 10, 10], seed: 7)
-        let (_, reference) = try Scheduler.operatorGradients("Conv", attributes, inputs: inputs, outputGradients: [seed])
-        let (_, grads) = try Scheduler.operatorGradients(
-            "Conv", attributes, inputs: inputs.map { $0.cast(to: .float32) }, outputGradients: [seed.cast(to: .float32)])
-        for i in 0..<3 {
-            let want = reference[i]?.doubles() ?? []
-            let got = grads[i]?.doubles() ?? []
-            XCTAssertEqual(got.count, want.count)
-            let scale = want.map { abs($0) }.max() ?? 1
-            for (e, (a, b)) in zip(got, want).enumerated() where abs(a - b) > 1e-5 * scale + 1e-4 * abs(b) {
-                XCTFail("Conv float32 gradient of input \(i)[\(e)]: \(a) vs float64 \(b)")
-                break
+        let cases: [([Int], [Int], Attributes)] = [
+            ([4, 16, 10, 10], [32, 16, 3, 3], ["pads": .ints([1, 1, 1, 1])]),
+            ([2, 5, 20, 19], [12, 5, 3, 3], ["pads": .ints([1, 1, 1, 1])]),
+            ([1, 8, 24, 24], [40, 8, 3, 3], ["pads": .ints([1, 2, 0, 1])]),
+            ([3, 8, 12, 12], [16, 8, 3, 3], ["pads": .ints([1, 1, 1, 1]), "strides": .ints([2, 2])]),
+        ]
+        for (k, (xs, ws, attributes)) in cases.enumerated() {
+            let seed = UInt64(10 * k)
+            let inputs = [randomTensor(xs, seed: seed + 4), randomTensor(ws, seed: seed + 5, scale: 0.2), randomTensor([ws[0]], seed: seed + 6)]
+            let (outputs, _) = try Scheduler.operatorGradients("Conv", attributes, inputs: inputs, outputGradients: [nil])
+            let dy = randomTensor(outputs[0].shape, seed: seed + 7)
+            let (_, reference) = try Scheduler.operatorGradients("Conv", attributes, inputs: inputs, outputGradients: [dy])
+            let (_, grads) = try Scheduler.operatorGradients(
+                "Conv", attributes, inputs: inputs.map { $0.cast(to: .float32) }, outputGradients: [dy.cast(to: .float32)])
+            for i in 0..<3 {
+                let want = reference[i]?.doubles() ?? []
+                let got = grads[i]?.doubles() ?? []
+                XCTAssertEqual(got.count, want.count)
+                let scale = want.map { abs($0) }.max() ?? 1
+                for (e, (a, b)) in zip(got, want).enumerated() where abs(a - b) > 1e-5 * scale + 1e-4 * abs(b) {
+                    XCTFail("Conv case \(k) float32 gradient of input \(i)[\(e)]: \(a) vs float64 \(b)")
+                    break
+                }
             }
         }
     }
