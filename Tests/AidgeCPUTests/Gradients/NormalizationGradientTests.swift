@@ -118,6 +118,39 @@ final class NormalizationGradientTests: XCTestCase {
         }
     }
 
+    /// In a model, the running statistics are Producers: a training run updates them in place, evaluation then
+    /// normalises with them; backward fills the parameters' gradients (not the statistics').
+    func testBatchNormRunningStatisticsOfAModel() throws {
+        _ = cpuRegistered
+        let inputs = batchNormInputs([4, 2, 3], seed: 51)
+        let node = Node(Operator("BatchNormalization", attributes: ["momentum": .float(0.5)]), name: "bn")
+        let producers = (1...4).map { Node.producer(inputs[$0]!.copy(), name: "p\($0)") }
+        for (i, p) in producers.enumerated() { try node.setInput(i + 1, from: p) }
+        let graph = GraphView(nodes: [node])
+        graph.add(node)
+        graph.inputs = [GraphInput(name: "x", dtype: .float64, shape: nil, consumers: [(node, 0)])]
+        graph.outputs = [GraphOutput(name: "y", node: node)]
+        let scheduler = Scheduler(graph)
+        graph.train()
+        let y = try scheduler.forward([inputs[0]!])[0]
+        let (reference, _) = try Scheduler.operatorGradients(
+            "BatchNormalization", ["momentum": .float(0.5)], inputs: inputs, outputGradients: [nil], training: true)
+        XCTAssertEqual(y.doubles(), reference[0].doubles())
+        for i in 3...4 {
+            XCTAssertEqual(producers[i - 1].producedTensor?.doubles(), inputs[i]!.doubles())
+            XCTAssertNotEqual(producers[i - 1].producedTensor?.doubles(), batchNormInputs([4, 2, 3], seed: 51)[i]!.doubles())
+        }
+        // Backward: gradients for scale and B only.
+        _ = try scheduler.backward(try XCTUnwrap(scheduler.lastRecording), outputGradients: [randomTensor([4, 2, 3], seed: 52)])
+        XCTAssertNotNil(producers[0].producedTensor?.gradient)
+        XCTAssertNotNil(producers[1].producedTensor?.gradient)
+        // Evaluation uses the updated running statistics.
+        graph.eval()
+        let evaluated = try scheduler.forward([inputs[0]!])[0]
+        let expected = try Scheduler.runOperator("BatchNormalization", inputs: inputs)[0]
+        XCTAssertEqual(evaluated.doubles(), expected.doubles())
+    }
+
     /// Running statistics that are constants are read, not written.
     func testBatchNormConstantStatisticsStayUnchanged() throws {
         _ = cpuRegistered
