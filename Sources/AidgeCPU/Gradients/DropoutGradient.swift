@@ -55,13 +55,16 @@ final class DropoutGradient: GradientKernel {
         var drops = training
         if inputs.count > 2, let mode = inputs[2] {
             guard mode.count == 1, mode.dtype == .bool else {
-                throw AidgeError.invalidArgument("Dropout training_mode must be one bool, got \(mode.dtype) \(mode.shape)")
+                throw AidgeError.invalidArgument(
+                    "Dropout training_mode must be one bool, got \(mode.dtype) \(mode.shape)")
             }
             drops = mode.rawPointer.load(as: UInt8.self) != 0
         }
         var ratio = 0.5
         if inputs.count > 1, let r = inputs[1] {
-            guard r.count == 1 else { throw AidgeError.invalidArgument("Dropout ratio must be a scalar, got shape \(r.shape)") }
+            guard r.count == 1 else {
+                throw AidgeError.invalidArgument("Dropout ratio must be a scalar, got shape \(r.shape)")
+            }
             switch r.dtype {
             case .float32: ratio = Double(r.pointer(as: Float.self)[0])
             case .float64: ratio = r.pointer(as: Double.self)[0]
@@ -89,11 +92,13 @@ final class DropoutGradient: GradientKernel {
         let maskPointer = mask.map { $0.rawPointer.assumingMemoryBound(to: UInt8.self) }
         switch dtype {
         case .float32:
-            drop(x.pointer(as: Float.self), y.pointer(as: Float.self), multiplier.pointer(as: Float.self), maskPointer,
-                 bits, scale: keepNone ? 0 : Float(1 / (1 - ratio)))
+            drop(
+                x.pointer(as: Float.self), y.pointer(as: Float.self), multiplier.pointer(as: Float.self), maskPointer,
+                bits, scale: keepNone ? 0 : Float(1 / (1 - ratio)))
         default:
-            drop(x.pointer(as: Double.self), y.pointer(as: Double.self), multiplier.pointer(as: Double.self), maskPointer,
-                 bits, scale: keepNone ? 0 : 1 / (1 - ratio))
+            drop(
+                x.pointer(as: Double.self), y.pointer(as: Double.self), multiplier.pointer(as: Double.self), maskPointer,
+                bits, scale: keepNone ? 0 : 1 / (1 - ratio))
         }
     }
 
@@ -182,7 +187,9 @@ final class DropoutGradient: GradientKernel {
         }
     }
 
-    private func scale<T: GradientFloat>(_ dy: UnsafeMutablePointer<T>, _ m: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>) {
+    private func scale<T: GradientFloat>(
+        _ dy: UnsafeMutablePointer<T>, _ m: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>
+    ) {
         Parallel.forEach(count, grain: 1 << 14) { range in
             for i in range { dx[i] += dy[i] * m[i] }
         }

@@ -112,7 +112,9 @@ private func gradientSums<T: NormalizationFloat>(
 
 /// `y[i] = x[i] · a + b` over `n` elements.
 @inline(__always)
-private func scaleShift<T: NormalizationFloat>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int, _ a: T, _ b: T) {
+private func scaleShift<T: NormalizationFloat>(
+    _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int, _ a: T, _ b: T
+) {
     let va = SIMD8<T>(repeating: a)
     let vb = SIMD8<T>(repeating: b)
     var i = 0
@@ -156,6 +158,71 @@ private func addScaled<T: NormalizationFloat>(_ dx: UnsafeMutablePointer<T>, _ d
     }
     while i < n {
         dx[i] += dy[i] * g
+        i += 1
+    }
+}
+
+/// (Σ dy[i]·s[i], Σ dy[i]·s[i]·(x[i] - mean)) over `n` elements: LayerNormalization's sums, `s` its scale.
+@inline(__always)
+private func scaledGradientSums<T: NormalizationFloat>(
+    _ dy: UnsafePointer<T>, _ s: UnsafePointer<T>, _ x: UnsafePointer<T>, _ n: Int, _ mean: T
+) -> (T, T) {
+    let m = SIMD8<T>(repeating: mean)
+    var a = SIMD8<T>(), b = SIMD8<T>()
+    var i = 0
+    while i + 8 <= n {
+        let g = load8(dy + i) * load8(s + i)
+        a += g
+        b.addProduct(g, load8(x + i) - m)
+        i += 8
+    }
+    var sumG = a.sum()
+    var sumGXc = b.sum()
+    while i < n {
+        let g = dy[i] * s[i]
+        sumG += g
+        sumGXc += g * (x[i] - mean)
+        i += 1
+    }
+    return (sumG, sumGXc)
+}
+
+/// `dx[i] += inverse · s[i] · dy[i] + k · x[i] + c` over `n` elements (no `dy`: zero).
+@inline(__always)
+private func addScaledGradient<T: NormalizationFloat>(
+    _ dx: UnsafeMutablePointer<T>, _ dy: UnsafePointer<T>?, _ s: UnsafePointer<T>, _ x: UnsafePointer<T>, _ n: Int,
+    _ inverse: T, _ k: T, _ c: T
+) {
+    let vi = SIMD8<T>(repeating: inverse)
+    let vk = SIMD8<T>(repeating: k)
+    let vc = SIMD8<T>(repeating: c)
+    var i = 0
+    while i + 8 <= n {
+        var v = vc.addingProduct(load8(x + i), vk)
+        if let dy { v.addProduct(load8(dy + i) * load8(s + i), vi) }
+        store8(load8(dx + i) + v, dx + i)
+        i += 8
+    }
+    while i < n {
+        dx[i] += c + k * x[i] + (dy.map { inverse * s[i] * $0[i] } ?? 0)
+        i += 1
+    }
+}
+
+/// `sum[i] += dy[i] · (x[i] - mean) · inverse` over `n` elements.
+@inline(__always)
+private func addNormalizedProduct<T: NormalizationFloat>(
+    _ sum: UnsafeMutablePointer<T>, _ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ n: Int, _ mean: T, _ inverse: T
+) {
+    let m = SIMD8<T>(repeating: mean)
+    let vi = SIMD8<T>(repeating: inverse)
+    var i = 0
+    while i + 8 <= n {
+        store8(load8(sum + i).addingProduct(load8(dy + i), (load8(x + i) - m) * vi), sum + i)
+        i += 8
+    }
+    while i < n {
+        sum[i] += dy[i] * (x[i] - mean) * inverse
         i += 1
     }
 }
@@ -323,7 +390,9 @@ final class BatchNormGradient: GradientKernel {
         let dBias = pass.inputGradient(2)
         guard dx != nil || dScale != nil || dBias != nil else { return }
         let count = batch * channels * spatial
-        guard pass.saved.count == 2 else { throw AidgeError.invalidModel("BatchNormalization: missing saved statistics") }
+        guard pass.saved.count == 2 else {
+            throw AidgeError.invalidModel("BatchNormalization: missing saved statistics")
+        }
         let tensors = BackwardTensors(
             x: try checked(try pass.input(0), count, dtype, "BatchNormalization input"),
             scale: try checked(try pass.input(1), channels, dtype, "BatchNormalization scale"),
@@ -499,26 +568,13 @@ final class LayerNormGradient: GradientKernel {
                         stats[2 * r + 1] = inverse
                         guard let dxTensor = t.dx else { continue }
                         let dx = dxTensor.pointer(as: T.self) + r * width
-                        var sumG: T = 0
-                        var sumGXc: T = 0
-                        if let dy {
-                            let dyr = dy + r * width
-                            for i in 0..<width {
-                                let g = dyr[i] * scale[i]
-                                sumG += g
-                                sumGXc += g * (xr[i] - mean)
-                            }
-                        }
+                        let (sumG, sumGXc) =
+                            dy.map { scaledGradientSums($0 + r * width, scale, xr, width, mean) } ?? (0, 0)
                         let dMean = t.meanGradient.map { element($0, r, as: T.self) } ?? 0
                         let dInverse = t.inverseGradient.map { element($0, r, as: T.self) } ?? 0
                         let k = -inverse * inverse * inverse * (sumGXc + dInverse) / w
                         let c = (dMean - inverse * sumG) / w - k * mean
-                        if let dy {
-                            let dyr = dy + r * width
-                            for i in 0..<width { dx[i] += c + inverse * scale[i] * dyr[i] + k * xr[i] }
-                        } else {
-                            for i in 0..<width { dx[i] += c + k * xr[i] }
-                        }
+                        addScaledGradient(dx, dy.map { $0 + r * width }, scale, xr, width, inverse, k, c)
                     }
                 }
             }
@@ -551,12 +607,8 @@ final class LayerNormGradient: GradientKernel {
                             let dyr = dy + r * width
                             let mean = stats[2 * r]
                             let inverse = stats[2 * r + 1]
-                            if wantScale {
-                                for i in 0..<width { scaleSum[i] += dyr[i] * (xr[i] - mean) * inverse }
-                            }
-                            if wantBias {
-                                for i in 0..<width { biasSum[i] += dyr[i] }
-                            }
+                            if wantScale { addNormalizedProduct(scaleSum, dyr, xr, width, mean, inverse) }
+                            if wantBias { addScaled(biasSum, dyr, width, 1) }
                         }
                     }
                 }
@@ -615,7 +667,9 @@ final class InstanceNormGradient: GradientKernel {
             scale: try checked(try pass.input(1), channels, dtype, "InstanceNormalization scale"),
             dy: try checked(dy, count, dtype, "InstanceNormalization output gradient"),
             dx: try pass.inputGradient(0).map { try checked($0, count, dtype, "InstanceNormalization input gradient") },
-            dScale: try pass.inputGradient(1).map { try checked($0, channels, dtype, "InstanceNormalization scale gradient") },
+            dScale: try pass.inputGradient(1).map {
+                try checked($0, channels, dtype, "InstanceNormalization scale gradient")
+            },
             dBias: try pass.inputGradient(2).map { try checked($0, channels, dtype, "InstanceNormalization B gradient") })
         switch dtype {
         case .float32: backward(tensors, Float.self)

@@ -58,7 +58,8 @@ final class MaxPoolGradient: GradientKernel {
         dtype = x.dtype
         (s, planes, _) = try poolShape(request, "MaxPool")
         guard s.inputSpatial <= Int(Int32.max) else {
-            throw AidgeError.unsupported("MaxPool (node \(request.nodeName)): planes over 2^31 elements have no backward")
+            throw AidgeError.unsupported(
+                "MaxPool (node \(request.nodeName)): planes over 2^31 elements have no backward")
         }
         outputShape = Array(x.shape.prefix(2)) + [s.od, s.oh, s.ow].suffix(x.shape.count - 2)
         columnMajorIndices = try request.attributes.int("storage_order", default: 0) != 0
@@ -94,7 +95,9 @@ final class MaxPoolGradient: GradientKernel {
         if let indices { writeIndices(argmax.pointer(as: Int32.self), indices.pointer(as: Int64.self)) }
     }
 
-    private func run<T: GradientFloat>(_ x: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>, _ a: UnsafeMutablePointer<Int32>) {
+    private func run<T: GradientFloat>(
+        _ x: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>, _ a: UnsafeMutablePointer<Int32>
+    ) {
         let inPlane = s.inputSpatial
         let outPlane = s.outputSpatial
         let grain = max(1, 16384 / max(1, outPlane * s.kernelVolume))
@@ -107,7 +110,9 @@ final class MaxPoolGradient: GradientKernel {
     /// path): a window of -infinity and NaN gives -infinity and keeps its first element. Each output row is cut
     /// into borders (windows crossing the padding) and an interior; float32 interiors with strides 1 or 2 run 8
     /// outputs at a time.
-    private func plane<T: GradientFloat>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ a: UnsafeMutablePointer<Int32>) {
+    private func plane<T: GradientFloat>(
+        _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ a: UnsafeMutablePointer<Int32>
+    ) {
         let s = self.s
         let vectorEnd = T.self == Float.self ? owHiVector : owLo
         for od in 0..<s.od {
@@ -275,7 +280,9 @@ final class MaxPoolGradient: GradientKernel {
         }
     }
 
-    private func scatter<T: GradientFloat>(_ dy: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>, _ a: UnsafeMutablePointer<Int32>) {
+    private func scatter<T: GradientFloat>(
+        _ dy: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>, _ a: UnsafeMutablePointer<Int32>
+    ) {
         let outPlane = s.outputSpatial
         let inPlane = s.inputSpatial
         Parallel.forEach(planes, grain: max(1, 32768 / max(outPlane, 1))) { range in
@@ -400,8 +407,8 @@ final class GlobalPoolGradient: GradientKernel {
             let x = try planned(try pass.input(0), planes * size, dtype, "GlobalMaxPool input")
             let y = try planned(pass.outputs.first, planes, dtype, "GlobalMaxPool output")
             switch dtype {
-            case .float32: routeMax(x.pointer(as: Float.self), y.pointer(as: Float.self), dy.pointer(as: Float.self), dx.pointer(as: Float.self))
-            default: routeMax(x.pointer(as: Double.self), y.pointer(as: Double.self), dy.pointer(as: Double.self), dx.pointer(as: Double.self))
+            case .float32: routeMax(x, y, dy, dx, Float.self)
+            default: routeMax(x, y, dy, dx, Double.self)
             }
         } else {
             switch dtype {
@@ -424,8 +431,10 @@ final class GlobalPoolGradient: GradientKernel {
     }
 
     private func routeMax<T: GradientFloat>(
-        _ x: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>, _ dy: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>
+        _ xTensor: Tensor, _ yTensor: Tensor, _ dyTensor: Tensor, _ dxTensor: Tensor, _: T.Type
     ) {
+        let (x, y) = (xTensor.pointer(as: T.self), yTensor.pointer(as: T.self))
+        let (dy, dx) = (dyTensor.pointer(as: T.self), dxTensor.pointer(as: T.self))
         let size = self.size
         Parallel.forEach(planes, grain: max(1, 32768 / max(size, 1))) { range in
             for p in range {
