@@ -134,18 +134,22 @@ extension RecurrentLayer {
             }
             let rd = r + d * gateWidth * h
             let pd = peepholes.map { $0 + d * 3 * h }
+            // R (z and r only for GRU's default reset, whose h part goes through r first), and R_h: packed once.
+            let k = g.cell == .gru && !g.linearBeforeReset ? 2 * h : gateWidth
+            let recurrent = T.operand(transB: false, k: k, n: h, b: rd, ldb: h)
+            let reset = g.cell == .gru && !g.linearBeforeReset
+                ? T.operand(transB: false, k: h, n: h, b: rd + 2 * h * h, ldb: h) : nil
             for step in (0..<g.seq).reversed() {
                 let t = time(d, step: step)
                 switch g.cell {
                 case .rnn: rnnBackStep(s, buffers, d: d, t: t, lengths: lengths, dY: dY)
                 case .lstm: lstmBackStep(s, buffers, d: d, t: t, lengths: lengths, dY: dY, peepholes: pd)
-                case .gru: gruBackStep(s, buffers, d: d, t: t, rd: rd, lengths: lengths, dY: dY)
+                case .gru: gruBackStep(s, buffers, d: d, t: t, reset: reset, lengths: lengths, dY: dY)
                 }
                 // Through the recurrent product: dH_{t-1} += dRec_t · R.
-                let k = g.cell == .gru && !g.linearBeforeReset ? 2 * h : gateWidth
                 T.gemm(
-                    transA: false, transB: false, m: g.batch, n: h, k: k, a: buffers.dRec + recOffset(d, t, 0),
-                    lda: gateWidth, b: rd, ldb: h, accumulate: true, c: buffers.next, ldc: h)
+                    m: g.batch, a: buffers.dRec + recOffset(d, t, 0), lda: gateWidth, b: recurrent, accumulate: true,
+                    c: buffers.next, ldc: h)
                 swap(&buffers.carry, &buffers.next)
             }
             for b in 0..<g.batch {
@@ -333,7 +337,7 @@ extension RecurrentLayer {
 
     /// The GRU cell's derivatives; with the default reset, d(r ⊙ H_{t-1}) needs a product with R_h first.
     private func gruBackStep<T: RecurrentFloat>(
-        _ s: RecurrentStates<T>, _ buf: RecurrentGradientBuffers<T>, d: Int, t: Int, rd: UnsafePointer<T>,
+        _ s: RecurrentStates<T>, _ buf: RecurrentGradientBuffers<T>, d: Int, t: Int, reset: RecurrentOperand<T>?,
         lengths: [Int], dY: UnsafeMutablePointer<T>?
     ) {
         let h = g.hidden
@@ -383,11 +387,11 @@ extension RecurrentLayer {
                 }
             }
         }
-        guard !g.linearBeforeReset else { return }
+        guard let reset else { return }
         // d(r ⊙ H_{t-1}) = dh · R_h, then r's and H_{t-1}'s shares.
         T.gemm(
-            transA: false, transB: false, m: g.batch, n: h, k: h, a: buf.dRec + recOffset(d, t, 0) + 2 * h,
-            lda: gateWidth, b: rd + 2 * h * h, ldb: h, accumulate: false, c: buf.dReset, ldc: h)
+            m: g.batch, a: buf.dRec + recOffset(d, t, 0) + 2 * h, lda: gateWidth, b: reset, accumulate: false,
+            c: buf.dReset, ldc: h)
         Parallel.forEach(g.batch, grain: batchGrain) { range in
             for b in range where t < lengths[b] {
                 let offset = gateOffset(t, d, b)

@@ -54,6 +54,38 @@ protocol RecurrentFloat: GradientFloat {
         b: UnsafePointer<Self>, ldb: Int, accumulate: Bool, c: UnsafeMutablePointer<Self>, ldc: Int)
     static func sigmoid(_ p: UnsafeMutablePointer<Self>, _ n: Int)
     static func tanh(_ p: UnsafeMutablePointer<Self>, _ n: Int)
+    /// The K x N matrix op(B) made ready for many products (float32 packs it once).
+    static func operand(transB: Bool, k: Int, n: Int, b: UnsafePointer<Self>, ldb: Int) -> RecurrentOperand<Self>
+    /// C (+)= A · B for an M x K matrix A with row stride `lda`.
+    static func gemm(
+        m: Int, a: UnsafePointer<Self>, lda: Int, b: RecurrentOperand<Self>, accumulate: Bool,
+        c: UnsafeMutablePointer<Self>, ldc: Int)
+}
+
+/// A right-hand matrix that every time step multiplies (R or its transpose): packed once per run in float32,
+/// instead of once per step.
+struct RecurrentOperand<T> {
+    let b: UnsafePointer<T>
+    let ldb: Int
+    let transB: Bool
+    let k: Int
+    let n: Int
+    let packed: PackedMatrix?
+}
+
+extension RecurrentFloat {
+    static func operand(transB: Bool, k: Int, n: Int, b: UnsafePointer<Self>, ldb: Int) -> RecurrentOperand<Self> {
+        RecurrentOperand(b: b, ldb: ldb, transB: transB, k: k, n: n, packed: nil)
+    }
+
+    static func gemm(
+        m: Int, a: UnsafePointer<Self>, lda: Int, b: RecurrentOperand<Self>, accumulate: Bool,
+        c: UnsafeMutablePointer<Self>, ldc: Int
+    ) {
+        gemm(
+            transA: false, transB: b.transB, m: m, n: b.n, k: b.k, a: a, lda: lda, b: b.b, ldb: b.ldb,
+            accumulate: accumulate, c: c, ldc: ldc)
+    }
 }
 
 extension Float: RecurrentFloat {
@@ -69,6 +101,29 @@ extension Float: RecurrentFloat {
         BLAS.sgemm(
             transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
             beta: accumulate ? 1 : 0, c: c, ldc: ldc)
+    }
+
+    static func operand(transB: Bool, k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int) -> RecurrentOperand<Float> {
+        guard k > 0, n > 0 else { return RecurrentOperand(b: b, ldb: ldb, transB: transB, k: k, n: n, packed: nil) }
+        let view = transB
+            ? StridedMatrix(base: b, rowStride: 1, colStride: ldb) : StridedMatrix(base: b, rowStride: ldb, colStride: 1)
+        return RecurrentOperand(
+            b: b, ldb: ldb, transB: transB, k: k, n: n, packed: PackedMatrix(view, rows: k, cols: n, role: .b))
+    }
+
+    static func gemm(
+        m: Int, a: UnsafePointer<Float>, lda: Int, b: RecurrentOperand<Float>, accumulate: Bool,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard let packed = b.packed, m > 0 else {
+            gemm(
+                transA: false, transB: b.transB, m: m, n: b.n, k: b.k, a: a, lda: lda, b: b.b, ldb: b.ldb,
+                accumulate: accumulate, c: c, ldc: ldc)
+            return
+        }
+        SGEMM.multiply(
+            m: m, n: b.n, k: b.k, a: StridedA(matrix: StridedMatrix(base: a, rowStride: lda, colStride: 1), rows: m),
+            b: PackedB(packed: packed), c: c, ldc: ldc, epilogue: GEMMEpilogue(accumulate: accumulate))
     }
 
     static func sigmoid(_ p: UnsafeMutablePointer<Float>, _ n: Int) { SigmoidF().run(UnsafePointer(p), p, n) }
@@ -372,6 +427,10 @@ struct RecurrentLayer: Sendable {
                 }
             }
             let rd = r + d * gateWidth * h
+            // H·Rᵀ (GRU: z and r, then h apart), packed once for all steps.
+            let gru = g.cell == .gru
+            let recurrent = T.operand(transB: true, k: h, n: gru ? 2 * h : gateWidth, b: rd, ldb: h)
+            let resetOperand = gru ? T.operand(transB: true, k: h, n: h, b: rd + 2 * h * h, ldb: h) : nil
             let recurrentBias = bias.map { $0 + d * 2 * gateWidth + gateWidth }
             let peepholes = try optionalInput(inputs, RecurrentGeometry.p, g.hasPeepholes).map {
                 $0.pointer(as: T.self) + d * 3 * h
@@ -382,16 +441,18 @@ struct RecurrentLayer: Sendable {
                 let stepGates = s.gates + gateOffset(t, d, 0)
                 switch g.cell {
                 case .rnn, .lstm:
-                    T.gemm(
-                        transA: false, transB: true, m: g.batch, n: gateWidth, k: h, a: prev, lda: h, b: rd, ldb: h,
-                        accumulate: true, c: stepGates, ldc: stepRowStride)
+                    T.gemm(m: g.batch, a: prev, lda: h, b: recurrent, accumulate: true, c: stepGates, ldc: stepRowStride)
                     if g.cell == .rnn {
                         rnnStep(s, d: d, t: t, lengths: lengths, y: y)
                     } else {
                         lstmStep(s, d: d, t: t, lengths: lengths, peepholes: peepholes, y: y)
                     }
                 case .gru:
-                    gruStep(s, d: d, t: t, rd: rd, recurrentBias: recurrentBias, lengths: lengths, y: y)
+                    if let resetOperand {
+                        gruStep(
+                            s, d: d, t: t, gates: recurrent, reset: resetOperand, recurrentBias: recurrentBias,
+                            lengths: lengths, y: y)
+                    }
                 }
             }
             // Final states; an empty sequence gives zeros (as ONNX Runtime).
@@ -494,8 +555,8 @@ struct RecurrentLayer: Sendable {
     /// z, r, h (order of W); H_t = (1 - z) ⊙ h + z ⊙ H_{t-1}, the reset applied before the recurrent product of
     /// h or (`linear_before_reset`) after it.
     private func gruStep<T: RecurrentFloat>(
-        _ s: RecurrentStates<T>, d: Int, t: Int, rd: UnsafePointer<T>, recurrentBias: UnsafePointer<T>?,
-        lengths: [Int], y: UnsafeMutablePointer<T>?
+        _ s: RecurrentStates<T>, d: Int, t: Int, gates: RecurrentOperand<T>, reset: RecurrentOperand<T>,
+        recurrentBias: UnsafePointer<T>?, lengths: [Int], y: UnsafeMutablePointer<T>?
     ) {
         let h = g.hidden
         let (fa, ga) = (g.activations[d][0], g.activations[d][1])
@@ -504,13 +565,9 @@ struct RecurrentLayer: Sendable {
         let prevAll = s.hs + historyOffset(d, previousIndex(d, t), 0)
         let stepGates = s.gates + gateOffset(t, d, 0)
         // z and r: recurrent product, clip, f.
-        T.gemm(
-            transA: false, transB: true, m: g.batch, n: 2 * h, k: h, a: prevAll, lda: h, b: rd, ldb: h,
-            accumulate: true, c: stepGates, ldc: stepRowStride)
+        T.gemm(m: g.batch, a: prevAll, lda: h, b: gates, accumulate: true, c: stepGates, ldc: stepRowStride)
         if g.linearBeforeReset {
-            T.gemm(
-                transA: false, transB: true, m: g.batch, n: h, k: h, a: prevAll, lda: h, b: rd + 2 * h * h, ldb: h,
-                accumulate: false, c: aux, ldc: h)
+            T.gemm(m: g.batch, a: prevAll, lda: h, b: reset, accumulate: false, c: aux, ldc: h)
         }
         Parallel.forEach(g.batch, grain: batchGrain) { range in
             for b in range {
@@ -530,9 +587,7 @@ struct RecurrentLayer: Sendable {
             }
         }
         if !g.linearBeforeReset {
-            T.gemm(
-                transA: false, transB: true, m: g.batch, n: h, k: h, a: aux, lda: h, b: rd + 2 * h * h, ldb: h,
-                accumulate: true, c: stepGates + 2 * h, ldc: stepRowStride)
+            T.gemm(m: g.batch, a: aux, lda: h, b: reset, accumulate: true, c: stepGates + 2 * h, ldc: stepRowStride)
         }
         Parallel.forEach(g.batch, grain: batchGrain) { range in
             for b in range {
