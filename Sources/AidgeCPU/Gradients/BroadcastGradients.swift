@@ -82,6 +82,8 @@ struct BroadcastFold {
     let sizes: [Int]
     /// Per operand slot, its element stride along each merged dimension (0 where it is broadcast).
     let strides: [[Int]]
+    /// Per operand slot, its element count: tensors given at run time are checked against it.
+    let counts: [Int]
 
     /// Columns of a block when the owner keeps the innermost run: a block's columns of every operand stay in
     /// cache while the broadcast dimensions are looped over.
@@ -93,6 +95,7 @@ struct BroadcastFold {
     init(shape: [Int], operands: [[Int]]) {
         let rank = shape.count
         count = ShapeUtil.count(shape)
+        counts = operands.map { ShapeUtil.count($0) }
         let perSlot: [[Int]] = operands.map { operand in
             let aligned = [Int](repeating: 1, count: max(rank - operand.count, 0)) + operand.suffix(rank)
             let contiguous = ShapeUtil.contiguousStrides(aligned)

@@ -144,7 +144,7 @@ private func binaryBackward<P: BinaryPartials, T: GradientFloat>(
     return { pass in
         guard let dy = pass.outputGradient(0) else { return }
         let count = fold.count
-        let (countA, countB) = (try pass.input(0).count, try pass.input(1).count)
+        let (countA, countB) = (fold.counts[1], fold.counts[2])
         let g: UnsafeMutablePointer<T> = try gradientElements(dy, count, "output gradient")
         let a: UnsafeMutablePointer<T> =
             partials.reads.contains(0) ? try gradientElements(pass.input(0), countA, "input 0") : g
@@ -247,7 +247,7 @@ private func sumBackward<T: GradientFloat>(_ folds: [BroadcastFold], _ scale: Do
         for (k, fold) in folds.enumerated() {
             guard let dx = pass.inputGradient(k) else { continue }
             let g: UnsafeMutablePointer<T> = try gradientElements(dy, fold.count, "output gradient")
-            let t: UnsafeMutablePointer<T> = try gradientElements(dx, dx.count, "gradient of input \(k)")
+            let t: UnsafeMutablePointer<T> = try gradientElements(dx, fold.counts[1], "gradient of input \(k)")
             if dx.count == fold.count {
                 // Same shape as the output: a flat loop.
                 Parallel.forEach(fold.count, grain: BroadcastFold.grain) { range in
@@ -276,8 +276,7 @@ private func extremeBackward<T: GradientFloat>(_ folds: [BroadcastFold], _: T.Ty
         let g: UnsafeMutablePointer<T> = try gradientElements(dy, count, "output gradient")
         let y: UnsafeMutablePointer<T> = try gradientElements(pass.outputs[0], count, "output")
         let inputs: [UnsafeMutablePointer<T>] = try folds.indices.map {
-            let x = try pass.input($0)
-            return try gradientElements(x, x.count, "input \($0)")
+            try gradientElements(try pass.input($0), folds[$0].counts[1], "input \($0)")
         }
         // How many inputs hold each output element.
         var ties = [T](repeating: 0, count: count)
@@ -299,7 +298,7 @@ private func extremeBackward<T: GradientFloat>(_ folds: [BroadcastFold], _: T.Ty
         }
         for (k, fold) in folds.enumerated() {
             guard let dx = pass.inputGradient(k) else { continue }
-            let t: UnsafeMutablePointer<T> = try gradientElements(dx, dx.count, "gradient of input \(k)")
+            let t: UnsafeMutablePointer<T> = try gradientElements(dx, fold.counts[1], "gradient of input \(k)")
             let x = inputs[k]
             let sx = fold.innerStride(1)
             ties.withUnsafeBufferPointer { buffer in
@@ -342,13 +341,16 @@ private func whereBackward<T: GradientFloat>(_ fold: BroadcastFold, _: T.Type) -
         guard let dy = pass.outputGradient(0) else { return }
         let g: UnsafeMutablePointer<T> = try gradientElements(dy, fold.count, "output gradient")
         let condition = try pass.input(0)
-        guard condition.dtype == .bool else {
-            throw AidgeError.unsupportedType("Where condition must be bool, got \(condition.dtype)")
+        guard condition.dtype == .bool, condition.count == fold.counts[1] else {
+            throw AidgeError.shapeMismatch(
+                "backward: Where condition planned as \(fold.counts[1]) bool elements, got \(condition.dtype) "
+                    + "of shape \(condition.shape)")
         }
         let c = condition.pointer(as: UInt8.self)
         for (slot, selected) in [(2, true), (3, false)] {
             guard let dx = pass.inputGradient(slot - 1) else { continue }
-            let t: UnsafeMutablePointer<T> = try gradientElements(dx, dx.count, "gradient of input \(slot - 1)")
+            let t: UnsafeMutablePointer<T> = try gradientElements(
+                dx, fold.counts[slot], "gradient of input \(slot - 1)")
             let kept = fold.innerStride(slot) != 0
             fold.fold(onto: slot, t, count: dx.count) { base, o, n in
                 let (tp, gp, cp) = (base + o[slot], g + o[0], c + o[1])
