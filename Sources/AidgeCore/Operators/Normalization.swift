@@ -35,7 +35,7 @@ extension OperatorSchema {
         // are updated in place (`stateInputs`); `training_mode` is accepted, the graph's mode decides.
         OperatorSchema(
             "BatchNormalization", inputs: ["X", "scale", "B", "input_mean", "input_var"],
-            stateInputs: [3, 4]) {
+            stateInputs: [3, 4], trainingForm: true) {
             attributes, inputs in
             let x = try inputs.required(0)
             try expect(x, in: floatTypes, "BatchNormalization input")

@@ -111,21 +111,26 @@ public final class Plan {
     /// Shapes and dtypes of the outputs.
     public var outputs: [ValueInfo] { outputInfos }
 
-    /// The current tensors of the variable Producers (contiguous).
-    func currentParameters() throws -> [Tensor] {
-        try parameterNodes.map { node in
+    /// The current tensors of the variable Producers (contiguous), and the strided ones they were copied from.
+    func currentParameters() throws -> (tensors: [Tensor], strided: [(copy: Tensor, original: Tensor)]) {
+        var strided: [(Tensor, Tensor)] = []
+        let tensors = try parameterNodes.map { node in
             guard let t = node.producedTensor else {
                 throw AidgeError.invalidModel("Producer \(node.name) holds no tensor")
             }
-            return t.contiguous()
+            if t.isContiguous { return t }
+            let copy = t.copy()
+            strided.append((copy, t))
+            return copy
         }
+        return (tensors, strided)
     }
 
     /// Runs every step on `inputs` (contiguous, already checked). With `stepSeconds` (one entry per step), each
     /// step's wall time is added to its entry. A recording plan returns the record that `backward` needs.
     func run(_ inputs: [Tensor], stepSeconds: UnsafeMutableBufferPointer<Double>? = nil) throws -> Recording {
         let arena = try sharedArena ?? arenas.take(byteCount: arenaByteCount)
-        let parameters = try currentParameters()
+        let (parameters, strided) = try currentParameters()
         let fresh = outputInfos.map { Tensor(zeros: $0.shape, dtype: $0.dtype) }
         let context = RunContext(inputs: inputs, parameters: parameters, outputs: fresh, arena: arena)
         let trainingForward = mode.training || mode.recording
@@ -143,6 +148,10 @@ public final class Plan {
                 throw error.aidgePrefixed("\(step.node.type) node \(step.node.name)")
             }
             if let stepSeconds { stepSeconds[k] += Clock.seconds() - start }
+        }
+        // A training run updates state (running statistics) in place: strided Producers get their copy back.
+        if mode.training {
+            for (copy, original) in strided { copyElements(from: copy, to: original) }
         }
         let outputs = outputSources.enumerated().map { i, slot in
             if case .graphOutput(let j) = slot, j == i { return fresh[i] }

@@ -89,7 +89,9 @@ struct PlanBuilder {
             let known = inputInfo.allSatisfy { $0 == nil || $0?.value != nil }
             if outputs.allSatisfy({ $0.value != nil }) {
                 // Inference computed the values (Shape, Size, ...).
-            } else if known && schema.isDeterministic && outputs.reduce(0, { $0 + $1.count }) <= foldLimit {
+            } else if known && schema.isDeterministic && !(mode.training && schema.hasTrainingForm)
+                && outputs.reduce(0, { $0 + $1.count }) <= foldLimit
+            {
                 let kernel = try KernelRegistry.shared.makeKernel(request, backend: backend)
                 let results = outputs.map { Tensor(zeros: $0.shape, dtype: $0.dtype) }
                 do {

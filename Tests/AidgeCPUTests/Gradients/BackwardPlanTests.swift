@@ -28,16 +28,33 @@ final class BackwardPlanTests: XCTestCase {
 
     func testMissingBackwardIsReportedAtBackward() throws {
         _ = cpuRegistered
-        let node = Node(Operator("Sin"), name: "sine")
+        // Mod (fmod) has no backward: its gradient is undefined at every jump.
+        let node = Node(Operator("Mod", attributes: ["fmod": .int(1)]), name: "remainder")
         let graph = GraphView(nodes: [node])
         graph.updateInputsOutputs()
         let scheduler = Scheduler(graph)
-        let recording = try scheduler.forward([try Tensor([Float(1)], shape: [1])], mode: PlanMode(recording: true))
+        let x = try Tensor([Float(5)], shape: [1])
+        let recording = try scheduler.forward([x, x], mode: PlanMode(recording: true))
         XCTAssertThrowsError(
             try scheduler.backward(recording, outputGradients: [try Tensor([Float(1)], shape: [1])], inputs: [0])
         ) { error in
-            XCTAssertTrue("\(error)".contains("Sin") && "\(error)".contains("sine"), "\(error)")
+            XCTAssertTrue("\(error)".contains("Mod") && "\(error)".contains("remainder"), "\(error)")
         }
+    }
+
+    /// Every operator that a trainable model uses (the training issue's list) has a CPU backward.
+    func testTrainableOperatorsHaveBackward() {
+        _ = cpuRegistered
+        let required = [
+            "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Sum", "Mean", "Max", "Min",
+            "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Gelu", "Softmax", "LogSoftmax", "Erf",
+            "Exp", "Log", "Sqrt", "Clip", "PRelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+            "BatchNormalization", "LayerNormalization", "InstanceNormalization", "Dropout", "Reshape", "Flatten",
+            "Transpose", "Concat", "Split", "Slice", "Gather", "Squeeze", "Unsqueeze", "Expand", "Pad", "Resize",
+            "ReduceMean", "ReduceSum", "LSTM", "GRU", "Identity", "Where", "Neg", "Abs",
+        ]
+        let missing = required.filter { KernelRegistry.shared.gradientFactory($0, backend: "cpu") == nil }
+        XCTAssertEqual(missing, [], "operators without a backward")
     }
 
     func testBackwardBeforeForwardIsAnError() throws {
