@@ -81,6 +81,18 @@ final class ElementwiseGradientTests: XCTestCase {
         let base = try awayFromZero([3, 4], seed: 5)
         try checkGradients("Pow", inputs: [base, try Tensor([2.0, 3.0, 1.0, 0.0], shape: [4])], constants: [1])
         try checkGradients("Pow", inputs: [base, try Tensor([Int64(3)], shape: [1])])
+        // An exponent of another float dtype: its gradient is computed in the base's and added converted.
+        let positive = randomTensor([3, 4], seed: 6, scale: 1, shift: 2)
+        let exponent = randomTensor([4], seed: 7)
+        let g = randomTensor([3, 4], seed: 8)
+        let (_, same) = try Scheduler.operatorGradients("Pow", inputs: [positive, exponent], outputGradients: [g])
+        let (_, mixed) = try Scheduler.operatorGradients(
+            "Pow", inputs: [positive, exponent.cast(to: .float32)], outputGradients: [g])
+        let mixedExponent = try XCTUnwrap(mixed[1])
+        XCTAssertEqual(mixedExponent.dtype, .float32)
+        for (u, v) in zip(mixedExponent.doubles(), try XCTUnwrap(same[1]).doubles()) {
+            XCTAssertEqual(u, v, accuracy: 1e-5 * max(1, abs(v)))
+        }
     }
 
     func testVariadicSumMean() throws {
