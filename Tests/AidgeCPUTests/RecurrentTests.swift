@@ -228,6 +228,19 @@ final class RecurrentTests: XCTestCase {
         try check(c)
     }
 
+    func testEmptySequenceOrBatch() throws {
+        for cell in RecurrentCell.allCases {
+            for (seq, batch) in [(0, 2), (3, 0)] {
+                var c = RecurrentCase(cell: cell)
+                (c.seq, c.batch) = (seq, batch)
+                c.direction = "bidirectional"
+                try check(c)
+                try checkGradients(
+                    cell.rawValue, c.attributes, inputs: try c.tensors(c.inputs(), dtype: .float64))
+            }
+        }
+    }
+
     func testOnlyYOrOnlyYh() throws {
         let c = RecurrentCase(cell: .lstm)
         let values = c.inputs()
