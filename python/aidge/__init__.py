@@ -314,8 +314,9 @@ Tensor.from_dlpack = staticmethod(from_dlpack)
 
 def apply(op_type: str, *inputs: Any, **attributes: Any) -> list[Tensor]:
     """Runs one ONNX operator on tensors (arrays and DLPack objects are shared, not copied), with its ONNX
-    attributes as keywords; returns its outputs. ``aidge.apply("Softmax", x, axis=1)``."""
-    return _aidge.apply(op_type, [_as_tensor(x, i) for i, x in enumerate(inputs)], attributes)
+    attributes as keywords; returns its outputs. ``aidge.apply("Softmax", x, axis=1)``; None leaves an optional
+    input absent."""
+    return _aidge.apply(op_type, [None if x is None else _as_tensor(x, i) for i, x in enumerate(inputs)], attributes)
 
 
 def gradients(
