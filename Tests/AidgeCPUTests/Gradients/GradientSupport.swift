@@ -17,15 +17,25 @@ func randomTensor(_ shape: [Int], seed: UInt64 = 7, scale: Double = 1, shift: Do
 /// The operator runs on `inputs` (float64 for the inputs to check); the scalar `L = Σ_k Σ outputs[k] · r_k` with
 /// fixed random `r_k` is differentiated numerically with respect to every element of every non-constant float
 /// input, and compared with the gradients that backward writes (|analytic - numeric| <= atol + rtol·|numeric|).
-/// `outputs` limits which outputs carry a gradient (default: all).
+/// `seeded` limits which outputs carry a gradient (default: all). With `training`, every forward (the numeric
+/// ones too) runs the training form on fresh copies of the inputs, since it updates state such as running
+/// statistics in place.
 func checkGradients(
     _ type: String, _ attributes: Attributes = [:], inputs: [Tensor?], constants: Set<Int> = [],
     outputCount: Int? = nil, seeded: Set<Int>? = nil, training: Bool = false, step: Double = 1e-6,
     atol: Double = 1e-6, rtol: Double = 1e-5, file: StaticString = #filePath, line: UInt = #line
 ) throws {
     _ = cpuRegistered
+    let inputs = training ? inputs.map { $0?.copy() } : inputs
     func forward(_ ins: [Tensor?]) throws -> [Tensor] {
-        try Scheduler.runOperator(type, attributes, inputs: ins, constants: constants, outputs: outputCount)
+        guard training else {
+            return try Scheduler.runOperator(type, attributes, inputs: ins, constants: constants, outputs: outputCount)
+        }
+        let count = outputCount ?? OperatorSchema.registry[type]?.outputCount ?? 1
+        return try Scheduler.operatorGradients(
+            type, attributes, inputs: ins.map { $0?.copy() }, constants: constants, outputs: outputCount,
+            outputGradients: [Tensor?](repeating: nil, count: count), training: true
+        ).outputs
     }
     let base = try forward(inputs)
     let seeds: [Tensor?] = base.enumerated().map { k, out in
@@ -41,8 +51,8 @@ func checkGradients(
         return sum
     }
     let (_, analytic) = try Scheduler.operatorGradients(
-        type, attributes, inputs: inputs, constants: constants, outputs: outputCount, outputGradients: seeds,
-        training: training)
+        type, attributes, inputs: training ? inputs.map { $0?.copy() } : inputs, constants: constants,
+        outputs: outputCount, outputGradients: seeds, training: training)
     for (i, input) in inputs.enumerated() {
         guard let input, !constants.contains(i), input.dtype == .float64,
             OperatorSchema.registry[type]?.isDifferentiable(input: i, dtype: .float64) ?? true

@@ -16,68 +16,14 @@ final class NormalizationGradientTests: XCTestCase {
         ]
     }
 
-    /// The finite-difference check of a training-mode forward (batch statistics): the objective runs the training
-    /// forward itself, on fresh copies of the running statistics (which each run updates). Only output 0 is
-    /// seeded (the running statistics carry no gradient).
-    private func checkTrainingGradients(
-        _ type: String, _ attributes: Attributes, inputs: [Tensor?], outputCount: Int? = nil,
-        step: Double = 1e-6, atol: Double = 1e-6, rtol: Double = 1e-5, file: StaticString = #filePath,
-        line: UInt = #line
-    ) throws {
-        _ = cpuRegistered
-        func fresh(_ ins: [Tensor?]) -> [Tensor?] { ins.map { $0?.copy() } }
-        func forward(_ ins: [Tensor?]) throws -> [Tensor] {
-            let outputs = outputCount ?? 1
-            return try Scheduler.operatorGradients(
-                type, attributes, inputs: fresh(ins), outputs: outputCount,
-                outputGradients: [Tensor?](repeating: nil, count: outputs), training: true
-            ).outputs
-        }
-        let base = try forward(inputs)
-        let seed = randomTensor(base[0].shape, seed: 1000)
-        let seeds: [Tensor?] = [seed] + [Tensor?](repeating: nil, count: base.count - 1)
-        func objective(_ ins: [Tensor?]) throws -> Double {
-            zip(try forward(ins)[0].doubles(), seed.doubles()).reduce(0) { $0 + $1.0 * $1.1 }
-        }
-        let (_, analytic) = try Scheduler.operatorGradients(
-            type, attributes, inputs: fresh(inputs), outputs: outputCount, outputGradients: seeds, training: true)
-        let schema = OperatorSchema.registry[type]
-        for (i, input) in inputs.enumerated() {
-            guard let input, schema?.isDifferentiable(input: i, dtype: input.dtype) ?? true else { continue }
-            guard let gradient = analytic[i] else {
-                XCTFail("\(type): no gradient for input \(i)", file: file, line: line)
-                continue
-            }
-            let got = gradient.doubles()
-            var values = input.doubles()
-            for e in values.indices {
-                let saved = values[e]
-                var perturbed = inputs
-                values[e] = saved + step
-                perturbed[i] = try Tensor(values, shape: input.shape)
-                let plus = try objective(perturbed)
-                values[e] = saved - step
-                perturbed[i] = try Tensor(values, shape: input.shape)
-                let minus = try objective(perturbed)
-                values[e] = saved
-                let numeric = (plus - minus) / (2 * step)
-                if !(abs(got[e] - numeric) <= atol + rtol * abs(numeric)) {
-                    XCTFail(
-                        "\(type): d/d input \(i)[\(e)]: backward \(got[e]), finite difference \(numeric)",
-                        file: file, line: line)
-                    return
-                }
-            }
-        }
-    }
-
     func testBatchNormTrainingGradients() throws {
         // Planes shorter than a vector and longer than four.
-        try checkTrainingGradients("BatchNormalization", [:], inputs: batchNormInputs([3, 2, 3, 2]))
-        try checkTrainingGradients(
+        // Only output 0 is seeded: the running statistics carry no gradient.
+        try checkGradients("BatchNormalization", inputs: batchNormInputs([3, 2, 3, 2]), seeded: [0], training: true)
+        try checkGradients(
             "BatchNormalization", ["epsilon": .float(1e-3)], inputs: batchNormInputs([2, 3, 6, 7], seed: 5),
-            outputCount: 3)
-        try checkTrainingGradients("BatchNormalization", [:], inputs: batchNormInputs([5, 4], seed: 9))
+            outputCount: 3, seeded: [0], training: true)
+        try checkGradients("BatchNormalization", inputs: batchNormInputs([5, 4], seed: 9), seeded: [0], training: true)
     }
 
     /// Evaluation mode: the running statistics normalise, backward is affine.
