@@ -48,11 +48,15 @@ final class ConvGradientKernel: GradientKernel {
         }
     }
 
+    /// Up to this many weight-gradient elements per group (columns x output channels), a float32 unit-stride
+    /// convolution computes them as direct dot products rather than a GEMM whose operand packing would dominate.
+    static let directWeightLimit = 1024
+
     /// Scratch elements of one image part: the column matrix, or with `wide` the bordered image, dY laid out
     /// wide and the wide column matrix.
     private var scratchPerImage: Int {
         if pointwise { return 0 }
-        if let wide { return s.channels * wide.volume + (mg + kg) * wide.span }
+        if let wide { return wide.borderedCount(channels: s.channels) + (mg + kg) * wide.span }
         return kg * s.outputSpatial
     }
 
@@ -165,7 +169,7 @@ final class ConvGradientKernel: GradientKernel {
         let (mg, kg, cg) = (self.mg, self.kg, s.channels)
         let p = wide.span
         let bordered = scratch
-        let dyWide = scratch + cg * wide.volume
+        let dyWide = scratch + wide.borderedCount(channels: cg)
         let cols = dyWide + mg * p
         wide.widen(dy, channels: mg, into: dyWide)
         if let dwPartial {
@@ -181,6 +185,10 @@ final class ConvGradientKernel: GradientKernel {
                     let a = WideColumnsA(
                         bordered: UnsafePointer(float(bordered)), rows: kg, taps: offsets.count, volume: wide.volume,
                         positions: wide.positions, offsets: base)
+                    if kg * mg <= ConvGradientKernel.directWeightLimit {
+                        wideWeightDots(a, span: p, dyWide: UnsafePointer(float(dyWide)), channels: mg, into: float(dwPartial))
+                        return
+                    }
                     let b = StridedB(
                         matrix: StridedMatrix(base: UnsafePointer(float(dyWide)), rowStride: 1, colStride: p), cols: mg)
                     SGEMM.multiply(

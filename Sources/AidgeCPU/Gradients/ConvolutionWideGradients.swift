@@ -46,9 +46,13 @@ struct WideConvolution {
         self.taps = taps
     }
 
-    /// Copies `channels` image channels (each `s.inputSpatial`) into bordered volumes at `dst` (zero elsewhere).
+    /// Elements of `channels` bordered volumes and the zeros after them that rows read up to `span` meet.
+    func borderedCount(channels: Int) -> Int { channels * volume + span }
+
+    /// Copies `channels` image channels (each `s.inputSpatial`) into bordered volumes at `dst` (zero elsewhere,
+    /// `borderedCount` elements).
     func border<T: GradientFloat>(_ x: UnsafePointer<T>, channels: Int, into dst: UnsafeMutablePointer<T>) {
-        dst.update(repeating: 0, count: channels * volume)
+        dst.update(repeating: 0, count: borderedCount(channels: channels))
         for c in 0..<channels {
             for z in 0..<copiedDepth {
                 for r in 0..<copiedRows {
@@ -124,8 +128,9 @@ struct WideColumnsA: GEMMOperand {
     /// The tap offsets, `taps` of them.
     let offsets: UnsafePointer<Int>
 
+    /// Where row `r` (channel r / taps, tap r % taps) starts.
     @inline(__always)
-    private func row(_ r: Int) -> UnsafePointer<Float> { bordered + (r / taps) * volume + offsets[r % taps] }
+    func rowPointer(_ r: Int) -> UnsafePointer<Float> { bordered + (r / taps) * volume + offsets[r % taps] }
 
     func panels(
         _ start: Int, _ size: Int, block: Int, k0: Int, kc: Int, scratch: UnsafeMutablePointer<Float>
@@ -137,8 +142,8 @@ struct WideColumnsA: GEMMOperand {
             let r0 = start + p * mr
             let out = scratch + p * kc * mr
             if r0 + mr <= rows {
-                let (s0, s1, s2) = (row(r0) + k0, row(r0 + 1) + k0, row(r0 + 2) + k0)
-                let (s3, s4, s5) = (row(r0 + 3) + k0, row(r0 + 4) + k0, row(r0 + 5) + k0)
+                let (s0, s1, s2) = (rowPointer(r0) + k0, rowPointer(r0 + 1) + k0, rowPointer(r0 + 2) + k0)
+                let (s3, s4, s5) = (rowPointer(r0 + 3) + k0, rowPointer(r0 + 4) + k0, rowPointer(r0 + 5) + k0)
                 for k in 0..<valid {
                     let o = out + k * mr
                     o[0] = s0[k]
@@ -150,7 +155,7 @@ struct WideColumnsA: GEMMOperand {
                 }
             } else {
                 for r in 0..<mr where r0 + r < rows {
-                    let s = row(r0 + r) + k0
+                    let s = rowPointer(r0 + r) + k0
                     for k in 0..<valid { out[k * mr + r] = s[k] }
                 }
                 for r in 0..<mr where r0 + r >= rows {
@@ -160,5 +165,59 @@ struct WideColumnsA: GEMMOperand {
             if valid < kc { (out + valid * mr).update(repeating: 0, count: (kc - valid) * mr) }
         }
         return UnsafePointer(scratch)
+    }
+}
+
+/// The float32 weight gradient of one image as direct dot products, for convolutions with few columns and
+/// output channels (a first layer: one input channel): there a GEMM spends more on packing its operands than
+/// on products. `partial[r][oc] += sum over p < span of cols[r][p] * dY_wide[oc][p]`, two column rows by four
+/// channels at a time in vector registers; rows read past `positions` meet zeros in dY_wide.
+func wideWeightDots(
+    _ a: WideColumnsA, span: Int, dyWide: UnsafePointer<Float>, channels mg: Int, into partial: UnsafeMutablePointer<Float>
+) {
+    func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> {
+        UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    var r = 0
+    while r < a.rows {
+        let pair = r + 1 < a.rows
+        let x0 = a.rowPointer(r)
+        let x1 = pair ? a.rowPointer(r + 1) : x0
+        var oc = 0
+        while oc < mg {
+            let n = min(4, mg - oc)
+            let d0 = dyWide + oc * span
+            let d1 = n > 1 ? d0 + span : d0
+            let d2 = n > 2 ? d0 + 2 * span : d0
+            let d3 = n > 3 ? d0 + 3 * span : d0
+            var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a02 = SIMD8<Float>(), a03 = SIMD8<Float>()
+            var a10 = SIMD8<Float>(), a11 = SIMD8<Float>(), a12 = SIMD8<Float>(), a13 = SIMD8<Float>()
+            var p = 0
+            while p < span {
+                let u = load(x0, p)
+                let v = load(x1, p)
+                let g0 = load(d0, p)
+                let g1 = load(d1, p)
+                let g2 = load(d2, p)
+                let g3 = load(d3, p)
+                a00 = a00.addingProduct(u, g0)
+                a01 = a01.addingProduct(u, g1)
+                a02 = a02.addingProduct(u, g2)
+                a03 = a03.addingProduct(u, g3)
+                a10 = a10.addingProduct(v, g0)
+                a11 = a11.addingProduct(v, g1)
+                a12 = a12.addingProduct(v, g2)
+                a13 = a13.addingProduct(v, g3)
+                p += 8
+            }
+            let sums0 = SIMD4<Float>(a00.sum(), a01.sum(), a02.sum(), a03.sum())
+            let sums1 = SIMD4<Float>(a10.sum(), a11.sum(), a12.sum(), a13.sum())
+            for j in 0..<n {
+                partial[r * mg + oc + j] += sums0[j]
+                if pair { partial[(r + 1) * mg + oc + j] += sums1[j] }
+            }
+            oc += n
+        }
+        r += 2
     }
 }
