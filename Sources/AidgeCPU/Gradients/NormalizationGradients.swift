@@ -110,24 +110,6 @@ private func gradientSums<T: NormalizationFloat>(
     return (s, p)
 }
 
-/// `y[i] = x[i] · a + b` over `n` elements.
-@inline(__always)
-private func scaleShift<T: NormalizationFloat>(
-    _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int, _ a: T, _ b: T
-) {
-    let va = SIMD8<T>(repeating: a)
-    let vb = SIMD8<T>(repeating: b)
-    var i = 0
-    while i + 8 <= n {
-        store8(vb.addingProduct(load8(x + i), va), y + i)
-        i += 8
-    }
-    while i < n {
-        y[i] = b + x[i] * a
-        i += 1
-    }
-}
-
 /// `dx[i] += g · dy[i] + k · x[i] + c` over `n` elements: the input gradient of a normalisation, in one pass.
 @inline(__always)
 private func addGradient<T: NormalizationFloat>(
@@ -241,6 +223,15 @@ private func checked(_ t: Tensor?, _ count: Int, _ dtype: DType, _ what: String)
     return t
 }
 
+/// The (N, C, spatial) layout of a BatchNormalization or InstanceNormalization input (`channelLayout`, shared
+/// with the inference kernels); training needs the channel axis to be there.
+private func trainingChannelLayout(_ shape: [Int], _ type: String) throws -> (batch: Int, channels: Int, spatial: Int) {
+    guard shape.count >= 2 else {
+        throw AidgeError.shapeMismatch("\(type) needs an input of rank >= 2, got shape \(shape)")
+    }
+    return channelLayout(shape)
+}
+
 /// Checks that the parameters of a normalisation have the input's dtype (the gradients are computed in it).
 private func checkParameterTypes(_ request: KernelRequest, _ indices: ClosedRange<Int>, _ dtype: DType) throws {
     for i in indices where i < request.inputs.count {
@@ -278,12 +269,7 @@ final class BatchNormGradient: GradientKernel {
     init(_ request: KernelRequest) throws {
         let x = try request.input(0)
         dtype = try gradientType(x.dtype, request)
-        guard x.shape.count >= 2 else {
-            throw AidgeError.shapeMismatch("BatchNormalization needs an input of rank >= 2, got shape \(x.shape)")
-        }
-        batch = x.shape[0]
-        channels = x.shape[1]
-        spatial = ShapeUtil.count(Array(x.shape.dropFirst(2)))
+        (batch, channels, spatial) = try trainingChannelLayout(x.shape, "BatchNormalization")
         epsilon = Double(try request.attributes.float("epsilon", default: 1e-5))
         momentum = Double(try request.attributes.float("momentum", default: 0.9))
         try checkParameterTypes(request, 1...4, dtype)
@@ -473,23 +459,11 @@ final class BatchNormGradient: GradientKernel {
 /// (summed over the rows, then over the dimensions they broadcast along).
 final class LayerNormGradient: GradientKernel {
     let dtype: DType
-    let rows: Int
-    let width: Int
-    let epsilon: Double
-    let normalizedShape: [Int]
-    let scaleShape: [Int]
-    let biasShape: [Int]?
+    let geometry: LayerNormGeometry
 
     init(_ request: KernelRequest) throws {
-        let x = try request.input(0)
-        dtype = try gradientType(x.dtype, request)
-        let axis = try Normalizations.layerAxis(request.attributes, rank: x.shape.count)
-        normalizedShape = Array(x.shape[axis...])
-        width = ShapeUtil.count(normalizedShape)
-        rows = ShapeUtil.count(Array(x.shape[..<axis]))
-        epsilon = Double(try request.attributes.float("epsilon", default: 1e-5))
-        scaleShape = try request.input(1).shape
-        biasShape = request.inputs.count > 2 ? request.inputs[2]?.shape : nil
+        dtype = try gradientType(try request.input(0).dtype, request)
+        geometry = try LayerNormGeometry(request)
         try checkParameterTypes(request, 1...2, dtype)
     }
 
@@ -501,9 +475,10 @@ final class LayerNormGradient: GradientKernel {
         let meanGradient = pass.outputGradient(1)
         let inverseGradient = pass.outputGradient(2)
         guard dy != nil || meanGradient != nil || inverseGradient != nil else { return }
-        let count = rows * width
+        let (rows, count) = (geometry.rows, geometry.rows * geometry.width)
         let x = try checked(try pass.input(0), count, dtype, "LayerNormalization input")
-        let scale = try checked(try pass.input(1), ShapeUtil.count(scaleShape), dtype, "LayerNormalization Scale")
+        let scale = try checked(
+            try pass.input(1), ShapeUtil.count(geometry.scaleShape), dtype, "LayerNormalization Scale")
         for g in [meanGradient, inverseGradient].compactMap({ $0 }) {
             guard g.count == rows, g.dtype == .float32 || g.dtype == .float64 else {
                 throw AidgeError.shapeMismatch("LayerNormalization: a statistics gradient must hold one float per row")
@@ -514,7 +489,7 @@ final class LayerNormGradient: GradientKernel {
             dy: try dy.map { try checked($0, count, dtype, "LayerNormalization output gradient") },
             meanGradient: meanGradient, inverseGradient: inverseGradient,
             dx: try pass.inputGradient(0).map { try checked($0, count, dtype, "LayerNormalization input gradient") },
-            dScale: pass.inputGradient(1), dBias: biasShape == nil ? nil : pass.inputGradient(2))
+            dScale: pass.inputGradient(1), dBias: geometry.biasShape == nil ? nil : pass.inputGradient(2))
         switch dtype {
         case .float32: try backward(tensors, Float.self)
         default: try backward(tensors, Double.self)
@@ -527,33 +502,19 @@ final class LayerNormGradient: GradientKernel {
         let dx: Tensor?, dScale: Tensor?, dBias: Tensor?
     }
 
-    /// `values` (of a shape that broadcasts to the normalised shape) expanded to `width` elements.
-    private func expanded<T: NormalizationFloat>(_ values: UnsafePointer<T>, _ shape: [Int]) -> [T] {
-        let target = normalizedShape
-        let shape = Array(shape.suffix(target.count))
-        let offset = target.count - shape.count
-        let strides = ShapeUtil.contiguousStrides(shape)
-        return (0..<width).map { i in
-            var rest = i
-            var s = 0
-            for d in stride(from: target.count - 1, through: 0, by: -1) {
-                let c = rest % max(target[d], 1)
-                rest /= max(target[d], 1)
-                if d >= offset, shape[d - offset] != 1 { s += c * strides[d - offset] }
-            }
-            return values[s]
-        }
-    }
-
     /// Per row, with `xc = x - mean`, `inv` the inverse deviation, `g = dy · scale` and `W` the row width:
     /// dx += inv · g - inv · Σ g / W - xc · inv³ · (Σ g·xc + dInvStdDev) / W + dMean / W.
     private func backward<T: NormalizationFloat>(_ t: Tensors, _: T.Type) throws {
-        let (rows, width) = (self.rows, self.width)
+        let (rows, width) = (geometry.rows, geometry.width)
         let x = UnsafePointer(t.x.pointer(as: T.self))
         let dy = t.dy.map { UnsafePointer($0.pointer(as: T.self)) }
-        let scaleValues: [T] = expanded(t.scale.pointer(as: T.self), scaleShape)
+        var scaleValues = [T](repeating: 0, count: width)
+        scaleValues.withUnsafeMutableBufferPointer { buffer in
+            guard let values = buffer.baseAddress else { return }
+            geometry.expand(t.scale.pointer(as: T.self), geometry.scaleShape, into: values)
+        }
         var statistics = [T](repeating: 0, count: 2 * rows)
-        let epsilon = T(self.epsilon)
+        let epsilon = T(geometry.epsilon)
         let w = T(width)
         statistics.withUnsafeMutableBufferPointer { stats in
             scaleValues.withUnsafeBufferPointer { scaleBuffer in
@@ -589,7 +550,7 @@ final class LayerNormGradient: GradientKernel {
         _ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ statistics: [T], _ dScale: Tensor?, _ dBias: Tensor?,
         _: T.Type
     ) throws {
-        let (rows, width) = (self.rows, self.width)
+        let (rows, width, normalizedShape) = (geometry.rows, geometry.width, geometry.normalizedShape)
         let chunks = max(1, min(Parallel.threads, rows * width / (1 << 14), rows))
         var partial = [T](repeating: 0, count: chunks * 2 * width)
         let wantScale = dScale != nil
@@ -617,7 +578,7 @@ final class LayerNormGradient: GradientKernel {
                 }
             }
         }
-        for (target, shape, offset) in [(dScale, scaleShape, 0), (dBias, biasShape ?? [], width)] {
+        for (target, shape, offset) in [(dScale, geometry.scaleShape, 0), (dBias, geometry.biasShape ?? [], width)] {
             guard let target else { continue }
             guard target.dtype == dtype, target.shape == shape else {
                 throw AidgeError.shapeMismatch("LayerNormalization: a parameter gradient does not match its input")
@@ -646,12 +607,7 @@ final class InstanceNormGradient: GradientKernel {
     init(_ request: KernelRequest) throws {
         let x = try request.input(0)
         dtype = try gradientType(x.dtype, request)
-        guard x.shape.count >= 2 else {
-            throw AidgeError.shapeMismatch("InstanceNormalization needs an input of rank >= 2, got shape \(x.shape)")
-        }
-        batch = x.shape[0]
-        channels = x.shape[1]
-        spatial = ShapeUtil.count(Array(x.shape.dropFirst(2)))
+        (batch, channels, spatial) = try trainingChannelLayout(x.shape, "InstanceNormalization")
         epsilon = Double(try request.attributes.float("epsilon", default: 1e-5))
         try checkParameterTypes(request, 1...2, dtype)
     }

@@ -133,9 +133,11 @@ private func rowStatistics<T: NormElement>(_ p: UnsafePointer<T>, _ n: Int) -> (
     return (mean, total / T(n))
 }
 
-/// `y[i] = x[i] * a + b` over `n` elements.
+/// `y[i] = x[i] * a + b` over `n` elements: the affine step of every normalisation, inference and training.
 @inline(__always)
-private func scaleShift<T: NormElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int, _ a: T, _ b: T) {
+func scaleShift<T: SIMDScalar & BinaryFloatingPoint>(
+    _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int, _ a: T, _ b: T
+) {
     let va = SIMD8<T>(repeating: a)
     let vb = SIMD8<T>(repeating: b)
     var i = 0
@@ -147,6 +149,12 @@ private func scaleShift<T: NormElement>(_ x: UnsafePointer<T>, _ y: UnsafeMutabl
         y[i] = b + x[i] * a
         i += 1
     }
+}
+
+/// (N, C, spatial size) of a BatchNormalization or InstanceNormalization input of shape (N, C, D1, ...), a
+/// rank-1 input being one channel: the inference and the gradient kernels read the layout the same way.
+func channelLayout(_ shape: [Int]) -> (batch: Int, channels: Int, spatial: Int) {
+    (shape[0], shape.count > 1 ? shape[1] : 1, ShapeUtil.count(Array(shape.dropFirst(2))))
 }
 
 // MARK: BatchNormalization
@@ -165,10 +173,7 @@ private final class BatchNormKernel<T: NormElement>: Kernel {
     let b: NormScratch<T>
 
     init(_ request: KernelRequest) throws {
-        let x = try request.input(0)
-        batch = x.shape[0]
-        channels = x.shape.count > 1 ? x.shape[1] : 1
-        spatial = ShapeUtil.count(Array(x.shape.dropFirst(2)))
+        (batch, channels, spatial) = channelLayout(try request.input(0).shape)
         epsilon = Double(try request.attributes.float("epsilon", default: 1e-5))
         expanded = spatial < 16
         let size = expanded ? channels * spatial : channels
@@ -258,10 +263,7 @@ private final class InstanceNormKernel<T: NormElement>: Kernel {
     let epsilon: T
 
     init(_ request: KernelRequest) throws {
-        let x = try request.input(0)
-        batch = x.shape[0]
-        channels = x.shape.count > 1 ? x.shape[1] : 1
-        spatial = ShapeUtil.count(Array(x.shape.dropFirst(2)))
+        (batch, channels, spatial) = channelLayout(try request.input(0).shape)
         epsilon = T(try request.attributes.float("epsilon", default: 1e-5))
     }
 
@@ -303,16 +305,16 @@ private func storeStatistic<T: NormElement>(_ t: Tensor, _ i: Int, _ v: T) {
     }
 }
 
-private final class LayerNormKernel<T: NormElement>: Kernel {
+/// How LayerNormalization splits its input into rows normalised on their own, and the shapes of its parameters:
+/// read from the node the same way by the inference kernel and the gradient kernel.
+struct LayerNormGeometry {
     let rows: Int
     let width: Int
-    let epsilon: T
+    let epsilon: Double
+    /// The input's dimensions from `axis` on, to which Scale and B broadcast.
     let normalizedShape: [Int]
     let scaleShape: [Int]
     let biasShape: [Int]?
-    /// Scale and bias broadcast to the normalised shape (when they do not already have it); zeros for no bias.
-    let scaleBuffer: NormScratch<T>
-    let biasBuffer: NormScratch<T>
 
     init(_ request: KernelRequest) throws {
         let x = try request.input(0)
@@ -320,18 +322,13 @@ private final class LayerNormKernel<T: NormElement>: Kernel {
         normalizedShape = Array(x.shape[axis...])
         width = ShapeUtil.count(normalizedShape)
         rows = ShapeUtil.count(Array(x.shape[..<axis]))
-        epsilon = T(try request.attributes.float("epsilon", default: 1e-5))
+        epsilon = Double(try request.attributes.float("epsilon", default: 1e-5))
         scaleShape = try request.input(1).shape
         biasShape = request.inputs.count > 2 ? request.inputs[2]?.shape : nil
-        scaleBuffer = NormScratch(ShapeUtil.count(scaleShape) == width ? 0 : width)
-        biasBuffer = NormScratch(biasShape.map { ShapeUtil.count($0) } == width ? 0 : width)
-        for p in request.inputs.dropFirst() {
-            if let p, p.dtype != T.dtype { throw request.unsupportedType(p.dtype) }
-        }
     }
 
-    /// `src` (of `shape`, broadcastable to the normalised shape) expanded into `dst`.
-    private func expand(_ src: UnsafePointer<T>, _ shape: [Int], _ dst: UnsafeMutablePointer<T>) {
+    /// `src` (of `shape`, broadcastable to the normalised shape) expanded into the `width` elements at `dst`.
+    func expand<T>(_ src: UnsafePointer<T>, _ shape: [Int], into dst: UnsafeMutablePointer<T>) {
         let target = normalizedShape
         let shape = Array(shape.suffix(target.count))
         let offset = target.count - shape.count
@@ -347,8 +344,26 @@ private final class LayerNormKernel<T: NormElement>: Kernel {
             dst[i] = src[s]
         }
     }
+}
+
+private final class LayerNormKernel<T: NormElement>: Kernel {
+    let geometry: LayerNormGeometry
+    /// Scale and bias broadcast to the normalised shape (when they do not already have it); zeros for no bias.
+    let scaleBuffer: NormScratch<T>
+    let biasBuffer: NormScratch<T>
+
+    init(_ request: KernelRequest) throws {
+        geometry = try LayerNormGeometry(request)
+        let width = geometry.width
+        scaleBuffer = NormScratch(ShapeUtil.count(geometry.scaleShape) == width ? 0 : width)
+        biasBuffer = NormScratch(geometry.biasShape.map { ShapeUtil.count($0) } == width ? 0 : width)
+        for p in request.inputs.dropFirst() {
+            if let p, p.dtype != T.dtype { throw request.unsupportedType(p.dtype) }
+        }
+    }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        let (rows, width, scaleShape) = (geometry.rows, geometry.width, geometry.scaleShape)
         let count = rows * width
         let type = "LayerNormalization"
         guard let input = try normInput(inputs, 0, count, type), input.dtype == T.dtype,
@@ -359,16 +374,18 @@ private final class LayerNormKernel<T: NormElement>: Kernel {
         }
         var scale = UnsafePointer(scaleTensor.pointer(as: T.self))
         if scaleBuffer.count > 0 {
-            expand(scale, scaleShape, scaleBuffer.pointer)
+            geometry.expand(scale, scaleShape, into: scaleBuffer.pointer)
             scale = UnsafePointer(scaleBuffer.pointer)
         }
         var bias = UnsafePointer(biasBuffer.pointer)
-        if let biasShape, let biasTensor = try normInput(inputs, 2, ShapeUtil.count(biasShape), type) {
+        if let biasShape = geometry.biasShape,
+            let biasTensor = try normInput(inputs, 2, ShapeUtil.count(biasShape), type)
+        {
             guard biasTensor.dtype == T.dtype else {
                 throw AidgeError.unsupportedType("LayerNormalization B has dtype \(biasTensor.dtype)")
             }
             if biasBuffer.count > 0 {
-                expand(biasTensor.pointer(as: T.self), biasShape, biasBuffer.pointer)
+                geometry.expand(biasTensor.pointer(as: T.self), biasShape, into: biasBuffer.pointer)
             } else {
                 bias = UnsafePointer(biasTensor.pointer(as: T.self))
             }
@@ -383,8 +400,7 @@ private final class LayerNormKernel<T: NormElement>: Kernel {
         let invOutput = outputs.count > 2 ? outputs[2] : nil
         let x = UnsafePointer(input.pointer(as: T.self))
         let y = output.pointer(as: T.self)
-        let width = self.width
-        let epsilon = self.epsilon
+        let epsilon = T(geometry.epsilon)
         Parallel.forEach(rows, grain: max(1, (1 << 14) / max(width, 1))) { range in
             for r in range {
                 let xr = x + r * width
