@@ -191,6 +191,15 @@ private func gradients(_ pass: BackwardPass) -> (dx: Tensor, dy: Tensor)? {
     return (dx, dy)
 }
 
+/// `dx += dy` over all of `dx`: the same elements in the same order (Identity and the reshapes, and Cast between
+/// tensors of one float type).
+private struct AddAll: GradientBody {
+    let dx: Tensor, dy: Tensor
+    func run<T: GradientFloat>(_: T.Type) {
+        addRows(dx.pointer(as: T.self), dstRow: 0, dy.pointer(as: T.self), srcRow: 0, rows: 1, length: dx.count)
+    }
+}
+
 // MARK: - Reshape, Flatten, Squeeze, Unsqueeze, Identity
 
 /// `dx += dy`: the same elements in the same order.
@@ -207,14 +216,7 @@ final class PassGradientKernel: GradientKernel {
         guard dx.count == dy.count else {
             throw AidgeError.shapeMismatch("a gradient of shape \(dy.shape) for an input of shape \(dx.shape)")
         }
-        try dispatch(dtype, Body(dx: dx, dy: dy))
-    }
-
-    private struct Body: GradientBody {
-        let dx: Tensor, dy: Tensor
-        func run<T: GradientFloat>(_: T.Type) {
-            addRows(dx.pointer(as: T.self), dstRow: 0, dy.pointer(as: T.self), srcRow: 0, rows: 1, length: dx.count)
-        }
+        try dispatch(dtype, AddAll(dx: dx, dy: dy))
     }
 }
 
@@ -701,7 +703,7 @@ final class CastGradientKernel: GradientKernel {
             throw AidgeError.shapeMismatch("Cast gradients do not have the planned shapes and types")
         }
         if from == to {
-            try dispatch(from, Same(dx: dx, dy: dy))
+            try dispatch(from, AddAll(dx: dx, dy: dy))
         } else if to == .float32 || to == .float64 {
             try dispatch(from, Converted(dx: dx, dy: dy, wide: to == .float64))
         } else {
@@ -713,14 +715,7 @@ final class CastGradientKernel: GradientKernel {
                 castElements(
                     src + range.lowerBound * toSize, to, dst + range.lowerBound * fromSize, from, range.count)
             }
-            try dispatch(from, Same(dx: dx, dy: converted))
-        }
-    }
-
-    private struct Same: GradientBody {
-        let dx: Tensor, dy: Tensor
-        func run<T: GradientFloat>(_: T.Type) {
-            addRows(dx.pointer(as: T.self), dstRow: 0, dy.pointer(as: T.self), srcRow: 0, rows: 1, length: dx.count)
+            try dispatch(from, AddAll(dx: dx, dy: converted))
         }
     }
 
