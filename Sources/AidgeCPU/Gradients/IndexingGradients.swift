@@ -9,8 +9,7 @@ func registerIndexingGradients(_ registry: KernelRegistry) {
         let data = try request.input(0)
         let indices = try request.input(1)
         return try movementGradient(data.dtype, request) { dtype in
-            let axis = try ShapeUtil.axis(
-                try request.attributes.int("axis", default: 0), rank: data.shape.count, context: "Gather axis")
+            let axis = try gatherAxis(request, data: data.shape)
             return GatherGradientKernel(dtype, dataShape: data.shape, axis: axis, indexCount: indices.count)
         }
     }
@@ -19,40 +18,28 @@ func registerIndexingGradients(_ registry: KernelRegistry) {
         let data = try request.input(0)
         let indices = try request.input(1)
         return try movementGradient(data.dtype, request) { dtype in
-            let axis = try ShapeUtil.axis(
-                try request.attributes.int("axis", default: 0), rank: data.shape.count, context: "GatherElements axis")
-            guard indices.shape.count == data.shape.count else {
-                throw AidgeError.shapeMismatch(
-                    "GatherElements indices \(indices.shape) and data \(data.shape) differ in rank")
-            }
+            let axis = try gatherElementsAxis(request, data: data.shape, indices: indices.shape)
             return GatherElementsGradientKernel(dtype, dataShape: data.shape, indexShape: indices.shape, axis: axis)
         }
     }
 }
 
-/// The indices of `tensor` (int32 or int64), made non-negative, each checked against `axisSize`.
+/// The indices of `tensor` (int32 or int64), made non-negative, each checked against `axisSize` (as the forward
+/// kernels check them).
 private func checkedIndices(_ tensor: Tensor, count: Int, axisSize: Int, _ what: String, _ dataShape: [Int], axis: Int)
     throws -> [Int]
 {
     guard tensor.count == count else {
         throw AidgeError.shapeMismatch("\(what) indices of shape \(tensor.shape) were not planned")
     }
-    let raw: [Int]
-    switch tensor.dtype {
-    case .int64: raw = UnsafeBufferPointer(start: tensor.pointer(as: Int64.self), count: count).map { Int($0) }
-    case .int32: raw = UnsafeBufferPointer(start: tensor.pointer(as: Int32.self), count: count).map { Int($0) }
-    default: throw AidgeError.unsupportedType("\(what) indices must be int64 or int32, got \(tensor.dtype)")
+    guard tensor.dtype == .int64 || tensor.dtype == .int32 else {
+        throw AidgeError.unsupportedType("\(what) indices must be int64 or int32, got \(tensor.dtype)")
     }
-    var result = raw
-    for (i, r) in raw.enumerated() {
-        let v = r < 0 ? r &+ axisSize : r
-        guard v >= 0, v < axisSize else {
-            throw AidgeError.invalidArgument(
-                "\(what) index \(r) (at position \(i) of the indices) is out of range for axis \(axis) of size "
-                    + "\(axisSize) (data shape \(dataShape))")
-        }
-        result[i] = v
+    var result = [Int](repeating: 0, count: count)
+    let bad = result.withUnsafeMutableBufferPointer { buffer in
+        buffer.baseAddress.flatMap { normalizeIndices(tensor, count, axisSize: axisSize, scale: 1, into: $0) }
     }
+    if let bad { throw indexOutOfRange(what, bad, axis: axis, axisSize: axisSize, dataShape: dataShape) }
     return result
 }
 
@@ -175,10 +162,7 @@ final class GatherElementsGradientKernel: GradientKernel {
         guard dx.count == dataCount, dy.count == count else {
             throw AidgeError.shapeMismatch("GatherElements gradients do not have the planned shapes")
         }
-        for d in dataShape.indices where d != axis && indexShape[d] > dataShape[d] {
-            throw AidgeError.shapeMismatch(
-                "GatherElements indices shape \(indexShape) exceeds data shape \(dataShape) in dimension \(d)")
-        }
+        try checkGatherElementsShapes(data: dataShape, indices: indexShape, axis: axis)
         let indices = try checkedIndices(
             try pass.input(1), count: count, axisSize: dataShape[axis], "GatherElements", dataShape, axis: axis)
         if count == 0 { return }

@@ -6,8 +6,7 @@ func registerIndexingKernels(_ registry: KernelRegistry) {
     registry.register("Gather", backend: "cpu") { request in
         let data = try request.input(0)
         let indices = try request.input(1)
-        let axis = try ShapeUtil.axis(
-            try request.attributes.int("axis", default: 0), rank: data.shape.count, context: "Gather axis")
+        let axis = try gatherAxis(request, data: data.shape)
         return try GatherKernel(
             dataShape: data.shape, axis: axis, indexCount: indices.count, indexType: indices.dtype,
             elementSize: data.dtype.byteSize)
@@ -16,27 +15,52 @@ func registerIndexingKernels(_ registry: KernelRegistry) {
     registry.register("GatherElements", backend: "cpu") { request in
         let data = try request.input(0)
         let indices = try request.input(1)
-        let axis = try ShapeUtil.axis(
-            try request.attributes.int("axis", default: 0), rank: data.shape.count, context: "GatherElements axis")
-        guard indices.shape.count == data.shape.count else {
-            throw AidgeError.shapeMismatch("GatherElements indices \(indices.shape) and data \(data.shape) differ in rank")
-        }
+        let axis = try gatherElementsAxis(request, data: data.shape, indices: indices.shape)
         return try GatherElementsKernel(
             dataShape: data.shape, indexShape: indices.shape, axis: axis, indexType: indices.dtype,
             elementSize: data.dtype.byteSize)
     }
 }
 
-private func checkSizes(_ elementSize: Int, _ indexType: DType) throws {
-    guard [1, 2, 4, 8].contains(elementSize) else { throw AidgeError.unsupportedType("elements of \(elementSize) bytes") }
-    guard indexType == .int64 || indexType == .int32 else {
-        throw AidgeError.unsupportedType("indices must be int64 or int32, got \(indexType)")
+// MARK: Shared with the gradient kernels
+
+/// Gather's `axis`, resolved against the data's rank: read the same way by the forward and gradient kernels.
+func gatherAxis(_ request: KernelRequest, data: [Int]) throws -> Int {
+    try ShapeUtil.axis(try request.attributes.int("axis", default: 0), rank: data.count, context: "Gather axis")
+}
+
+/// GatherElements' `axis`, resolved against the data's rank, the indices checked to have that rank: read the same
+/// way by the forward and gradient kernels.
+func gatherElementsAxis(_ request: KernelRequest, data: [Int], indices: [Int]) throws -> Int {
+    let axis = try ShapeUtil.axis(
+        try request.attributes.int("axis", default: 0), rank: data.count, context: "GatherElements axis")
+    guard indices.count == data.count else {
+        throw AidgeError.shapeMismatch("GatherElements indices \(indices) and data \(data) differ in rank")
     }
+    return axis
+}
+
+/// Checks that GatherElements indices of `indexShape` stay within the data along every dimension but `axis`.
+func checkGatherElementsShapes(data dataShape: [Int], indices indexShape: [Int], axis: Int) throws {
+    for d in dataShape.indices where d != axis && indexShape[d] > dataShape[d] {
+        throw AidgeError.shapeMismatch(
+            "GatherElements indices shape \(indexShape) exceeds data shape \(dataShape) in dimension \(d)")
+    }
+}
+
+/// The error for index `bad.value`, at `bad.position` of the indices of a Gather or GatherElements node (`type`),
+/// out of range for `axis` (as `normalizeIndices` reports it).
+func indexOutOfRange(
+    _ type: String, _ bad: (value: Int, position: Int), axis: Int, axisSize: Int, dataShape: [Int]
+) -> AidgeError {
+    AidgeError.invalidArgument(
+        "\(type) index \(bad.value) (at position \(bad.position) of the indices) is out of range for axis \(axis) of "
+            + "size \(axisSize) (data shape \(dataShape))")
 }
 
 /// Checks `count` indices against `axisSize` and writes them, made non-negative and multiplied by `scale`,
 /// to `out`. Returns the first index out of range and its position, or nil.
-private func normalizeIndices(
+func normalizeIndices(
     _ indices: Tensor, _ count: Int, axisSize: Int, scale: Int, into out: UnsafeMutablePointer<Int>
 ) -> (value: Int, position: Int)? {
     if indices.dtype == .int64 {
@@ -55,6 +79,15 @@ private func normalizeIndices<I: FixedWidthInteger>(
         out[i] = v * scale
     }
     return nil
+}
+
+// MARK: Forward
+
+private func checkSizes(_ elementSize: Int, _ indexType: DType) throws {
+    guard [1, 2, 4, 8].contains(elementSize) else { throw AidgeError.unsupportedType("elements of \(elementSize) bytes") }
+    guard indexType == .int64 || indexType == .int32 else {
+        throw AidgeError.unsupportedType("indices must be int64 or int32, got \(indexType)")
+    }
 }
 
 /// Gather: `out[o, i, r] = data[o, indices[i], r]` with `o` over the dimensions before `axis`, `r` after it.
@@ -95,9 +128,7 @@ final class GatherKernel: Kernel {
             throw AidgeError.shapeMismatch("Gather tensors do not have the planned shapes")
         }
         if let bad = normalizeIndices(indices, indexCount, axisSize: axisSize, scale: inner, into: positions) {
-            throw AidgeError.invalidArgument(
-                "Gather index \(bad.value) (at position \(bad.position) of the indices) is out of range for axis "
-                    + "\(axis) of size \(axisSize) (data shape \(dataShape))")
+            throw indexOutOfRange("Gather", bad, axis: axis, axisSize: axisSize, dataShape: dataShape)
         }
         if y.count == 0 { return }
         switch elementSize {
@@ -151,10 +182,7 @@ final class GatherElementsKernel: Kernel {
 
     init(dataShape: [Int], indexShape: [Int], axis: Int, indexType: DType, elementSize: Int) throws {
         try checkSizes(elementSize, indexType)
-        for d in dataShape.indices where d != axis && indexShape[d] > dataShape[d] {
-            throw AidgeError.shapeMismatch(
-                "GatherElements indices shape \(indexShape) exceeds data shape \(dataShape) in dimension \(d)")
-        }
+        try checkGatherElementsShapes(data: dataShape, indices: indexShape, axis: axis)
         self.dataShape = dataShape
         self.indexShape = indexShape
         self.axis = axis
@@ -180,9 +208,7 @@ final class GatherElementsKernel: Kernel {
         }
         let axisSize = dataShape[axis]
         if let bad = normalizeIndices(indices, count, axisSize: axisSize, scale: axisStride, into: offsets) {
-            throw AidgeError.invalidArgument(
-                "GatherElements index \(bad.value) (at position \(bad.position) of the indices) is out of range for "
-                    + "axis \(axis) of size \(axisSize) (data shape \(dataShape))")
+            throw indexOutOfRange("GatherElements", bad, axis: axis, axisSize: axisSize, dataShape: dataShape)
         }
         if count == 0 { return }
         switch elementSize {
