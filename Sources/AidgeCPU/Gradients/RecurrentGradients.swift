@@ -244,13 +244,16 @@ extension RecurrentLayer {
         }
     }
 
-    /// H_t = f(pre): dPre = dH_t ⊙ f'.
-    private func rnnBackStep<T: RecurrentFloat>(
-        _ s: RecurrentStates<T>, _ buf: RecurrentGradientBuffers<T>, d: Int, t: Int, lengths: [Int],
-        dY: UnsafeMutablePointer<T>?
+    /// Runs `step` (in parallel) on each batch row still inside its sequence at step `t`, with the row's carried
+    /// gradient (dH from later steps), its `next` row (to end as dH_{t-1}) and its offset in the gates. A row past
+    /// its sequence's end passes the carried gradient on unchanged (LSTM's dC too, which `step` would update):
+    /// the one rule for padded rows of every cell.
+    @inline(__always)
+    private func forEachActiveRow<T: RecurrentFloat>(
+        _ buf: RecurrentGradientBuffers<T>, d: Int, t: Int, lengths: [Int],
+        _ step: (_ b: Int, _ carry: UnsafeMutablePointer<T>, _ next: UnsafeMutablePointer<T>, _ offset: Int) -> Void
     ) {
         let h = g.hidden
-        let f = g.activations[d][0]
         Parallel.forEach(g.batch, grain: batchGrain) { range in
             for b in range {
                 let carry = buf.carry + b * h
@@ -259,14 +262,25 @@ extension RecurrentLayer {
                     next.update(from: carry, count: h)
                     continue
                 }
-                let offset = gateOffset(t, d, b)
-                let pd = buf.dPre + offset
-                hiddenGradient(carry, dY, t, d, b, into: pd)
-                f.scaleByDerivative(pd, output: s.gates + offset, h)
-                clipMask(pd, s.pre.map { UnsafePointer($0 + offset) }, h)
-                (buf.dRec + recOffset(d, t, b)).update(from: pd, count: h)
-                next.update(repeating: 0, count: h)
+                step(b, carry, next, gateOffset(t, d, b))
             }
+        }
+    }
+
+    /// H_t = f(pre): dPre = dH_t ⊙ f'.
+    private func rnnBackStep<T: RecurrentFloat>(
+        _ s: RecurrentStates<T>, _ buf: RecurrentGradientBuffers<T>, d: Int, t: Int, lengths: [Int],
+        dY: UnsafeMutablePointer<T>?
+    ) {
+        let h = g.hidden
+        let f = g.activations[d][0]
+        forEachActiveRow(buf, d: d, t: t, lengths: lengths) { b, carry, next, offset in
+            let pd = buf.dPre + offset
+            hiddenGradient(carry, dY, t, d, b, into: pd)
+            f.scaleByDerivative(pd, output: s.gates + offset, h)
+            clipMask(pd, s.pre.map { UnsafePointer($0 + offset) }, h)
+            (buf.dRec + recOffset(d, t, b)).update(from: pd, count: h)
+            next.update(repeating: 0, count: h)
         }
     }
 
@@ -278,60 +292,51 @@ extension RecurrentLayer {
         let h = g.hidden
         let (fa, ga, ha) = (g.activations[d][0], g.activations[d][1], g.activations[d][2])
         guard let cs = s.cs, let cellOutput = s.cellOutput else { return }
-        Parallel.forEach(g.batch, grain: batchGrain) { range in
-            for b in range {
-                let carry = buf.carry + b * h
-                let next = buf.next + b * h
-                guard t < lengths[b] else {
-                    next.update(from: carry, count: h)  // dC carries over unchanged too
-                    continue
-                }
-                let offset = gateOffset(t, d, b)
-                let gi = s.gates + offset
-                let (go, gf, gc) = (gi + h, gi + 2 * h, gi + 3 * h)
-                let pre = s.pre.map { UnsafePointer($0 + offset) }
-                let pi = buf.dPre + offset
-                let (po, pf, pc) = (pi + h, pi + 2 * h, pi + 3 * h)
-                let cPrev = cs + historyOffset(d, previousIndex(d, t), b)
-                let cNext = cs + historyOffset(d, nextIndex(d, t), b)
-                let hc = cellOutput + stepOffset(d, t, b)
-                let dC = buf.dC + b * h
-                let dCt = buf.dCt + b * h
-                let dH = next  // dH_t, held in the row that ends as dH_{t-1}'s direct part (zero)
-                hiddenGradient(carry, dY, t, d, b, into: dH)
-                // H_t = o ⊙ h(C_t).
-                for j in 0..<h { po[j] = dH[j] * hc[j] }
-                fa.scaleByDerivative(po, output: go, h)
-                clipMask(po, pre.map { $0 + h }, h)
-                for j in 0..<h { dCt[j] = dH[j] * go[j] }
-                ha.scaleByDerivative(dCt, output: hc, h)
-                for j in 0..<h { dCt[j] += dC[j] }
-                if let p = peepholes { for j in 0..<h { dCt[j] += p[h + j] * po[j] } }
-                // C_t = f ⊙ C_{t-1} + i ⊙ c.
-                for j in 0..<h {
-                    pi[j] = dCt[j] * gc[j]
-                    pf[j] = dCt[j] * cPrev[j]
-                    pc[j] = dCt[j] * gi[j]
-                }
-                if g.inputForget {
-                    for j in 0..<h {
-                        pi[j] -= pf[j]
-                        pf[j] = 0
-                    }
-                }
-                fa.scaleByDerivative(pi, output: gi, h)
-                clipMask(pi, pre, h)
-                if !g.inputForget {
-                    fa.scaleByDerivative(pf, output: gf, h)
-                    clipMask(pf, pre.map { $0 + 2 * h }, h)
-                }
-                ga.scaleByDerivative(pc, output: gc, h)
-                clipMask(pc, pre.map { $0 + 3 * h }, h)
-                for j in 0..<h { dC[j] = dCt[j] * gf[j] }
-                if let p = peepholes { for j in 0..<h { dC[j] += p[j] * pi[j] + p[2 * h + j] * pf[j] } }
-                (buf.dRec + recOffset(d, t, b)).update(from: pi, count: gateWidth)
-                next.update(repeating: 0, count: h)
+        forEachActiveRow(buf, d: d, t: t, lengths: lengths) { b, carry, next, offset in
+            let gi = s.gates + offset
+            let (go, gf, gc) = (gi + h, gi + 2 * h, gi + 3 * h)
+            let pre = s.pre.map { UnsafePointer($0 + offset) }
+            let pi = buf.dPre + offset
+            let (po, pf, pc) = (pi + h, pi + 2 * h, pi + 3 * h)
+            let cPrev = cs + historyOffset(d, previousIndex(d, t), b)
+            let cNext = cs + historyOffset(d, nextIndex(d, t), b)
+            let hc = cellOutput + stepOffset(d, t, b)
+            let dC = buf.dC + b * h
+            let dCt = buf.dCt + b * h
+            let dH = next  // dH_t, held in the row that ends as dH_{t-1}'s direct part (zero)
+            hiddenGradient(carry, dY, t, d, b, into: dH)
+            // H_t = o ⊙ h(C_t).
+            for j in 0..<h { po[j] = dH[j] * hc[j] }
+            fa.scaleByDerivative(po, output: go, h)
+            clipMask(po, pre.map { $0 + h }, h)
+            for j in 0..<h { dCt[j] = dH[j] * go[j] }
+            ha.scaleByDerivative(dCt, output: hc, h)
+            for j in 0..<h { dCt[j] += dC[j] }
+            if let p = peepholes { for j in 0..<h { dCt[j] += p[h + j] * po[j] } }
+            // C_t = f ⊙ C_{t-1} + i ⊙ c.
+            for j in 0..<h {
+                pi[j] = dCt[j] * gc[j]
+                pf[j] = dCt[j] * cPrev[j]
+                pc[j] = dCt[j] * gi[j]
             }
+            if g.inputForget {
+                for j in 0..<h {
+                    pi[j] -= pf[j]
+                    pf[j] = 0
+                }
+            }
+            fa.scaleByDerivative(pi, output: gi, h)
+            clipMask(pi, pre, h)
+            if !g.inputForget {
+                fa.scaleByDerivative(pf, output: gf, h)
+                clipMask(pf, pre.map { $0 + 2 * h }, h)
+            }
+            ga.scaleByDerivative(pc, output: gc, h)
+            clipMask(pc, pre.map { $0 + 3 * h }, h)
+            for j in 0..<h { dC[j] = dCt[j] * gf[j] }
+            if let p = peepholes { for j in 0..<h { dC[j] += p[j] * pi[j] + p[2 * h + j] * pf[j] } }
+            (buf.dRec + recOffset(d, t, b)).update(from: pi, count: gateWidth)
+            next.update(repeating: 0, count: h)
         }
     }
 
@@ -343,48 +348,39 @@ extension RecurrentLayer {
         let h = g.hidden
         let (fa, ga) = (g.activations[d][0], g.activations[d][1])
         guard let aux = s.aux else { return }
-        Parallel.forEach(g.batch, grain: batchGrain) { range in
-            for b in range {
-                let carry = buf.carry + b * h
-                let next = buf.next + b * h
-                guard t < lengths[b] else {
-                    next.update(from: carry, count: h)
-                    continue
-                }
-                let offset = gateOffset(t, d, b)
-                let gz = s.gates + offset
-                let (gr, gh) = (gz + h, gz + 2 * h)
-                let pre = s.pre.map { UnsafePointer($0 + offset) }
-                let pz = buf.dPre + offset
-                let (pr, ph) = (pz + h, pz + 2 * h)
-                let rec = buf.dRec + recOffset(d, t, b)
-                let prev = s.hs + historyOffset(d, previousIndex(d, t), b)
-                // H_t = (1 - z) ⊙ h + z ⊙ H_{t-1}; `next` first holds dH_t.
-                hiddenGradient(carry, dY, t, d, b, into: next)
+        forEachActiveRow(buf, d: d, t: t, lengths: lengths) { b, carry, next, offset in
+            let gz = s.gates + offset
+            let (gr, gh) = (gz + h, gz + 2 * h)
+            let pre = s.pre.map { UnsafePointer($0 + offset) }
+            let pz = buf.dPre + offset
+            let (pr, ph) = (pz + h, pz + 2 * h)
+            let rec = buf.dRec + recOffset(d, t, b)
+            let prev = s.hs + historyOffset(d, previousIndex(d, t), b)
+            // H_t = (1 - z) ⊙ h + z ⊙ H_{t-1}; `next` first holds dH_t.
+            hiddenGradient(carry, dY, t, d, b, into: next)
+            for j in 0..<h {
+                let dh = next[j]
+                pz[j] = dh * (prev[j] - gh[j])
+                ph[j] = dh * (1 - gz[j])
+                next[j] = dh * gz[j]
+            }
+            ga.scaleByDerivative(ph, output: gh, h)
+            clipMask(ph, pre.map { $0 + 2 * h }, h)
+            fa.scaleByDerivative(pz, output: gz, h)
+            clipMask(pz, pre, h)
+            rec.update(from: pz, count: h)
+            if g.linearBeforeReset {
+                // h's input has r ⊙ (H_{t-1}·R_hᵀ + Rb_h).
+                let a = aux + stepOffset(d, t, b)
                 for j in 0..<h {
-                    let dh = next[j]
-                    pz[j] = dh * (prev[j] - gh[j])
-                    ph[j] = dh * (1 - gz[j])
-                    next[j] = dh * gz[j]
+                    pr[j] = ph[j] * a[j]
+                    rec[2 * h + j] = ph[j] * gr[j]
                 }
-                ga.scaleByDerivative(ph, output: gh, h)
-                clipMask(ph, pre.map { $0 + 2 * h }, h)
-                fa.scaleByDerivative(pz, output: gz, h)
-                clipMask(pz, pre, h)
-                rec.update(from: pz, count: h)
-                if g.linearBeforeReset {
-                    // h's input has r ⊙ (H_{t-1}·R_hᵀ + Rb_h).
-                    let a = aux + stepOffset(d, t, b)
-                    for j in 0..<h {
-                        pr[j] = ph[j] * a[j]
-                        rec[2 * h + j] = ph[j] * gr[j]
-                    }
-                    fa.scaleByDerivative(pr, output: gr, h)
-                    clipMask(pr, pre.map { $0 + h }, h)
-                    (rec + h).update(from: pr, count: h)
-                } else {
-                    (rec + 2 * h).update(from: ph, count: h)
-                }
+                fa.scaleByDerivative(pr, output: gr, h)
+                clipMask(pr, pre.map { $0 + h }, h)
+                (rec + h).update(from: pr, count: h)
+            } else {
+                (rec + 2 * h).update(from: ph, count: h)
             }
         }
         guard let reset else { return }
