@@ -175,25 +175,38 @@ func biasGradient<T: GradientFloat>(
     }
 }
 
-/// The sum of `count` values, with independent partial sums the compiler can keep in vector lanes.
+/// The sum of `count` values, with independent partial sums (vector lanes for float32).
 @inline(__always)
 func planeSum<T: GradientFloat>(_ p: UnsafePointer<T>, _ count: Int) -> T {
-    var s0: T = 0, s1: T = 0, s2: T = 0, s3: T = 0, s4: T = 0, s5: T = 0, s6: T = 0, s7: T = 0
+    if T.self == Float.self {
+        let x = UnsafeRawPointer(p)
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
+        var i = 0
+        while i + 16 <= count {
+            s0 += x.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            s1 += x.loadUnaligned(fromByteOffset: i * 4 + 32, as: SIMD8<Float>.self)
+            i += 16
+        }
+        var total = (s0 + s1).sum()
+        let f = x.assumingMemoryBound(to: Float.self)
+        while i < count {
+            total += f[i]
+            i += 1
+        }
+        return T(total)
+    }
+    var s0: T = 0, s1: T = 0, s2: T = 0, s3: T = 0
     var i = 0
-    while i + 8 <= count {
+    while i + 4 <= count {
         s0 += p[i]
         s1 += p[i + 1]
         s2 += p[i + 2]
         s3 += p[i + 3]
-        s4 += p[i + 4]
-        s5 += p[i + 5]
-        s6 += p[i + 6]
-        s7 += p[i + 7]
-        i += 8
+        i += 4
     }
     while i < count {
         s0 += p[i]
         i += 1
     }
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    return (s0 + s1) + (s2 + s3)
 }

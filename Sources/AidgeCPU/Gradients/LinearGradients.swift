@@ -151,6 +151,12 @@ final class GemmGradientKernel: GradientKernel {
                             for j in 0..<n { cp[i * n + j] += beta * g[i * n + j] }
                         }
                     }
+                } else if rs == 0 && cs == 1 {
+                    // A bias per column (a layer's): rows of dY added into one row.
+                    for i in 0..<m {
+                        let row = g + i * n
+                        for j in 0..<n { cp[j] += beta * row[j] }
+                    }
                 } else {
                     for i in 0..<m {
                         for j in 0..<n { cp[i * rs + j * cs] += beta * g[i * n + j] }
