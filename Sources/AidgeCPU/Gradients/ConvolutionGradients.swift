@@ -107,6 +107,15 @@ final class ConvGradientKernel: GradientKernel {
         let positions = s.outputSpatial
         let pointwise = self.pointwise
         let wide = self.wide
+        // float32: each group's W^T packed once for the input-gradient GEMM of every image.
+        let packedW: [PackedMatrix] =
+            T.self == Float.self && dx != nil
+            ? (0..<g.group).map { gi in
+                PackedMatrix(
+                    StridedMatrix(
+                        base: UnsafeRawPointer(w + gi * mg * kg).assumingMemoryBound(to: Float.self), rowStride: 1,
+                        colStride: kg), rows: kg, cols: mg, role: .a)
+            } : []
         convolutionBatches(
             batch: g.batch, scratch: scratchPerImage, weights: dw,
             blocks: TransposedWeightBlocks(groups: g.group, rows: mg, cols: kg)
@@ -118,7 +127,8 @@ final class ConvGradientKernel: GradientKernel {
                             wide, x: x + (n * g.inChannels + gi * s.channels) * inPlane, w: w + gi * mg * kg,
                             dy: dy + (n * g.outChannels + gi * mg) * positions,
                             dx: dx.map { $0 + (n * g.inChannels + gi * s.channels) * inPlane },
-                            dwPartial: dwPartial.map { $0 + gi * kg * mg }, scratch: cols, threads: threads)
+                            dwPartial: dwPartial.map { $0 + gi * kg * mg }, packedW: gi < packedW.count ? packedW[gi] : nil,
+                            scratch: cols, threads: threads)
                     }
                 }
                 return
@@ -144,14 +154,14 @@ final class ConvGradientKernel: GradientKernel {
                     if let dx {
                         // dcols (kg x P) = W_g^T * dY_g, added back into the image.
                         let dxg = dx + (n * g.inChannels + gi * s.channels) * inPlane
+                        let packed = gi < packedW.count ? packedW[gi] : nil
                         if pointwise {
-                            gradientGEMM(
-                                transA: true, m: kg, n: positions, k: mg, a: wg, lda: kg, b: dyg, ldb: positions,
-                                c: dxg, ldc: positions, threads: threads)
+                            transposedWeightProduct(
+                                w: wg, packed: packed, dy: dyg, n: positions, accumulate: true, into: dxg, threads: threads)
                         } else {
-                            gradientGEMM(
-                                transA: true, m: kg, n: positions, k: mg, a: wg, lda: kg, b: dyg, ldb: positions,
-                                accumulate: false, c: cols, ldc: positions, threads: threads)
+                            transposedWeightProduct(
+                                w: wg, packed: packed, dy: dyg, n: positions, accumulate: false, into: cols,
+                                threads: threads)
                             ConvColumns.col2im(UnsafePointer(cols), s, into: dxg)
                         }
                     }
@@ -160,11 +170,30 @@ final class ConvGradientKernel: GradientKernel {
         }
     }
 
+    /// dcols (kg x n) = W_g^T * dY_g (mg x n, row stride n), or += when `accumulate`; float32 reads the W_g^T
+    /// packed once per run.
+    private func transposedWeightProduct<T: GradientFloat>(
+        w: UnsafePointer<T>, packed: PackedMatrix?, dy: UnsafePointer<T>, n: Int, accumulate: Bool,
+        into c: UnsafeMutablePointer<T>, threads: Int
+    ) {
+        if let packed, T.self == Float.self {
+            let b = StridedMatrix(base: UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self), rowStride: n, colStride: 1)
+            SGEMM.multiply(
+                m: kg, n: n, k: mg, a: PackedA(packed: packed), b: StridedB(matrix: b, cols: n),
+                c: UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc: n,
+                epilogue: GEMMEpilogue(accumulate: accumulate), threads: threads)
+        } else {
+            gradientGEMM(
+                transA: true, m: kg, n: n, k: mg, a: w, lda: kg, b: dy, ldb: n, accumulate: accumulate, c: c, ldc: n,
+                threads: threads)
+        }
+    }
+
     /// One image and group of a unit-stride convolution, in wide coordinates (`WideConvolution`).
     private func wideImage<T: GradientFloat>(
         _ wide: WideConvolution, x: UnsafePointer<T>, w: UnsafePointer<T>, dy: UnsafePointer<T>,
-        dx: UnsafeMutablePointer<T>?, dwPartial: UnsafeMutablePointer<T>?, scratch: UnsafeMutablePointer<T>,
-        threads: Int
+        dx: UnsafeMutablePointer<T>?, dwPartial: UnsafeMutablePointer<T>?, packedW: PackedMatrix?,
+        scratch: UnsafeMutablePointer<T>, threads: Int
     ) {
         let (mg, kg, cg) = (self.mg, self.kg, s.channels)
         let p = wide.span
@@ -204,9 +233,8 @@ final class ConvGradientKernel: GradientKernel {
         }
         if let dx {
             // dcols (kg x P') = W_g^T * dY_wide, added row by row into the bordered image, then into dX.
-            gradientGEMM(
-                transA: true, m: kg, n: p, k: mg, a: w, lda: kg, b: UnsafePointer(dyWide), ldb: p, accumulate: false,
-                c: cols, ldc: p, threads: threads)
+            transposedWeightProduct(
+                w: w, packed: packedW, dy: UnsafePointer(dyWide), n: p, accumulate: false, into: cols, threads: threads)
             bordered.update(repeating: 0, count: cg * wide.volume)
             wide.addColumns(UnsafePointer(cols), channels: cg, into: bordered)
             wide.unborder(UnsafePointer(bordered), channels: cg, into: dx)
