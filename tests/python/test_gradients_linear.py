@@ -48,9 +48,10 @@ def test_linear_layer_first() -> None:
     """The input is a constant (a first layer): only W and B get gradients."""
     rng = np.random.default_rng(5)
     x, w, b = _random(rng, 16, 40), _random(rng, 24, 40), _random(rng, 24)
-    check_gradients(
-        "Gemm", [x, w, b], lambda x, w, b: torch.nn.functional.linear(torch.from_numpy(x), w, b), constants=[0], transB=1
-    )
+    def linear(x, w, b):
+        return torch.nn.functional.linear(torch.from_numpy(x), w, b)
+
+    check_gradients("Gemm", [x, w, b], linear, constants=[0], transB=1)
 
 
 @pytest.mark.parametrize(

@@ -131,7 +131,9 @@ struct DepthwiseConvGradient {
         }
     }
 
-    private func weightGradient<T: GradientFloat>(x: UnsafePointer<T>, dy: UnsafePointer<T>, dw: UnsafeMutablePointer<T>) {
+    private func weightGradient<T: GradientFloat>(
+        x: UnsafePointer<T>, dy: UnsafePointer<T>, dw: UnsafeMutablePointer<T>
+    ) {
         let (g, s) = (self.g, self.s)
         let taps = s.kh * s.kw
         let plane = s.h * s.w
@@ -165,7 +167,9 @@ struct DepthwiseConvGradient {
         }
     }
 
-    private func inputGradient<T: GradientFloat>(w: UnsafePointer<T>, dy: UnsafePointer<T>, dx: UnsafeMutablePointer<T>) {
+    private func inputGradient<T: GradientFloat>(
+        w: UnsafePointer<T>, dy: UnsafePointer<T>, dx: UnsafeMutablePointer<T>
+    ) {
         let (g, s) = (self.g, self.s)
         let taps = s.kh * s.kw
         let plane = s.h * s.w
@@ -187,7 +191,8 @@ struct DepthwiseConvGradient {
                         while k < depths.count && depths[k].input == id {
                             let depth = depths[k]
                             for oc in ic * multiplier..<(ic + 1) * multiplier {
-                                fillOutput(gp, dy + (n * g.outChannels + oc) * s.outputSpatial + depth.output * outPlane)
+                                let gc = dy + (n * g.outChannels + oc) * s.outputSpatial
+                                fillOutput(gp, gc + depth.output * outPlane)
                                 scatterTaps(w + oc * s.kernelVolume + depth.kernel * taps, UnsafePointer(gp), into: xp)
                             }
                             k += 1

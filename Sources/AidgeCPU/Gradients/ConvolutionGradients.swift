@@ -8,10 +8,11 @@ func registerConvolutionGradients(_ registry: KernelRegistry) {
 
 /// Conv: per image and group, Y = W (out channels x columns) * cols, cols the image's column matrix.
 ///
-/// dW += dY * cols^T (summed over the batch in per-thread partial sums, computed transposed: cols as the long
-/// A operand, the output channels as B), dX += col2im(W^T * dY), dB += the sum of
-/// dY over the batch and positions. A 1x1 stride-1 unpadded convolution uses the image as its own column
-/// matrix; a depthwise one (one input channel per group) runs direct loops instead of GEMMs of one row.
+/// dW += dY * cols^T, summed over the batch in per-thread partial sums and computed transposed (cols as the long
+/// A operand, the few output channels as B); dX += col2im(W^T * dY); dB += the sum of dY over the batch and
+/// positions. Unit strides read the column matrix in wide coordinates (`WideConvolution`: block copies instead
+/// of im2col); a 1x1 stride-1 unpadded convolution uses the image as its own column matrix; a depthwise one (one
+/// input channel per group) runs direct loops instead of GEMMs of one row.
 final class ConvGradientKernel: GradientKernel {
     private let g: ConvGeometry
     private let s: ConvShape3D
@@ -127,8 +128,8 @@ final class ConvGradientKernel: GradientKernel {
                             wide, x: x + (n * g.inChannels + gi * s.channels) * inPlane, w: w + gi * mg * kg,
                             dy: dy + (n * g.outChannels + gi * mg) * positions,
                             dx: dx.map { $0 + (n * g.inChannels + gi * s.channels) * inPlane },
-                            dwPartial: dwPartial.map { $0 + gi * kg * mg }, packedW: gi < packedW.count ? packedW[gi] : nil,
-                            scratch: cols, threads: threads)
+                            dwPartial: dwPartial.map { $0 + gi * kg * mg },
+                            packedW: gi < packedW.count ? packedW[gi] : nil, scratch: cols, threads: threads)
                     }
                 }
                 return
@@ -157,7 +158,8 @@ final class ConvGradientKernel: GradientKernel {
                         let packed = gi < packedW.count ? packedW[gi] : nil
                         if pointwise {
                             transposedWeightProduct(
-                                w: wg, packed: packed, dy: dyg, n: positions, accumulate: true, into: dxg, threads: threads)
+                                w: wg, packed: packed, dy: dyg, n: positions, accumulate: true, into: dxg,
+                                threads: threads)
                         } else {
                             transposedWeightProduct(
                                 w: wg, packed: packed, dy: dyg, n: positions, accumulate: false, into: cols,
@@ -177,7 +179,8 @@ final class ConvGradientKernel: GradientKernel {
         into c: UnsafeMutablePointer<T>, threads: Int
     ) {
         if let packed, T.self == Float.self {
-            let b = StridedMatrix(base: UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self), rowStride: n, colStride: 1)
+            let b = StridedMatrix(
+                base: UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self), rowStride: n, colStride: 1)
             SGEMM.multiply(
                 m: kg, n: n, k: mg, a: PackedA(packed: packed), b: StridedB(matrix: b, cols: n),
                 c: UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc: n,
@@ -215,7 +218,8 @@ final class ConvGradientKernel: GradientKernel {
                         bordered: UnsafePointer(float(bordered)), rows: kg, taps: offsets.count, volume: wide.volume,
                         positions: wide.positions, offsets: base)
                     if kg * mg <= ConvGradientKernel.directWeightLimit {
-                        wideWeightDots(a, span: p, dyWide: UnsafePointer(float(dyWide)), channels: mg, into: float(dwPartial))
+                        wideWeightDots(
+                            a, span: p, dyWide: UnsafePointer(float(dyWide)), channels: mg, into: float(dwPartial))
                         return
                     }
                     let b = StridedB(

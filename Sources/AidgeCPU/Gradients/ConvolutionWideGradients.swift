@@ -57,7 +57,8 @@ struct WideConvolution {
             for z in 0..<copiedDepth {
                 for r in 0..<copiedRows {
                     let src = x + c * s.inputSpatial + (z * s.h + r) * s.w
-                    (dst + c * volume + ((z + s.pd) * rows + r + s.ph) * cols + s.pw).update(from: src, count: copiedCols)
+                    let to = dst + c * volume + ((z + s.pd) * rows + r + s.ph) * cols + s.pw
+                    to.update(from: src, count: copiedCols)
                 }
             }
         }
@@ -102,7 +103,8 @@ struct WideConvolution {
         }
     }
 
-    /// col2im: adds each row of the wide column matrix `cols` (`channels * taps x span`) into bordered volumes `bordered`.
+    /// col2im: adds each row of the wide column matrix `cols` (`channels * taps x span`) into bordered volumes
+    /// `bordered`.
     func addColumns<T: GradientFloat>(_ cols: UnsafePointer<T>, channels: Int, into bordered: UnsafeMutablePointer<T>) {
         var r = 0
         for c in 0..<channels {
@@ -173,7 +175,8 @@ struct WideColumnsA: GEMMOperand {
 /// on products. `partial[r][oc] += sum over p < span of cols[r][p] * dY_wide[oc][p]`, two column rows by four
 /// channels at a time in vector registers; rows read past `positions` meet zeros in dY_wide.
 func wideWeightDots(
-    _ a: WideColumnsA, span: Int, dyWide: UnsafePointer<Float>, channels mg: Int, into partial: UnsafeMutablePointer<Float>
+    _ a: WideColumnsA, span: Int, dyWide: UnsafePointer<Float>, channels mg: Int,
+    into partial: UnsafeMutablePointer<Float>
 ) {
     func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> {
         UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)

@@ -21,7 +21,9 @@ final class ConvolutionGradientTests: XCTestCase {
     }
 
     func testConv2DStridesDilationsAsymmetricPads() throws {
-        try conv([2, 2, 7, 8], [3, 2, 3, 2], ["strides": .ints([2, 3]), "dilations": .ints([2, 1]), "pads": .ints([0, 1, 2, 0])])
+        try conv(
+            [2, 2, 7, 8], [3, 2, 3, 2],
+            ["strides": .ints([2, 3]), "dilations": .ints([2, 1]), "pads": .ints([0, 1, 2, 0])])
         try conv([1, 2, 6, 6], [2, 2, 2, 2], bias: false, ["strides": .ints([2, 2]), "pads": .ints([1, 0, 0, 1])])
     }
 
@@ -40,7 +42,8 @@ final class ConvolutionGradientTests: XCTestCase {
         try conv([2, 3, 6, 6], [3, 1, 3, 3], ["group": .int(3), "pads": .ints([1, 1, 1, 1])])
         // Channel multiplier 2, stride 2, dilation.
         try conv(
-            [2, 2, 7, 6], [4, 1, 3, 2], ["group": .int(2), "strides": .ints([2, 2]), "dilations": .ints([1, 2]), "pads": .ints([1, 0, 1, 2])])
+            [2, 2, 7, 6], [4, 1, 3, 2],
+            ["group": .int(2), "strides": .ints([2, 2]), "dilations": .ints([1, 2]), "pads": .ints([1, 0, 1, 2])])
     }
 
     /// Each path of the bordered-plane loops: unit strides, a row stride, a column stride; 1-D and 3-D.
@@ -52,7 +55,10 @@ final class ConvolutionGradientTests: XCTestCase {
         try conv([2, 3, 9], [6, 1, 3], ["group": .int(3), "strides": .ints([2]), "pads": .ints([2, 1])])
         try conv(
             [1, 2, 4, 4, 5], [4, 1, 2, 3, 2],
-            ["group": .int(2), "strides": .ints([2, 1, 1]), "pads": .ints([1, 1, 0, 0, 1, 1]), "dilations": .ints([1, 1, 2])])
+            [
+                "group": .int(2), "strides": .ints([2, 1, 1]), "pads": .ints([1, 1, 0, 0, 1, 1]),
+                "dilations": .ints([1, 1, 2]),
+            ])
     }
 
     func testConvPointwise() throws {
@@ -105,12 +111,18 @@ final class ConvolutionGradientTests: XCTestCase {
         ]
         for (k, (xs, ws, attributes)) in cases.enumerated() {
             let seed = UInt64(10 * k)
-            let inputs = [randomTensor(xs, seed: seed + 4), randomTensor(ws, seed: seed + 5, scale: 0.2), randomTensor([ws[0]], seed: seed + 6)]
-            let (outputs, _) = try Scheduler.operatorGradients("Conv", attributes, inputs: inputs, outputGradients: [nil])
+            let inputs = [
+                randomTensor(xs, seed: seed + 4), randomTensor(ws, seed: seed + 5, scale: 0.2),
+                randomTensor([ws[0]], seed: seed + 6),
+            ]
+            let (outputs, _) = try Scheduler.operatorGradients(
+                "Conv", attributes, inputs: inputs, outputGradients: [nil])
             let dy = randomTensor(outputs[0].shape, seed: seed + 7)
-            let (_, reference) = try Scheduler.operatorGradients("Conv", attributes, inputs: inputs, outputGradients: [dy])
+            let (_, reference) = try Scheduler.operatorGradients(
+                "Conv", attributes, inputs: inputs, outputGradients: [dy])
             let (_, grads) = try Scheduler.operatorGradients(
-                "Conv", attributes, inputs: inputs.map { $0.cast(to: .float32) }, outputGradients: [dy.cast(to: .float32)])
+                "Conv", attributes, inputs: inputs.map { $0.cast(to: .float32) },
+                outputGradients: [dy.cast(to: .float32)])
             for i in 0..<3 {
                 let want = reference[i]?.doubles() ?? []
                 let got = grads[i]?.doubles() ?? []
@@ -141,7 +153,9 @@ final class ConvolutionGradientTests: XCTestCase {
         try convTranspose(
             [2, 2, 3, 4], [2, 3, 3, 2], outChannels: 3,
             ["strides": .ints([2, 3]), "pads": .ints([1, 0, 0, 1]), "output_padding": .ints([1, 2])])
-        try convTranspose([1, 2, 4, 4], [2, 2, 3, 3], outChannels: 2, bias: false, ["dilations": .ints([2, 1]), "pads": .ints([1, 1, 2, 0])])
+        try convTranspose(
+            [1, 2, 4, 4], [2, 2, 3, 3], outChannels: 2, bias: false,
+            ["dilations": .ints([2, 1]), "pads": .ints([1, 1, 2, 0])])
     }
 
     func testConvTransposeGroups() throws {
@@ -150,13 +164,20 @@ final class ConvolutionGradientTests: XCTestCase {
     }
 
     func testConvTransposeAutoPadAndOutputShape() throws {
-        try convTranspose([1, 2, 3, 3], [2, 2, 3, 3], outChannels: 2, ["auto_pad": .string("SAME_UPPER"), "strides": .ints([2, 2])])
-        try convTranspose([1, 2, 3, 3], [2, 2, 3, 3], outChannels: 2, ["auto_pad": .string("SAME_LOWER"), "strides": .ints([2, 2])])
-        try convTranspose([1, 2, 3, 3], [2, 2, 3, 3], outChannels: 2, ["output_shape": .ints([6, 7]), "strides": .ints([2, 2])])
+        for mode in ["SAME_UPPER", "SAME_LOWER"] {
+            try convTranspose(
+                [1, 2, 3, 3], [2, 2, 3, 3], outChannels: 2, ["auto_pad": .string(mode), "strides": .ints([2, 2])])
+        }
+        try convTranspose(
+            [1, 2, 3, 3], [2, 2, 3, 3], outChannels: 2, ["output_shape": .ints([6, 7]), "strides": .ints([2, 2])])
     }
 
     func testConvTranspose1DAnd3D() throws {
-        try convTranspose([2, 3, 5], [3, 2, 3], outChannels: 2, ["strides": .ints([2]), "pads": .ints([1, 0]), "output_padding": .ints([1])])
-        try convTranspose([1, 2, 2, 3, 2], [2, 2, 2, 2, 3], outChannels: 2, ["strides": .ints([2, 1, 2]), "pads": .ints([0, 1, 0, 0, 0, 1])])
+        try convTranspose(
+            [2, 3, 5], [3, 2, 3], outChannels: 2,
+            ["strides": .ints([2]), "pads": .ints([1, 0]), "output_padding": .ints([1])])
+        try convTranspose(
+            [1, 2, 2, 3, 2], [2, 2, 2, 2, 3], outChannels: 2,
+            ["strides": .ints([2, 1, 2]), "pads": .ints([0, 1, 0, 0, 0, 1])])
     }
 }

@@ -32,7 +32,8 @@ func checkFloat32Gradients(
         let (o, r) = (out.doubles(), reference.doubles())
         let scale = r.map { abs($0) }.max() ?? 0
         for e in o.indices where !(abs(o[e] - r[e]) <= 1e-5 * scale + 1e-5 * abs(r[e])) {
-            XCTFail("\(type): recorded output \(k)[\(e)] \(o[e]), constant-input forward \(r[e])", file: file, line: line)
+            XCTFail(
+                "\(type): recorded output \(k)[\(e)] \(o[e]), constant-input forward \(r[e])", file: file, line: line)
             return
         }
     }
@@ -76,7 +77,9 @@ final class LinearGradientTests: XCTestCase {
         for (ta, tb) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
             let a = randomTensor(ta == 1 ? [4, 3] : [3, 4], seed: 3)
             let b = randomTensor(tb == 1 ? [5, 4] : [4, 5], seed: 4)
-            let attributes: Attributes = ["transA": .int(ta), "transB": .int(tb), "alpha": .float(0.5), "beta": .float(1.5)]
+            let attributes: Attributes = [
+                "transA": .int(ta), "transB": .int(tb), "alpha": .float(0.5), "beta": .float(1.5),
+            ]
             try checkGradients("Gemm", attributes, inputs: [a, b, randomTensor([3, 5], seed: 5)])
             try checkFloat32Gradients("Gemm", attributes, inputs: [a, b, randomTensor([3, 5], seed: 5)])
         }
@@ -89,7 +92,8 @@ final class LinearGradientTests: XCTestCase {
             let attributes: Attributes = ["transB": .int(1), "beta": .float(2)]
             try checkGradients("Gemm", attributes, inputs: [a, b, randomTensor(cShape, seed: 8)])
         }
-        try checkGradients("Gemm", ["beta": .float(0)], inputs: [a, randomTensor([4, 5], seed: 9), randomTensor([5], seed: 8)])
+        try checkGradients(
+            "Gemm", ["beta": .float(0)], inputs: [a, randomTensor([4, 5], seed: 9), randomTensor([5], seed: 8)])
     }
 
     func testGemmScalarC() throws {
