@@ -13,8 +13,8 @@ extension Scheduler {
     }
 
     /// Runs one operator forward (recorded) and backward from `outputGradients` (one per output; nil for none):
-    /// returns its outputs and the gradient of each input that is not a constant (nil for constants and absent
-    /// inputs). `training` runs the training forms (batch statistics, dropout).
+    /// returns its outputs and the gradient of each float input that is not a constant (nil for constants,
+    /// integer inputs and absent inputs). `training` runs the training forms (batch statistics, dropout).
     public static func operatorGradients(
         _ type: String, _ attributes: Attributes = [:], inputs: [Tensor?], constants: Set<Int> = [],
         outputs: Int? = nil, outputGradients: [Tensor?], training: Bool = false, backend: String = "cpu"
@@ -23,7 +23,8 @@ extension Scheduler {
         let scheduler = Scheduler(call.graph, backend: backend)
         let recording = try scheduler.forward(call.fed, mode: PlanMode(training: training, recording: true))
         let fedGradients = try scheduler.backward(
-            recording, outputGradients: outputGradients, inputs: Set(call.fed.indices))
+            recording, outputGradients: outputGradients,
+            inputs: Set(call.fed.indices.filter { call.fed[$0].dtype.isFloatingPoint }))
         var gradients = [Tensor?](repeating: nil, count: inputs.count)
         for (k, i) in call.fedIndices.enumerated() { gradients[i] = fedGradients[k] }
         return (recording.outputs, gradients)
