@@ -90,3 +90,22 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(after, fresh)
     }
 }
+
+/// Inference recipes on a graph in training mode leave every parameter its own Producer.
+final class TrainingRecipeTests: XCTestCase {
+    func testRecipesKeepParametersInTrainingMode() throws {
+        try CPUBackend.register()
+        let conv = Conv2D(inChannels: 1, outChannels: 2, kernelDims: [3, 3])
+        let graph = try GraphView.sequential([conv, BatchNorm2D(nbFeatures: 2), ReLU()])
+        let before = graph.parameters.map(\.name)
+        XCTAssertEqual(before.count, 4)  // conv weight and bias, BatchNorm scale and shift
+        graph.train()
+        let changes = try Recipes.optimizeForInference(graph)
+        XCTAssertEqual(changes["fuse_batchnorm"], 0)
+        XCTAssertEqual(changes["fuse_activation"], 0)
+        XCTAssertEqual(graph.parameters.map(\.name), before)
+        graph.eval()
+        try Recipes.optimizeForInference(graph)
+        XCTAssertTrue(graph.parameters.count < before.count, "evaluation mode fuses BatchNorm into the convolution")
+    }
+}

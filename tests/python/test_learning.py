@@ -81,6 +81,14 @@ def test_cross_entropy_with_class_indices(smoothing: float, ignore: int) -> None
     assert_matches_torch(np.asarray(pred.grad), tl.grad.numpy(), "cross-entropy gradient")
 
 
+def test_grad_is_a_zero_copy_view() -> None:
+    pred = prediction(RNG.standard_normal((3, 4)).astype(np.float32))
+    aidge.learning.loss.MSE(pred, np.zeros((3, 4), np.float32))
+    first, second = np.asarray(pred.grad), np.asarray(pred.grad)
+    assert np.shares_memory(first, second)
+    assert first.__array_interface__["data"][0] == pred.grad.data_ptr
+
+
 def test_loss_errors_are_clear() -> None:
     pred = prediction(np.zeros((3, 4), np.float32))
     with pytest.raises(ValueError, match="shape"):
