@@ -91,8 +91,8 @@ public final class Scheduler {
             guard let g else { continue }
             guard g.shape == info.shape, g.dtype == info.dtype else {
                 throw AidgeError.shapeMismatch(
-                    "the gradient of output \(k) is \(g.dtype) \(ShapeUtil.text(g.shape)); the output is "
-                        + "\(info.dtype) \(ShapeUtil.text(info.shape))")
+                    "the gradient of output \(k) has shape \(ShapeUtil.text(g.shape)) (\(g.dtype)); the output has "
+                        + "shape \(ShapeUtil.text(info.shape)) (\(info.dtype))")
             }
         }
         if let bad = inputs.first(where: { !(0..<plan.inputInfos.count).contains($0) }) {

@@ -50,6 +50,8 @@ enum GraphType {
             oneArgumentMethod("set_datatype", setDatatypeMethod, "set_datatype(dtype)\n--\n\nConverts the floating-point weights and inputs to `dtype` (Aidge's GraphView.set_datatype)."),
             keywordMethod("replace_node", replaceNodeMethod, "replace_node(old, new)\n--\n\nPuts `new` in place of `old`: same inputs, and every reader of old's outputs reads new's."),
             keywordMethod("replace", replaceMethod, "replace(old_nodes, new_nodes)\n--\n\nSwaps a connected piece of this graph for a chain of new nodes."),
+            keywordMethod("run_recorded", runRecordedMethod, "run_recorded(inputs, training=False)\n--\n\nRuns the graph keeping what backward needs; returns (outputs, recording). Each run has its own recording."),
+            keywordMethod("backward_recorded", backwardRecordedMethod, "backward_recorded(recording, output_gradients, inputs=())\n--\n\nBack-propagates a recorded run from one gradient per output (None for none); adds into the parameters' gradients; returns the gradients of the listed graph inputs."),
             plainMethod("backward", backwardMethod, "backward()\n--\n\nBack-propagates the last recorded run from the gradients a loss wrote on its outputs; accumulates into the parameters' gradients."),
             keywordMethod("train", trainMethod, "train(mode=True)\n--\n\nTraining mode (batch statistics, dropout, runs recorded for backward) or, with False, evaluation mode."),
             oneArgumentMethod("set_records_gradients", setRecordsGradientsMethod, "set_records_gradients(on)\n--\n\nWhether runs record for backward in evaluation mode too."),

@@ -41,6 +41,7 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             try GraphType.install(in: module)
             try NodeType.install(in: module)
             try OptimizerType.install(in: module)
+            try RecordingType.install(in: module)
         } catch {
             Py_DecRef(module)
             throw error
