@@ -1,5 +1,7 @@
-"""PyTorch interop: ``torch.nn.Module`` -> engine graph through an in-memory ONNX export.
+"""PyTorch interop: tensors shared without copies, and ``torch.nn.Module`` -> engine graph through an in-memory ONNX
+export.
 
+``from_torch(t)`` / ``to_torch(tensor)`` share memory (DLPack) for every dtype both have, strided views included.
 ``to_graph(module, example_inputs)`` gives a ``GraphView`` whose Producers are named after the module's
 ``state_dict`` entries, with nothing folded: BatchNormalization stays a node (exported in training form), so the
 graph can be trained and its parameters matched with the module's by name.
@@ -13,10 +15,25 @@ from typing import Any, Sequence
 
 import torch as _torch
 
-from . import GraphView
+from . import GraphView, Tensor, from_dlpack
 from . import onnx as _onnx
 
-__all__ = ["to_graph"]
+__all__ = ["from_torch", "to_torch", "to_graph"]
+
+
+def from_torch(tensor: _torch.Tensor) -> Tensor:
+    """The engine's view of a torch tensor's memory (no copy; strides kept). A CUDA tensor keeps its device: running
+    it needs the CUDA backend, and it is never copied to the host behind your back."""
+    if not isinstance(tensor, _torch.Tensor):
+        raise TypeError(f"from_torch needs a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.requires_grad:
+        tensor = tensor.detach()  # same memory; autograd stays with torch
+    return from_dlpack(tensor)
+
+
+def to_torch(tensor: Tensor) -> _torch.Tensor:
+    """A torch tensor over an engine tensor's memory (no copy; strides kept)."""
+    return _torch.from_dlpack(tensor)
 
 
 def _as_tuple(example_inputs: Any) -> tuple[Any, ...]:
