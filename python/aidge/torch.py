@@ -14,11 +14,12 @@ import warnings
 from typing import Any, Sequence
 
 import torch as _torch
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import GraphView, Tensor, from_dlpack
 from . import onnx as _onnx
 
-__all__ = ["from_torch", "to_torch", "to_graph"]
+__all__ = ["from_torch", "to_torch", "to_graph", "wrap", "EngineModule"]
 
 
 def from_torch(tensor: _torch.Tensor) -> Tensor:
@@ -48,7 +49,8 @@ def to_graph(module: _torch.nn.Module, example_inputs: Any, *, opset: int = 17,
              dynamic_batch: bool = True, input_names: Sequence[str] | None = None) -> GraphView:
     """Exports ``module`` to ONNX in memory (TorchScript exporter, training form, no constant folding: every
     parameter and buffer stays its own initializer, named as in ``state_dict``) and imports it. The module's
-    mode (``train``/``eval``) is left as it was; the graph starts in evaluation mode."""
+    mode (``train``/``eval``) is left as it was; the graph starts in evaluation mode, and its own ``train()`` /
+    ``eval()`` switch BatchNorm and Dropout (the exporter's fixed training flags are removed)."""
     if not isinstance(module, _torch.nn.Module):
         raise TypeError(f"to_graph needs a torch.nn.Module, got {type(module).__name__}")
     inputs = _as_tuple(example_inputs)
@@ -56,6 +58,8 @@ def to_graph(module: _torch.nn.Module, example_inputs: Any, *, opset: int = 17,
     dynamic_axes = {name: {0: "batch"} for name in names} if dynamic_batch else None
     buffer = io.BytesIO()
     was_training = module.training
+    # Tracing runs the module in training form, which would update BatchNorm's running statistics: keep them.
+    saved_buffers = {name: b.detach().clone() for name, b in module.named_buffers()}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -65,4 +69,137 @@ def to_graph(module: _torch.nn.Module, example_inputs: Any, *, opset: int = 17,
             )
     finally:
         module.train(was_training)
-    return _onnx.load(buffer.getvalue())
+        with _torch.no_grad():
+            for name, b in module.named_buffers():
+                if name in saved_buffers:
+                    b.copy_(saved_buffers[name])
+    return _onnx.load(_mode_free(buffer.getvalue()))
+
+
+def _mode_free(model_bytes: bytes) -> bytes:
+    """The exported model without the training flags the exporter hard-codes (Dropout's ``training_mode`` input,
+    BatchNormalization's ``training_mode`` attribute): the graph's ``train()``/``eval()`` decides instead."""
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    for node in model.graph.node:
+        if node.op_type == "Dropout" and len(node.input) > 2:
+            del node.input[2:]
+        if node.op_type == "BatchNormalization":
+            kept = [a for a in node.attribute if a.name != "training_mode"]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+    return model.SerializeToString()
+
+
+class _EngineRun(_torch.autograd.Function):
+    """One forward of the engine inside PyTorch's autograd: inputs and parameters in, outputs out, each forward
+    with its own record for backward."""
+
+    @staticmethod
+    def forward(ctx: Any, wrapper: "EngineModule", *tensors: _torch.Tensor) -> tuple[_torch.Tensor, ...]:
+        inputs = tensors[: wrapper._input_count]
+        engine = wrapper._graph._graph
+        outputs, recording = engine.run_recorded([from_torch(x) for x in inputs], training=wrapper.training)
+        ctx.wrapper, ctx.recording = wrapper, recording
+        return tuple(to_torch(o) for o in outputs)
+
+    @staticmethod
+    def backward(ctx: Any, *output_gradients: _torch.Tensor | None) -> tuple[_torch.Tensor | None, ...]:
+        if _torch.is_grad_enabled():
+            raise RuntimeError(
+                "aidge.torch: the engine's backward is not differentiable (double backward, create_graph=True "
+                "and higher-order gradients are not supported)")
+        if ctx.recording is None:
+            raise RuntimeError("aidge.torch: this forward was already back-propagated (use retain_graph=... in torch "
+                               "terms: run the forward again)")
+        wrapper = ctx.wrapper
+        engine = wrapper._graph._graph
+        count = wrapper._input_count
+        wanted = [i for i in range(count) if ctx.needs_input_grad[1 + i]]
+        seeds = [None if g is None else from_torch(g.contiguous()) for g in output_gradients]
+        engine.reset_grad()
+        input_gradients = engine.backward_recorded(ctx.recording, seeds, inputs=wanted)
+        ctx.recording = None  # the activations go as soon as they are used, as torch frees saved tensors
+        parameters = wrapper._parameters_in_order
+        result: list[_torch.Tensor | None] = [None]
+        result += [to_torch(g) if g is not None else None for g in input_gradients]
+        for k, node in enumerate(wrapper._parameter_nodes):
+            grad = node.producer_tensor.grad if ctx.needs_input_grad[1 + count + k] else None
+            result.append(to_torch(grad).reshape(parameters[k].shape) if grad is not None else None)
+        return tuple(result)
+
+
+class EngineModule(_torch.nn.Module):
+    """A ``torch.nn.Module`` whose forward and backward run in the engine, over the wrapped module's own parameters
+    and buffers (shared memory, bound by pointer at every forward): optimizers, schedulers, ``state_dict`` and
+    ``train()``/``eval()`` act on them as on the original module."""
+
+    def __init__(self, module: _torch.nn.Module, graph: GraphView, input_count: int) -> None:
+        super().__init__()
+        # The same submodules, parameters and buffers under the same names: state_dict keys are the module's.
+        for name, child in module.named_children():
+            self.add_module(name, child)
+        for name, parameter in module.named_parameters(recurse=False):
+            self.register_parameter(name, parameter)
+        for name, buffer in module.named_buffers(recurse=False):
+            self.register_buffer(name, buffer)
+        self._graph = graph
+        self._input_count = input_count
+        self._bound: dict[str, int] = {}
+        state = dict(self.named_parameters())
+        self._parameter_names = [p.name() for p in graph.parameters() if p.name() in state]
+        self._parameter_nodes = [graph.get_node(name) for name in self._parameter_names]
+        self.train(module.training)
+        self._bind()
+
+    @property
+    def _parameters_in_order(self) -> list[_torch.Tensor]:
+        state = dict(self.named_parameters())
+        return [state[name] for name in self._parameter_names]
+
+    def _bind(self) -> None:
+        """Points every Producer named after a parameter or buffer at that tensor's memory (again if torch moved
+        it), after checking that shape and dtype agree."""
+        tensors = dict(self.named_parameters())
+        tensors.update(dict(self.named_buffers()))
+        for name, tensor in tensors.items():
+            node = self._graph.get_node(name)
+            if node is None or self._bound.get(name) == tensor.data_ptr():
+                continue
+            current = node.producer_tensor
+            if current is None or tuple(current.shape) != tuple(tensor.shape):
+                raise ValueError(f"the exported graph's {name} does not match the module's tensor {tuple(tensor.shape)}")
+            if tensor.device.type != "cpu":
+                raise NotImplementedError(
+                    f"{name} is on {tensor.device}: running it needs the CUDA backend, which is not available")
+            node.set_producer_tensor(from_torch(tensor.detach()))
+            self._bound[name] = tensor.data_ptr()
+
+    def forward(self, *inputs: _torch.Tensor) -> Any:
+        if len(inputs) != self._input_count:
+            raise TypeError(f"the wrapped module takes {self._input_count} inputs, got {len(inputs)}")
+        self._bind()
+        outputs = _EngineRun.apply(self, *inputs, *self._parameters_in_order)
+        if self.training:
+            # The engine updates the running statistics; the batch count is torch's bookkeeping.
+            for child in self.modules():
+                if isinstance(child, _BatchNorm) and child.num_batches_tracked is not None:
+                    child.num_batches_tracked.add_(1)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+
+def wrap(module: _torch.nn.Module, example_inputs: Any, *, copy: bool = False) -> EngineModule:
+    """A module that runs ``module`` in the engine, forward and backward, on its own parameters and buffers (with
+    ``copy=True``, on copies). The module is exported once to ONNX in memory; neither its mode nor its parameters
+    change."""
+    import copy as _copy
+
+    inputs = _as_tuple(example_inputs)
+    for child in module.modules():
+        if isinstance(child, _BatchNorm) and child.track_running_stats and child.momentum is None:
+            raise NotImplementedError(f"{type(child).__name__} with momentum=None (a cumulative average) is not supported")
+    if copy:
+        module = _copy.deepcopy(module)
+    graph = to_graph(module, inputs)
+    return EngineModule(module, graph, len(inputs))

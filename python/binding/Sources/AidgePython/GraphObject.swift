@@ -55,6 +55,7 @@ enum GraphType {
             plainMethod("backward", backwardMethod, "backward()\n--\n\nBack-propagates the last recorded run from the gradients a loss wrote on its outputs; accumulates into the parameters' gradients."),
             keywordMethod("train", trainMethod, "train(mode=True)\n--\n\nTraining mode (batch statistics, dropout, runs recorded for backward) or, with False, evaluation mode."),
             oneArgumentMethod("set_records_gradients", setRecordsGradientsMethod, "set_records_gradients(on)\n--\n\nWhether runs record for backward in evaluation mode too."),
+            plainMethod("reset_grad", resetGradientsGraphMethod, "reset_grad()\n--\n\nEmpties the gradient of every parameter."),
             plainMethod("parameters", graphParametersMethod, "parameters()\n--\n\nThe Producer nodes that training updates."),
             plainMethod("update_inputs_outputs", updateMethod, "update_inputs_outputs()\n--\n\nRecomputes the ordered inputs and outputs after edits."),
         ])

@@ -42,3 +42,14 @@ let setRecordsGradientsMethod: PyCFunction = { o, arg in
 let graphParametersMethod: PyCFunction = { o, _ in
     pyCall { try makeList(try GraphType.box(o!).graph.parameters.map(NodeType.wrap)) }
 }
+
+/// `reset_grad()`: empties the gradient of every parameter of the graph.
+let resetGradientsGraphMethod: PyCFunction = { o, _ in
+    pyCall {
+        let box = try GraphType.box(o!)
+        box.lock.withLock { _ in
+            for node in box.graph.parameters { node.producedTensor?.gradient?.reset() }
+        }
+        return aidge_none()
+    }
+}

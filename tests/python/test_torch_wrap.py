@@ -1,0 +1,107 @@
+"""aidge.torch.wrap: a torch module run and trained by the engine inside PyTorch, on the module's own parameters."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+import aidge.torch
+from gradient_support import assert_matches_torch
+
+
+class LeNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(1, 6, 5, padding=2)
+        self.bn = torch.nn.BatchNorm2d(6)
+        self.c2 = torch.nn.Conv2d(6, 16, 5)
+        self.f1, self.f2, self.f3 = torch.nn.Linear(400, 120), torch.nn.Linear(120, 84), torch.nn.Linear(84, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.max_pool2d(torch.relu(self.bn(self.c1(x))), 2)
+        x = torch.flatten(torch.max_pool2d(torch.relu(self.c2(x)), 2), 1)
+        return self.f3(torch.relu(self.f2(torch.relu(self.f1(x)))))
+
+
+def pair(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
+    torch.manual_seed(seed)
+    module = LeNet()
+    return module, copy.deepcopy(module)
+
+
+def test_wrap_shares_the_module_and_changes_nothing() -> None:
+    module, reference = pair()
+    module.eval()
+    wrapped = aidge.torch.wrap(module, torch.randn(2, 1, 28, 28))
+    assert not module.training and not wrapped.training
+    assert sorted(wrapped.state_dict()) == sorted(module.state_dict())
+    assert all(a is b for a, b in zip(wrapped.parameters(), module.parameters()))
+    for (name, a), b in zip(module.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(a, b), f"wrap changed {name}"
+
+
+def test_training_steps_match_torch() -> None:
+    module, reference = pair(1)
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    wrapped = aidge.torch.wrap(module, x).train()
+    reference.train()
+    ours = torch.optim.SGD(wrapped.parameters(), lr=0.05, momentum=0.9)
+    theirs = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9)
+    for step in range(5):
+        pointers = [p.data_ptr() for p in wrapped.parameters()]
+        xo, xt = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        lo = torch.nn.functional.cross_entropy(wrapped(xo), y)
+        lt = torch.nn.functional.cross_entropy(reference(xt), y)
+        ours.zero_grad()
+        theirs.zero_grad()
+        lo.backward()
+        lt.backward()
+        assert_matches_torch(lo.detach().numpy(), lt.detach().numpy(), f"loss at step {step}")
+        assert_matches_torch(xo.grad.numpy(), xt.grad.numpy(), f"input gradient at step {step}")
+        scale = max(float(q.grad.abs().max()) for q in reference.parameters())
+        for (name, p), q in zip(module.named_parameters(), reference.parameters()):
+            assert_matches_torch(p.grad.numpy(), q.grad.numpy(), f"{name} gradient at step {step}", scale)
+        ours.step()
+        theirs.step()
+        assert [p.data_ptr() for p in wrapped.parameters()] == pointers, "parameters are updated in place"
+    for (name, a), b in zip(module.state_dict().items(), reference.state_dict().values()):
+        assert_matches_torch(a.numpy().astype(np.float64), b.numpy().astype(np.float64), f"{name} after training")
+    wrapped.eval()
+    reference.eval()
+    with torch.no_grad():
+        assert_matches_torch(wrapped(x).numpy(), reference(x).numpy(), "evaluation output after training")
+
+
+def test_each_forward_keeps_its_own_activations() -> None:
+    module, reference = pair(2)
+    wrapped = aidge.torch.wrap(module, torch.randn(2, 1, 28, 28))
+    a, b = torch.randn(3, 1, 28, 28), torch.randn(3, 1, 28, 28)
+    (torch.tanh(wrapped(a)).sum() + wrapped(b).pow(2).sum()).backward()
+    (torch.tanh(reference(a)).sum() + reference(b).pow(2).sum()).backward()
+    scale = max(float(q.grad.abs().max()) for q in reference.parameters())
+    for (name, p), q in zip(module.named_parameters(), reference.parameters()):
+        assert_matches_torch(p.grad.numpy(), q.grad.numpy(), name, scale)
+
+
+def test_double_backward_is_a_clear_error() -> None:
+    module, _ = pair(3)
+    wrapped = aidge.torch.wrap(module, torch.randn(2, 1, 28, 28))
+    x = torch.randn(2, 1, 28, 28, requires_grad=True)
+    try:
+        torch.autograd.grad(wrapped(x).sum(), x, create_graph=True)
+    except RuntimeError as error:
+        assert "double backward" in str(error)
+    else:
+        raise AssertionError("create_graph=True went through")
+    y = wrapped(x).sum()
+    y.backward(retain_graph=True)
+    try:
+        y.backward()
+    except RuntimeError as error:
+        assert "already back-propagated" in str(error)
+    else:
+        raise AssertionError("a second backward of one forward went through")
+    # The session stays usable.
+    wrapped(x).sum().backward()
