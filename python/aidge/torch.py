@@ -19,7 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from . import GraphView, Tensor, from_dlpack
 from . import onnx as _onnx
 
-__all__ = ["from_torch", "to_torch", "to_graph", "wrap", "EngineModule"]
+__all__ = ["from_torch", "to_torch", "to_onnx", "to_graph", "wrap", "EngineModule"]
 
 
 def from_torch(tensor: _torch.Tensor) -> Tensor:
@@ -47,12 +47,20 @@ def _as_tuple(example_inputs: Any) -> tuple[Any, ...]:
 
 def to_graph(module: _torch.nn.Module, example_inputs: Any, *, opset: int = 17,
              dynamic_batch: bool = True, input_names: Sequence[str] | None = None) -> GraphView:
-    """Exports ``module`` to ONNX in memory (TorchScript exporter, training form, no constant folding: every
-    parameter and buffer stays its own initializer, named as in ``state_dict``) and imports it. The module's
-    mode (``train``/``eval``) is left as it was; the graph starts in evaluation mode, and its own ``train()`` /
-    ``eval()`` switch BatchNorm and Dropout (the exporter's fixed training flags are removed)."""
+    """Exports ``module`` to ONNX in memory (see ``to_onnx``) and imports it. The graph starts in evaluation mode;
+    its own ``train()`` / ``eval()`` switch BatchNorm and Dropout."""
+    return _onnx.load(to_onnx(module, example_inputs, opset=opset, dynamic_batch=dynamic_batch,
+                              input_names=input_names))
+
+
+def to_onnx(module: _torch.nn.Module, example_inputs: Any, *, opset: int = 17,
+            dynamic_batch: bool = True, input_names: Sequence[str] | None = None) -> bytes:
+    """The ONNX model of ``module`` as bytes, made in memory: TorchScript exporter, training form, no constant
+    folding, so every parameter and buffer stays its own initializer named as in ``state_dict``, and nothing is
+    fused. The exporter's fixed training flags are removed (the engine's mode decides). The module's mode and
+    buffers are left as they were."""
     if not isinstance(module, _torch.nn.Module):
-        raise TypeError(f"to_graph needs a torch.nn.Module, got {type(module).__name__}")
+        raise TypeError(f"aidge.torch needs a torch.nn.Module, got {type(module).__name__}")
     inputs = _as_tuple(example_inputs)
     names = list(input_names) if input_names is not None else [f"input_{i}" for i in range(len(inputs))]
     dynamic_axes = {name: {0: "batch"} for name in names} if dynamic_batch else None
@@ -67,19 +75,25 @@ def to_graph(module: _torch.nn.Module, example_inputs: Any, *, opset: int = 17,
                 module, inputs, buffer, dynamo=False, opset_version=opset, input_names=names,
                 dynamic_axes=dynamic_axes, training=_torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
             )
+    except Exception as error:  # noqa: BLE001 - whatever the exporter raises, say which module failed
+        raise RuntimeError(
+            f"aidge.torch: {type(module).__name__} could not be exported to ONNX: {type(error).__name__}: {error}"
+        ) from error
     finally:
         module.train(was_training)
         with _torch.no_grad():
             for name, b in module.named_buffers():
                 if name in saved_buffers:
                     b.copy_(saved_buffers[name])
-    return _onnx.load(_mode_free(buffer.getvalue()))
+    return _mode_free(buffer.getvalue(), saved_buffers)
 
 
-def _mode_free(model_bytes: bytes) -> bytes:
+def _mode_free(model_bytes: bytes, buffers: dict[str, _torch.Tensor]) -> bytes:
     """The exported model without the training flags the exporter hard-codes (Dropout's ``training_mode`` input,
-    BatchNormalization's ``training_mode`` attribute): the graph's ``train()``/``eval()`` decides instead."""
+    BatchNormalization's ``training_mode`` attribute): the graph's ``train()``/``eval()`` decides instead. Buffer
+    initializers get the values from before the export (its trace updated the running statistics once)."""
     import onnx
+    from onnx import numpy_helper
 
     model = onnx.load_from_string(model_bytes)
     for node in model.graph.node:
@@ -89,6 +103,9 @@ def _mode_free(model_bytes: bytes) -> bytes:
             kept = [a for a in node.attribute if a.name != "training_mode"]
             del node.attribute[:]
             node.attribute.extend(kept)
+    for initializer in model.graph.initializer:
+        if initializer.name in buffers:
+            initializer.CopyFrom(numpy_helper.from_array(buffers[initializer.name].numpy(), initializer.name))
     return model.SerializeToString()
 
 
