@@ -1,0 +1,99 @@
+"""Aidge's ``aidge_interop_torch`` names over ``aidge.torch``.
+
+Unlike Eclipse Aidge's wrapper, backward does not step a hidden SGD: gradients land in the module's parameters
+(``.grad``) and the update is the user's optimizer's, like any torch module.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import torch
+
+import aidge
+import aidge.torch as _interop
+
+__all__ = ["wrap", "AidgeModule", "torch_tensor_to_aidge", "aidge_tensor_to_torch"]
+
+
+def torch_tensor_to_aidge(torch_tensor: torch.Tensor) -> aidge.Tensor:
+    """The engine's view of a torch tensor (no copy, any dtype both have, strides kept)."""
+    return _interop.from_torch(torch_tensor)
+
+
+def aidge_tensor_to_torch(aidge_tensor: aidge.Tensor) -> torch.Tensor:
+    """A torch tensor over an engine tensor's memory (no copy)."""
+    return _interop.to_torch(aidge_tensor)
+
+
+def _example_inputs(input_size: Any) -> tuple[torch.Tensor, ...]:
+    """Random example inputs from one size (a sequence of ints) or several."""
+    sizes = input_size if input_size and isinstance(input_size[0], (list, tuple)) else [input_size]
+    return tuple(torch.randn(*[int(d) for d in size]) for size in sizes)
+
+
+def wrap(torch_model: torch.nn.Module, input_size: Sequence[Any], opset_version: int = 18,
+         save_onnx_model: bool = False, in_names: Sequence[str] | None = None, out_names: Sequence[str] | None = None,
+         verbose: bool = False) -> torch.nn.Module:
+    """Aidge's ``wrap``: the module run and trained by the engine inside PyTorch, on its own parameters. The ONNX
+    model is made in memory; ``save_onnx_model=True`` also writes it to ``<class name>.onnx``. ``out_names`` is
+    accepted for compatibility (outputs keep the module's order)."""
+    inputs = _example_inputs(input_size)
+    if save_onnx_model:
+        data = _interop.to_onnx(torch_model, inputs, opset=opset_version, input_names=in_names)
+        path = f"{type(torch_model).__name__}.onnx"
+        with open(path, "wb") as f:
+            f.write(data)
+        if verbose:
+            print(f"aidge_interop_torch: wrote {os.path.abspath(path)}")
+    graph = _interop.to_graph(torch_model, inputs, opset=opset_version, input_names=in_names)
+    if verbose:
+        print(graph)
+    return _interop.EngineModule(torch_model, graph, len(inputs))
+
+
+class AidgeModule(torch.nn.Module):
+    """Aidge's ``AidgeModule``: an engine graph as a torch module. Its parameters are the graph's trainable
+    Producers, seen by torch without a copy, so any torch optimizer trains them."""
+
+    def __init__(self, graph_view: aidge.GraphView, batch_size: int | None = None, backend: str = "cpu") -> None:
+        super().__init__()
+        if backend != "cpu":
+            raise NotImplementedError(f"backend '{backend}' is not available (the CUDA backend is not built yet)")
+        self._graph = graph_view
+        self.batch_size = batch_size
+        self._nodes = graph_view.parameters()
+        for i, node in enumerate(self._nodes):
+            tensor = aidge_tensor_to_torch(node.producer_tensor)
+            self.register_parameter(f"p{i}_{node.name().replace('.', '_')}", torch.nn.Parameter(tensor))
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        outputs = _GraphRun.apply(self, *inputs, *self.parameters())
+        return outputs[0] if len(outputs) == 1 else outputs
+
+
+class _GraphRun(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, module: AidgeModule, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        count = len(tensors) - len(module._nodes)
+        engine = module._graph._graph
+        outputs, recording = engine.run_recorded(
+            [torch_tensor_to_aidge(x) for x in tensors[:count]], training=module.training
+        )
+        ctx.module, ctx.recording, ctx.count = module, recording, count
+        return tuple(aidge_tensor_to_torch(o) for o in outputs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, *output_gradients: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        engine = ctx.module._graph._graph
+        seeds = [None if g is None else torch_tensor_to_aidge(g.contiguous()) for g in output_gradients]
+        wanted = [i for i in range(ctx.count) if ctx.needs_input_grad[1 + i]]
+        engine.reset_grad()
+        grads = engine.backward_recorded(ctx.recording, seeds, inputs=wanted)
+        result: list[torch.Tensor | None] = [None] + [None if g is None else aidge_tensor_to_torch(g) for g in grads]
+        for node in ctx.module._nodes:
+            g = node.producer_tensor.grad
+            result.append(None if g is None else aidge_tensor_to_torch(g))
+        return tuple(result)
