@@ -114,7 +114,9 @@ class _EngineRun(_torch.autograd.Function):
     with its own record for backward."""
 
     @staticmethod
-    def forward(ctx: Any, wrapper: "EngineModule", *tensors: _torch.Tensor) -> tuple[_torch.Tensor, ...]:
+    def forward(ctx: Any, wrapper: Any, *tensors: _torch.Tensor) -> tuple[_torch.Tensor, ...]:
+        """``wrapper``: a module with ``_graph``, ``_input_count``, ``_parameter_nodes`` and
+        ``_parameters_in_order`` (the torch tensors of those Producers, in order)."""
         inputs = tensors[: wrapper._input_count]
         engine = wrapper._graph._graph
         outputs, recording = engine.run_recorded([from_torch(x) for x in inputs], training=wrapper.training)

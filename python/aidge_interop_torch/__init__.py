@@ -63,37 +63,18 @@ class AidgeModule(torch.nn.Module):
             raise NotImplementedError(f"backend '{backend}' is not available (the CUDA backend is not built yet)")
         self._graph = graph_view
         self.batch_size = batch_size
-        self._nodes = graph_view.parameters()
-        for i, node in enumerate(self._nodes):
+        self._input_count = len(graph_view.inputs)
+        self._parameter_nodes = graph_view.parameters()
+        for i, node in enumerate(self._parameter_nodes):
             tensor = aidge_tensor_to_torch(node.producer_tensor)
             self.register_parameter(f"p{i}_{node.name().replace('.', '_')}", torch.nn.Parameter(tensor))
 
+    @property
+    def _parameters_in_order(self) -> list[torch.Tensor]:
+        return list(self.parameters())
+
     def forward(self, *inputs: torch.Tensor) -> Any:
-        outputs = _GraphRun.apply(self, *inputs, *self.parameters())
+        if len(inputs) != self._input_count:
+            raise TypeError(f"the graph takes {self._input_count} inputs, got {len(inputs)}")
+        outputs = _interop._EngineRun.apply(self, *inputs, *self._parameters_in_order)
         return outputs[0] if len(outputs) == 1 else outputs
-
-
-class _GraphRun(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, module: AidgeModule, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        count = len(tensors) - len(module._nodes)
-        engine = module._graph._graph
-        outputs, recording = engine.run_recorded(
-            [torch_tensor_to_aidge(x) for x in tensors[:count]], training=module.training
-        )
-        ctx.module, ctx.recording, ctx.count = module, recording, count
-        return tuple(aidge_tensor_to_torch(o) for o in outputs)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, *output_gradients: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        engine = ctx.module._graph._graph
-        seeds = [None if g is None else torch_tensor_to_aidge(g.contiguous()) for g in output_gradients]
-        wanted = [i for i in range(ctx.count) if ctx.needs_input_grad[1 + i]]
-        engine.reset_grad()
-        grads = engine.backward_recorded(ctx.recording, seeds, inputs=wanted)
-        result: list[torch.Tensor | None] = [None] + [None if g is None else aidge_tensor_to_torch(g) for g in grads]
-        for node in ctx.module._nodes:
-            g = node.producer_tensor.grad
-            result.append(None if g is None else aidge_tensor_to_torch(g))
-        return tuple(result)
