@@ -154,7 +154,7 @@ class EngineModule(_torch.nn.Module):
     and buffers (shared memory, bound by pointer at every forward): optimizers, schedulers, ``state_dict`` and
     ``train()``/``eval()`` act on them as on the original module."""
 
-    def __init__(self, module: _torch.nn.Module, graph: GraphView, input_count: int) -> None:
+    def __init__(self, module: _torch.nn.Module, model: bytes, input_count: int) -> None:
         super().__init__()
         # The same submodules, parameters and buffers under the same names: state_dict keys are the module's.
         for name, child in module.named_children():
@@ -163,13 +163,27 @@ class EngineModule(_torch.nn.Module):
             self.register_parameter(name, parameter)
         for name, buffer in module.named_buffers(recurse=False):
             self.register_buffer(name, buffer)
-        self._graph = graph
+        self._onnx = model
+        self._graph = _onnx.load(model)
+        graph = self._graph
         self._input_count = input_count
         self._bound: dict[str, int] = {}
         state = dict(self.named_parameters())
         self._parameter_names = [p.name() for p in graph.parameters() if p.name() in state]
         self._parameter_nodes = [graph.get_node(name) for name in self._parameter_names]
         self.train(module.training)
+        self._bind()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling (``copy.deepcopy``, ``torch.save``) keeps the ONNX model, not the engine graph."""
+        state = self.__dict__.copy()
+        state.update(_graph=None, _parameter_nodes=None, _bound={})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._graph = _onnx.load(self._onnx)
+        self._parameter_nodes = [self._graph.get_node(name) for name in self._parameter_names]
         self._bind()
 
     @property
@@ -220,5 +234,4 @@ def wrap(module: _torch.nn.Module, example_inputs: Any, *, copy: bool = False) -
             raise NotImplementedError(f"{type(child).__name__} with momentum=None (a cumulative average) is not supported")
     if copy:
         module = _copy.deepcopy(module)
-    graph = to_graph(module, inputs)
-    return EngineModule(module, graph, len(inputs))
+    return EngineModule(module, to_onnx(module, inputs), len(inputs))

@@ -40,17 +40,17 @@ def wrap(torch_model: torch.nn.Module, input_size: Sequence[Any], opset_version:
     model is made in memory; ``save_onnx_model=True`` also writes it to ``<class name>.onnx``. ``out_names`` is
     accepted for compatibility (outputs keep the module's order)."""
     inputs = _example_inputs(input_size)
+    data = _interop.to_onnx(torch_model, inputs, opset=opset_version, input_names=in_names)
     if save_onnx_model:
-        data = _interop.to_onnx(torch_model, inputs, opset=opset_version, input_names=in_names)
         path = f"{type(torch_model).__name__}.onnx"
         with open(path, "wb") as f:
             f.write(data)
         if verbose:
             print(f"aidge_interop_torch: wrote {os.path.abspath(path)}")
-    graph = _interop.to_graph(torch_model, inputs, opset=opset_version, input_names=in_names)
+    wrapped = _interop.EngineModule(torch_model, data, len(inputs))
     if verbose:
-        print(graph)
-    return _interop.EngineModule(torch_model, graph, len(inputs))
+        print(wrapped._graph)
+    return wrapped
 
 
 class AidgeModule(torch.nn.Module):

@@ -105,3 +105,27 @@ def test_double_backward_is_a_clear_error() -> None:
         raise AssertionError("a second backward of one forward went through")
     # The session stays usable.
     wrapped(x).sum().backward()
+
+
+def test_deepcopy_and_torch_save() -> None:
+    import io
+
+    module, _ = pair(4)
+    wrapped = aidge.torch.wrap(module, torch.randn(2, 1, 28, 28)).eval()
+    x = torch.randn(3, 1, 28, 28)
+    twin = copy.deepcopy(wrapped)
+    assert all(a.data_ptr() != b.data_ptr() for a, b in zip(twin.parameters(), wrapped.parameters()))
+    with torch.no_grad():
+        assert torch.equal(twin(x), wrapped(x))
+        next(twin.parameters()).add_(1.0)  # the copy trains its own weights
+        assert not torch.equal(twin(x), wrapped(x))
+    buffer = io.BytesIO()
+    torch.save(wrapped, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), wrapped(x))
+    fresh, _ = pair(5)
+    fresh.load_state_dict(wrapped.state_dict())
+    with torch.no_grad():
+        assert_matches_torch(fresh.eval()(x).numpy(), wrapped(x).numpy(), "state_dict round trip")
