@@ -129,3 +129,24 @@ def test_deepcopy_and_torch_save() -> None:
     fresh.load_state_dict(wrapped.state_dict())
     with torch.no_grad():
         assert_matches_torch(fresh.eval()(x).numpy(), wrapped(x).numpy(), "state_dict round trip")
+
+
+def test_bad_inputs_are_torch_style_errors() -> None:
+    wrapped = aidge.torch.wrap(torch.nn.Sequential(torch.nn.Linear(4, 3)), torch.randn(2, 4))
+    for bad, error, words in [
+        (torch.randn(2, 5), ValueError, "shape 2x5"),
+        (torch.randn(2, 4, dtype=torch.float64), TypeError, "float64"),
+    ]:
+        try:
+            wrapped(bad)
+        except error as e:
+            assert words in str(e), str(e)
+        else:
+            raise AssertionError(f"{bad.shape} {bad.dtype} went through")
+    try:
+        aidge.torch.wrap(torch.nn.BatchNorm1d(4, momentum=None), torch.randn(2, 4))
+    except NotImplementedError as e:
+        assert "momentum=None" in str(e)
+    else:
+        raise AssertionError("a cumulative-average BatchNorm was wrapped")
+    assert wrapped(torch.randn(3, 4)).shape == (3, 3)  # the session stays usable
