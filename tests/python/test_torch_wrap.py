@@ -150,3 +150,36 @@ def test_bad_inputs_are_torch_style_errors() -> None:
     else:
         raise AssertionError("a cumulative-average BatchNorm was wrapped")
     assert wrapped(torch.randn(3, 4)).shape == (3, 3)  # the session stays usable
+
+
+class TwoInTwoOut(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(6, 4), torch.nn.Linear(3, 4)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.a(x) + self.b(y)
+        return torch.tanh(h), h.sum(dim=1)
+
+
+def test_two_inputs_two_outputs_and_torch_layers_around() -> None:
+    torch.manual_seed(6)
+    inner = TwoInTwoOut()
+    pre, post = torch.nn.Linear(5, 6), torch.nn.Linear(4, 2)
+    reference = (copy.deepcopy(pre), copy.deepcopy(inner), copy.deepcopy(post))
+    wrapped = aidge.torch.wrap(inner, (torch.randn(2, 6), torch.randn(2, 3)))
+    x, y = torch.randn(4, 5), torch.randn(4, 3, requires_grad=True)
+    y_ref = y.detach().clone().requires_grad_(True)
+
+    def run(p, m, q, yy):  # noqa: ANN001
+        first, second = m(p(x), yy)
+        return (q(first).square().sum() + second.sum()) / 4
+
+    run(pre, wrapped, post, y).backward()
+    run(*reference, y_ref).backward()
+    assert_matches_torch(y.grad.numpy(), y_ref.grad.numpy(), "second input's gradient")
+    mine = [*pre.parameters(), *inner.parameters(), *post.parameters()]
+    theirs = [p for module in reference for p in module.parameters()]
+    scale = max(float(t.grad.abs().max()) for t in theirs)
+    for a, b in zip(mine, theirs):
+        assert_matches_torch(a.grad.numpy(), b.grad.numpy(), "parameter gradient", scale)
