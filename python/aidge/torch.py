@@ -9,9 +9,10 @@ graph can be trained and its parameters matched with the module's by name.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch as _torch
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -69,7 +70,7 @@ def to_onnx(module: _torch.nn.Module, example_inputs: Any, *, opset: int = 17,
     # Tracing runs the module in training form, which would update BatchNorm's running statistics: keep them.
     saved_buffers = {name: b.detach().clone() for name, b in module.named_buffers()}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _traceable_attention():
             warnings.simplefilter("ignore")
             _torch.onnx.export(
                 module, inputs, buffer, dynamo=False, opset_version=opset, input_names=names,
@@ -86,6 +87,27 @@ def to_onnx(module: _torch.nn.Module, example_inputs: Any, *, opset: int = 17,
                 if name in saved_buffers:
                     b.copy_(saved_buffers[name])
     return _mode_free(buffer.getvalue(), saved_buffers)
+
+
+@contextlib.contextmanager
+def _traceable_attention() -> Iterator[None]:
+    """Tracing turns MultiheadAttention's ``is_causal`` flag into a tensor, which ``scaled_dot_product_attention``
+    refuses (``nn.TransformerEncoderLayer`` then cannot be exported); while exporting, the flag is given back as
+    the bool it is."""
+    functional = _torch.nn.functional
+    original = functional.scaled_dot_product_attention
+
+    def attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
+                  is_causal: Any = False, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(is_causal, _torch.Tensor):
+            is_causal = bool(is_causal)
+        return original(query, key, value, attn_mask, dropout_p, is_causal, *args, **kwargs)
+
+    functional.scaled_dot_product_attention = attention
+    try:
+        yield
+    finally:
+        functional.scaled_dot_product_attention = original
 
 
 def _mode_free(model_bytes: bytes, buffers: dict[str, _torch.Tensor]) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 
 import aidge.torch
@@ -183,3 +184,30 @@ def test_two_inputs_two_outputs_and_torch_layers_around() -> None:
     scale = max(float(t.grad.abs().max()) for t in theirs)
     for a, b in zip(mine, theirs):
         assert_matches_torch(a.grad.numpy(), b.grad.numpy(), "parameter gradient", scale)
+
+
+def test_transformer_encoder_layer_trains_like_torch() -> None:
+    torch.manual_seed(7)
+    module = torch.nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True)
+    reference = copy.deepcopy(module)
+    x = torch.randn(3, 5, 16)
+    wrapped = aidge.torch.wrap(module, x)
+    for mode in ("eval", "train"):
+        getattr(wrapped, mode)()
+        getattr(reference, mode)()
+        with torch.no_grad():
+            assert_matches_torch(wrapped(x).numpy(), reference(x).numpy(), f"{mode} output")
+    ours = torch.optim.SGD(wrapped.parameters(), lr=0.01, momentum=0.9)
+    theirs = torch.optim.SGD(reference.parameters(), lr=0.01, momentum=0.9)
+    for step in range(5):
+        losses = []
+        for m, optimizer in ((wrapped, ours), (reference, theirs)):
+            optimizer.zero_grad()
+            loss = m(x).square().mean()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        assert losses[0] == pytest.approx(losses[1], rel=1e-4), step
+    scale = max(float(p.abs().max()) for p in reference.parameters())
+    for a, b in zip(module.parameters(), reference.parameters()):
+        assert_matches_torch(a.detach().numpy(), b.detach().numpy(), "trained parameter", scale)
