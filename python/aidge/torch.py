@@ -15,12 +15,16 @@ import warnings
 from typing import Any, Iterator, Sequence
 
 import torch as _torch
+from torch.utils import _pytree
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import GraphView, Tensor, from_dlpack
 from . import onnx as _onnx
 
 __all__ = ["from_torch", "to_torch", "to_onnx", "to_graph", "wrap", "EngineModule"]
+
+DynamicAxes = dict[int, dict[int, str]]
+"""``{input_index: {dimension: name}}``: the input dimensions that may change from one forward to the next."""
 
 
 def from_torch(tensor: _torch.Tensor) -> Tensor:
@@ -47,46 +51,68 @@ def _as_tuple(example_inputs: Any) -> tuple[Any, ...]:
 
 
 def to_graph(module: _torch.nn.Module, example_inputs: Any, *, opset: int = 17,
-             dynamic_batch: bool = True, input_names: Sequence[str] | None = None) -> GraphView:
+             dynamic_axes: DynamicAxes | None = None, input_names: Sequence[str] | None = None) -> GraphView:
     """Exports ``module`` to ONNX in memory (see ``to_onnx``) and imports it. The graph starts in evaluation mode;
     its own ``train()`` / ``eval()`` switch BatchNorm and Dropout."""
-    return _onnx.load(to_onnx(module, example_inputs, opset=opset, dynamic_batch=dynamic_batch,
+    return _onnx.load(to_onnx(module, example_inputs, opset=opset, dynamic_axes=dynamic_axes,
                               input_names=input_names))
 
 
 def to_onnx(module: _torch.nn.Module, example_inputs: Any, *, opset: int = 17,
-            dynamic_batch: bool = True, input_names: Sequence[str] | None = None) -> bytes:
+            dynamic_axes: DynamicAxes | None = None, input_names: Sequence[str] | None = None) -> bytes:
     """The ONNX model of ``module`` as bytes, made in memory: TorchScript exporter, training form, no constant
     folding, so every parameter and buffer stays its own initializer named as in ``state_dict``, and nothing is
-    fused. The exporter's fixed training flags are removed (the engine's mode decides). The module's mode and
-    buffers are left as they were."""
+    fused. The exporter's fixed training flags are removed (the engine's mode decides). ``dynamic_axes``:
+    ``{input_index: {dim: name}}``, by default the first dimension of every input. The module's mode, buffers and
+    torch's random state are left as they were."""
+    return _export(module, _as_tuple(example_inputs), opset, dynamic_axes, input_names)[0]
+
+
+def _export(module: _torch.nn.Module, inputs: tuple[Any, ...], opset: int, dynamic_axes: DynamicAxes | None,
+            input_names: Sequence[str] | None) -> tuple[bytes, Any]:
+    """``to_onnx``, and the structure of the module's output (ONNX flattens tuples, lists and dicts) as a
+    template: the output with each tensor replaced by its position among the ONNX outputs."""
     if not isinstance(module, _torch.nn.Module):
         raise TypeError(f"aidge.torch needs a torch.nn.Module, got {type(module).__name__}")
-    inputs = _as_tuple(example_inputs)
     names = list(input_names) if input_names is not None else [f"input_{i}" for i in range(len(inputs))]
-    dynamic_axes = {name: {0: "batch"} for name in names} if dynamic_batch else None
+    if len(names) != len(inputs):
+        raise ValueError(f"{len(names)} input names for {len(inputs)} inputs")
+    if dynamic_axes is None:
+        dynamic_axes = {i: {0: "batch"} for i in range(len(inputs)) if inputs[i].dim() > 0}
+    for i, axes in dynamic_axes.items():
+        if not 0 <= i < len(inputs) or any(not -inputs[i].dim() <= d < inputs[i].dim() for d in axes):
+            raise ValueError(f"dynamic_axes {{{i}: {axes}}} does not match the example inputs' shapes")
+    templates: list[Any] = []
+
+    def record(_module: Any, _inputs: Any, output: Any) -> None:
+        leaves, spec = _pytree.tree_flatten(output)
+        templates.append(_pytree.tree_unflatten(list(range(len(leaves))), spec))
+
+    hook = module.register_forward_hook(record)
     buffer = io.BytesIO()
     was_training = module.training
     # Tracing runs the module in training form, which would update BatchNorm's running statistics: keep them.
     saved_buffers = {name: b.detach().clone() for name, b in module.named_buffers()}
     try:
-        with warnings.catch_warnings(), _traceable_attention():
+        with warnings.catch_warnings(), _traceable_attention(), _torch.random.fork_rng(devices=[]):
             warnings.simplefilter("ignore")
             _torch.onnx.export(
                 module, inputs, buffer, dynamo=False, opset_version=opset, input_names=names,
-                dynamic_axes=dynamic_axes, training=_torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
+                dynamic_axes={names[i]: axes for i, axes in dynamic_axes.items()},
+                training=_torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
             )
     except Exception as error:  # noqa: BLE001 - whatever the exporter raises, say which module failed
         raise RuntimeError(
             f"aidge.torch: {type(module).__name__} could not be exported to ONNX: {type(error).__name__}: {error}"
         ) from error
     finally:
+        hook.remove()
         module.train(was_training)
         with _torch.no_grad():
             for name, b in module.named_buffers():
                 if name in saved_buffers:
                     b.copy_(saved_buffers[name])
-    return _mode_free(buffer.getvalue(), saved_buffers)
+    return _mode_free(buffer.getvalue(), saved_buffers), templates[0] if templates else None
 
 
 @contextlib.contextmanager
@@ -174,9 +200,14 @@ class _EngineRun(_torch.autograd.Function):
 class EngineModule(_torch.nn.Module):
     """A ``torch.nn.Module`` whose forward and backward run in the engine, over the wrapped module's own parameters
     and buffers (shared memory, bound by pointer at every forward): optimizers, schedulers, ``state_dict`` and
-    ``train()``/``eval()`` act on them as on the original module."""
+    ``train()``/``eval()`` act on them as on the original module.
 
-    def __init__(self, module: _torch.nn.Module, model: bytes, input_count: int) -> None:
+    ``model``: the module's ONNX export (``to_onnx``); ``output_template``: the module's output with each tensor
+    replaced by its output index (tuples, lists and dicts come back as the module returns them); ``simplify``: fold the graph's constant
+    subgraphs with the engine's recipes, which leave every parameter and buffer as it is."""
+
+    def __init__(self, module: _torch.nn.Module, model: bytes, input_count: int, *,
+                 output_template: Any = None, simplify: bool = True) -> None:
         super().__init__()
         # The same submodules, parameters and buffers under the same names: state_dict keys are the module's.
         for name, child in module.named_children():
@@ -185,16 +216,42 @@ class EngineModule(_torch.nn.Module):
             self.register_parameter(name, parameter)
         for name, buffer in module.named_buffers(recurse=False):
             self.register_buffer(name, buffer)
-        self._onnx = model
-        self._graph = _onnx.load(model)
-        graph = self._graph
+        self._onnx, self._simplify, self._output_template = model, simplify, output_template
         self._input_count = input_count
+        self._load()
+        if output_template is not None and len(_pytree.tree_leaves(output_template)) != len(self._graph.outputs):
+            self._output_template = None  # outputs that are not all tensors: return the ONNX outputs as they are
+        self._check_bound_values()
+        self.train(module.training)
+
+    def _load(self) -> None:
+        """The engine graph from the ONNX bytes, and the Producers that stand for the module's parameters."""
+        graph = _onnx.load(self._onnx)
+        if self._simplify:
+            graph.train()  # in training mode the recipes keep every variable Producer as it is
+            graph.optimize(remove_identity=True, remove_dropout=False, constant_folding=True,
+                           fuse_batchnorm=False, fuse_activation=False)
+        self._graph = graph
         self._bound: dict[str, int] = {}
         state = dict(self.named_parameters())
         self._parameter_names = [p.name() for p in graph.parameters() if p.name() in state]
         self._parameter_nodes = [graph.get_node(name) for name in self._parameter_names]
-        self.train(module.training)
-        self._bind()
+
+    def _check_bound_values(self) -> None:
+        """Every Producer named after a parameter or buffer holds that tensor's value: nothing was folded or
+        renamed on the way through ONNX."""
+        for name, tensor in self._state_tensors().items():
+            node = self._graph.get_node(name)
+            if node is None or node.producer_tensor is None:
+                continue
+            exported = to_torch(node.producer_tensor)
+            if exported.shape != tensor.shape or not _torch.equal(exported, tensor.detach().cpu()):
+                raise RuntimeError(f"aidge.torch: the exported graph's {name} differs from the module's tensor")
+
+    def _state_tensors(self) -> dict[str, _torch.Tensor]:
+        tensors = dict(self.named_parameters())
+        tensors.update(dict(self.named_buffers()))
+        return tensors
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickling (``copy.deepcopy``, ``torch.save``) keeps the ONNX model, not the engine graph."""
@@ -204,9 +261,7 @@ class EngineModule(_torch.nn.Module):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._graph = _onnx.load(self._onnx)
-        self._parameter_nodes = [self._graph.get_node(name) for name in self._parameter_names]
-        self._bind()
+        self._load()
 
     @property
     def _parameters_in_order(self) -> list[_torch.Tensor]:
@@ -215,10 +270,8 @@ class EngineModule(_torch.nn.Module):
 
     def _bind(self) -> None:
         """Points every Producer named after a parameter or buffer at that tensor's memory (again if torch moved
-        it), after checking that shape and dtype agree."""
-        tensors = dict(self.named_parameters())
-        tensors.update(dict(self.named_buffers()))
-        for name, tensor in tensors.items():
+        it), after checking that shape, dtype and device allow it."""
+        for name, tensor in self._state_tensors().items():
             node = self._graph.get_node(name)
             if node is None or self._bound.get(name) == tensor.data_ptr():
                 continue
@@ -227,13 +280,24 @@ class EngineModule(_torch.nn.Module):
                 raise ValueError(f"the exported graph's {name} does not match the module's tensor {tuple(tensor.shape)}")
             if tensor.device.type != "cpu":
                 raise NotImplementedError(
-                    f"{name} is on {tensor.device}: running it needs the CUDA backend, which is not available")
+                    f"aidge.torch: {name} is on {tensor.device}: running it needs the CUDA backend, which is not "
+                    "available; keep the wrapped module on the CPU")
+            if tensor.dtype != to_torch(current).dtype:
+                raise TypeError(f"aidge.torch: {name} is {tensor.dtype}, the exported graph has "
+                                f"{to_torch(current).dtype}; wrap the module again after changing its dtype")
             node.set_producer_tensor(from_torch(tensor.detach()))
             self._bound[name] = tensor.data_ptr()
 
     def forward(self, *inputs: _torch.Tensor) -> Any:
         if len(inputs) != self._input_count:
             raise TypeError(f"the wrapped module takes {self._input_count} inputs, got {len(inputs)}")
+        for i, x in enumerate(inputs):
+            if not isinstance(x, _torch.Tensor):
+                raise TypeError(f"input {i} of the wrapped module must be a torch.Tensor, got {type(x).__name__}")
+            if x.device.type != "cpu":
+                raise NotImplementedError(
+                    f"aidge.torch: input {i} is on {x.device}: running it needs the CUDA backend, which is not "
+                    "available")
         self._bind()
         outputs = _EngineRun.apply(self, *inputs, *self._parameters_in_order)
         if self.training:
@@ -241,19 +305,29 @@ class EngineModule(_torch.nn.Module):
             for child in self.modules():
                 if isinstance(child, _BatchNorm) and child.num_batches_tracked is not None:
                     child.num_batches_tracked.add_(1)
-        return outputs[0] if len(outputs) == 1 else outputs
+        if self._output_template is None:
+            return outputs[0] if len(outputs) == 1 else outputs
+        return _pytree.tree_map(lambda index: outputs[index], self._output_template)
 
 
-def wrap(module: _torch.nn.Module, example_inputs: Any, *, copy: bool = False) -> EngineModule:
+def wrap(module: _torch.nn.Module, example_inputs: Any, *, dynamic_axes: DynamicAxes | None = None,
+         simplify: bool = True, copy: bool = False) -> EngineModule:
     """A module that runs ``module`` in the engine, forward and backward, on its own parameters and buffers (with
-    ``copy=True``, on copies). The module is exported once to ONNX in memory; neither its mode nor its parameters
-    change."""
+    ``copy=True``, on copies), like ``torch.compile``.
+
+    ``example_inputs``: a tensor or a tuple of tensors; ``dynamic_axes``: ``{input_index: {dim: name}}``, by
+    default the first dimension of every input; ``simplify``: fold constant subgraphs (never a parameter or a
+    buffer). The module is exported once to ONNX in memory, nothing is written to disk, and neither its mode nor
+    its parameters change. Outputs come back in the module's structure (tensor, tuple, list or dict)."""
     import copy as _copy
 
     inputs = _as_tuple(example_inputs)
+    if not isinstance(module, _torch.nn.Module):
+        raise TypeError(f"aidge.torch.wrap needs a torch.nn.Module, got {type(module).__name__}")
     for child in module.modules():
         if isinstance(child, _BatchNorm) and child.track_running_stats and child.momentum is None:
             raise NotImplementedError(f"{type(child).__name__} with momentum=None (a cumulative average) is not supported")
     if copy:
         module = _copy.deepcopy(module)
-    return EngineModule(module, to_onnx(module, inputs), len(inputs))
+    model, template = _export(module, inputs, 17, dynamic_axes, None)
+    return EngineModule(module, model, len(inputs), output_template=template, simplify=simplify)

@@ -40,14 +40,14 @@ def wrap(torch_model: torch.nn.Module, input_size: Sequence[Any], opset_version:
     model is made in memory; ``save_onnx_model=True`` also writes it to ``<class name>.onnx``. ``out_names`` is
     accepted for compatibility (outputs keep the module's order)."""
     inputs = _example_inputs(input_size)
-    data = _interop.to_onnx(torch_model, inputs, opset=opset_version, input_names=in_names)
+    data, template = _interop._export(torch_model, inputs, opset_version, None, in_names)
     if save_onnx_model:
         path = f"{type(torch_model).__name__}.onnx"
         with open(path, "wb") as f:
             f.write(data)
         if verbose:
             print(f"aidge_interop_torch: wrote {os.path.abspath(path)}")
-    wrapped = _interop.EngineModule(torch_model, data, len(inputs))
+    wrapped = _interop.EngineModule(torch_model, data, len(inputs), output_template=template)
     if verbose:
         print(wrapped._graph)
     return wrapped

@@ -208,6 +208,88 @@ def test_transformer_encoder_layer_trains_like_torch() -> None:
             optimizer.step()
             losses.append(loss.item())
         assert losses[0] == pytest.approx(losses[1], rel=1e-4), step
-    scale = max(float(p.abs().max()) for p in reference.parameters())
+    scale = max(float(p.detach().abs().max()) for p in reference.parameters())
     for a, b in zip(module.parameters(), reference.parameters()):
         assert_matches_torch(a.detach().numpy(), b.detach().numpy(), "trained parameter", scale)
+
+
+class DictOut(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body, self.head = torch.nn.Linear(4, 6), torch.nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> dict[str, object]:
+        h = torch.relu(self.body(x))
+        return {"logits": self.head(h), "features": (h, [h.sum(dim=1)])}
+
+
+def test_outputs_keep_the_module_structure() -> None:
+    torch.manual_seed(8)
+    module = DictOut()
+    x = torch.randn(3, 4, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    wrapped = aidge.torch.wrap(copy.deepcopy(module), x.detach())
+    ours, theirs = wrapped(x), module(x_ref)
+    assert sorted(ours) == ["features", "logits"] and isinstance(ours["features"], tuple)
+    assert isinstance(ours["features"][1], list)
+    pairs = [(ours["logits"], theirs["logits"]), (ours["features"][0], theirs["features"][0]),
+             (ours["features"][1][0], theirs["features"][1][0])]
+    for a, b in pairs:
+        assert_matches_torch(a.detach().numpy(), b.detach().numpy(), "dict output")
+    (ours["logits"].sum() + ours["features"][1][0].square().sum()).backward()
+    (theirs["logits"].sum() + theirs["features"][1][0].square().sum()).backward()
+    assert_matches_torch(x.grad.numpy(), x_ref.grad.numpy(), "input gradient through a dict output")
+    restored = copy.deepcopy(wrapped)
+    assert sorted(restored(x.detach())) == ["features", "logits"]
+
+
+class ConstantArithmetic(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.linear = torch.nn.Conv1d(3, 4, 3), torch.nn.Linear(32, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.linear(self.conv(x).flatten(1))
+        return h.reshape(h.size(0), 2, 1).squeeze(2)  # the exported shape arithmetic has constant parts
+
+
+def test_dynamic_axes_and_simplify() -> None:
+    torch.manual_seed(9)
+    module = ConstantArithmetic()
+    example = torch.randn(2, 3, 10)
+    state_before = torch.random.get_rng_state()
+    static = aidge.torch.wrap(module, example, dynamic_axes={})
+    assert torch.equal(torch.random.get_rng_state(), state_before), "wrap must not draw from torch's generator"
+    with pytest.raises(ValueError, match="shape 3x3x10"):
+        static(torch.randn(3, 3, 10))
+    plain = aidge.torch.wrap(module, example, simplify=False)
+    simplified = aidge.torch.wrap(module, example)
+    assert len(simplified._graph.get_nodes()) < len(plain._graph.get_nodes()), "simplify folds constant shape arithmetic"
+    for batch in (1, 5):
+        x = torch.randn(batch, 3, 10)
+        with torch.no_grad():
+            expected = module(x)
+            for wrapped in (plain, simplified):
+                assert_matches_torch(wrapped(x).numpy(), expected.numpy(), f"batch {batch}")
+    with pytest.raises(ValueError, match="dynamic_axes"):
+        aidge.torch.wrap(module, example, dynamic_axes={0: {3: "length"}})
+
+
+def test_device_and_dtype_changes_are_clear_errors() -> None:
+    module = torch.nn.Linear(4, 3)
+    wrapped = aidge.torch.wrap(module, torch.randn(2, 4))
+    with pytest.raises(NotImplementedError, match="meta.*CUDA backend"):
+        wrapped(torch.randn(2, 4, device="meta"))
+    wrapped.double()
+    with pytest.raises(TypeError, match="float64"):
+        wrapped(torch.randn(2, 4, dtype=torch.float64))
+    wrapped.float()
+    wrapped.to("meta")
+    with pytest.raises(NotImplementedError, match="weight is on meta.*CUDA backend"):
+        wrapped(torch.randn(2, 4))
+    wrapped.to_empty(device="cpu")  # new tensors, which the next forward binds
+    torch.nn.init.ones_(wrapped.weight)
+    torch.nn.init.zeros_(wrapped.bias)
+    x = torch.randn(2, 4)
+    assert_matches_torch(wrapped(x).detach().numpy(), x.sum(dim=1, keepdim=True).expand(2, 3).numpy(),
+                         "re-bound after moving back")
