@@ -35,4 +35,24 @@ public enum Parallel {
             if start < end { body(start..<end) }
         }
     }
+
+    /// Calls `body(slot, item)` for every item of `0..<items` on up to `slots` threads, each with its own `slot`
+    /// index (for per-thread scratch). Items are handed out one at a time as threads become free, so a thread
+    /// that the system holds back (another runtime's threads spinning in the same process, a busy machine) does
+    /// not hold the others back as a static split would.
+    public static func forEachItem(_ items: Int, slots: Int, _ body: (_ slot: Int, _ item: Int) -> Void) {
+        let slots = min(slots, threads, items)
+        if slots <= 1 {
+            for item in 0..<items { body(0, item) }
+            return
+        }
+        let next = Atomic<Int>(0)
+        pool.run(chunks: slots) { slot in
+            while true {
+                let item = next.add(1, ordering: .relaxed).oldValue
+                if item >= items { return }
+                body(slot, item)
+            }
+        }
+    }
 }

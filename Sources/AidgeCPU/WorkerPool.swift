@@ -21,8 +21,10 @@ final class WorkerPool: Sendable {
     }
 
     /// Spin iterations before a worker parks (PAUSE takes tens to hundreds of cycles: well under a millisecond
-    /// to a millisecond or so).
+    /// to a millisecond or so). Past `pauseLimit` a spinning worker yields its core at each iteration, so that
+    /// another runtime's threads in the same process (PyTorch's OpenMP team, between our kernels) are not starved.
     private static let spinLimit = 20_000
+    private static let pauseLimit = 2_000
 
     let workerCount: Int
     /// Guards `job`; held only to publish, clear, or take the job.
@@ -76,8 +78,12 @@ final class WorkerPool: Sendable {
             var spins = 0
             while generation.load(ordering: .acquiring) == seen {
                 spins += 1
-                if spins < Self.spinLimit {
+                if spins < Self.pauseLimit {
                     aidge_cpu_pause()
+                    continue
+                }
+                if spins < Self.spinLimit {
+                    sched_yield()
                     continue
                 }
                 sleepers.add(1, ordering: .sequentiallyConsistent)

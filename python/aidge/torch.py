@@ -197,14 +197,25 @@ class _EngineRun(_torch.autograd.Function):
         return tuple(result)
 
 
+def _run(wrapper: Any, inputs: Sequence[_torch.Tensor], parameters: Sequence[_torch.Tensor]) -> tuple[_torch.Tensor, ...]:
+    """One forward of ``wrapper``'s graph (see ``_EngineRun``): through autograd when a gradient may be asked for,
+    otherwise a plain run that keeps no activations (``torch.no_grad()``, inference)."""
+    if _torch.is_grad_enabled() and (any(x.requires_grad for x in inputs) or any(p.requires_grad for p in parameters)):
+        return _EngineRun.apply(wrapper, *inputs, *parameters)
+    outputs, _ = wrapper._graph._graph.run_recorded([from_torch(x) for x in inputs], training=wrapper.training,
+                                                     record=False)
+    return tuple(to_torch(o) for o in outputs)
+
+
 class EngineModule(_torch.nn.Module):
     """A ``torch.nn.Module`` whose forward and backward run in the engine, over the wrapped module's own parameters
     and buffers (shared memory, bound by pointer at every forward): optimizers, schedulers, ``state_dict`` and
     ``train()``/``eval()`` act on them as on the original module.
 
     ``model``: the module's ONNX export (``to_onnx``); ``output_template``: the module's output with each tensor
-    replaced by its output index (tuples, lists and dicts come back as the module returns them); ``simplify``: fold the graph's constant
-    subgraphs with the engine's recipes, which leave every parameter and buffer as it is."""
+    replaced by its output index (tuples, lists and dicts come back as the module returns them); ``simplify``:
+    fold the graph's constant subgraphs and fuse written-out GELUs with the engine's recipes, which leave every
+    parameter and buffer as it is."""
 
     def __init__(self, module: _torch.nn.Module, model: bytes, input_count: int, *,
                  output_template: Any = None, simplify: bool = True) -> None:
@@ -230,7 +241,7 @@ class EngineModule(_torch.nn.Module):
         if self._simplify:
             graph.train()  # in training mode the recipes keep every variable Producer as it is
             graph.optimize(remove_identity=True, remove_dropout=False, constant_folding=True,
-                           fuse_batchnorm=False, fuse_activation=False)
+                           fuse_batchnorm=False, fuse_activation=False, fuse_gelu=True)
         self._graph = graph
         self._bound: dict[str, int] = {}
         state = dict(self.named_parameters())
@@ -299,7 +310,7 @@ class EngineModule(_torch.nn.Module):
                     f"aidge.torch: input {i} is on {x.device}: running it needs the CUDA backend, which is not "
                     "available")
         self._bind()
-        outputs = _EngineRun.apply(self, *inputs, *self._parameters_in_order)
+        outputs = _run(self, inputs, self._parameters_in_order)
         if self.training:
             # The engine updates the running statistics; the batch count is torch's bookkeeping.
             for child in self.modules():
@@ -317,7 +328,7 @@ def wrap(module: _torch.nn.Module, example_inputs: Any, *, dynamic_axes: Dynamic
 
     ``example_inputs``: a tensor or a tuple of tensors; ``dynamic_axes``: ``{input_index: {dim: name}}``, by
     default the first dimension of every input; ``simplify``: fold constant subgraphs (never a parameter or a
-    buffer). The module is exported once to ONNX in memory, nothing is written to disk, and neither its mode nor
+    buffer) and fuse written-out GELUs. The module is exported once to ONNX in memory, nothing is written to disk, and neither its mode nor
     its parameters change. Outputs come back in the module's structure (tensor, tuple, list or dict)."""
     import copy as _copy
 

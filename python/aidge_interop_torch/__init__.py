@@ -76,5 +76,5 @@ class AidgeModule(torch.nn.Module):
     def forward(self, *inputs: torch.Tensor) -> Any:
         if len(inputs) != self._input_count:
             raise TypeError(f"the graph takes {self._input_count} inputs, got {len(inputs)}")
-        outputs = _interop._EngineRun.apply(self, *inputs, *self._parameters_in_order)
+        outputs = _interop._run(self, inputs, self._parameters_in_order)
         return outputs[0] if len(outputs) == 1 else outputs

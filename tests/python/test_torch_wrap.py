@@ -293,3 +293,30 @@ def test_device_and_dtype_changes_are_clear_errors() -> None:
     x = torch.randn(2, 4)
     assert_matches_torch(wrapped(x).detach().numpy(), x.sum(dim=1, keepdim=True).expand(2, 3).numpy(),
                          "re-bound after moving back")
+
+
+class Gelus(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.nn.functional.gelu(x)  # on the graph input itself
+        return torch.nn.functional.gelu(self.linear(h)) * 0.5 * x  # the 0.5 next to a GELU's is not part of it
+
+
+def test_simplify_fuses_gelu_and_trains_like_torch() -> None:
+    torch.manual_seed(10)
+    module = Gelus()
+    x = torch.randn(6, 8, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    wrapped = aidge.torch.wrap(copy.deepcopy(module), x.detach())
+    types = [t for _, t in wrapped._graph._graph.nodes]
+    assert types.count("Gelu") == 2 and "Erf" not in types, types
+    ours, theirs = wrapped(x), module(x_ref)
+    assert_matches_torch(ours.detach().numpy(), theirs.detach().numpy(), "output")
+    ours.sin().sum().backward()
+    theirs.sin().sum().backward()
+    assert_matches_torch(x.grad.numpy(), x_ref.grad.numpy(), "input gradient")
+    for a, b in zip(wrapped.parameters(), module.parameters()):
+        assert_matches_torch(a.grad.numpy(), b.grad.numpy(), "parameter gradient")

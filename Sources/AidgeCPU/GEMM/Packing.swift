@@ -188,12 +188,12 @@ final class PackedMatrix: @unchecked Sendable {
             paddedWidth = GEMMBlocking.roundUp(cols, GEMMBlocking.nr)
         }
         buffer = AlignedBuffer(count: paddedWidth * k)
-        for block in 0..<GEMMBlocking.kBlockCount(k) {
-            let (k0, kc) = GEMMBlocking.kBlock(block, of: k)
-            let dst = buffer.pointer + k0 * paddedWidth
-            switch role {
-            case .a: packAPanels(matrix, rows: rows, 0, paddedWidth, k0: k0, kc: kc, into: dst)
-            case .b: packBPanels(matrix, cols: cols, 0, paddedWidth, k0: k0, kc: kc, into: dst)
+        switch role {
+        case .a: _ = PackedInPlaceA(packing: matrix, rows: rows, cols: cols, into: buffer.pointer)
+        case .b:
+            for block in 0..<GEMMBlocking.kBlockCount(k) {
+                let (k0, kc) = GEMMBlocking.kBlock(block, of: k)
+                packBPanels(matrix, cols: cols, 0, paddedWidth, k0: k0, kc: kc, into: buffer.pointer + k0 * paddedWidth)
             }
         }
     }
@@ -214,6 +214,40 @@ struct PackedA: GEMMOperand {
         _ start: Int, _ size: Int, block: Int, k0: Int, kc: Int, scratch: UnsafeMutablePointer<Float>
     ) -> UnsafePointer<Float> {
         packed.panels(start, k0: k0, kc: kc)
+    }
+}
+
+/// An A operand packed whole into memory the caller provides, in `PackedMatrix`'s layout: weights that may change
+/// between runs, packed once per run and shared by every image and thread of it.
+struct PackedInPlaceA: GEMMOperand {
+    let base: UnsafePointer<Float>
+    let paddedWidth: Int
+    var isPrepacked: Bool { true }
+
+    /// Floats that a packed `rows x cols` A takes.
+    static func floats(rows: Int, cols: Int) -> Int { GEMMBlocking.roundUp(rows, GEMMBlocking.mr) * cols }
+
+    /// Packs `matrix` (`rows x cols`) into `dst` (`floats(rows:cols:)` floats).
+    init(packing matrix: StridedMatrix, rows: Int, cols: Int, into dst: UnsafeMutablePointer<Float>) {
+        paddedWidth = GEMMBlocking.roundUp(rows, GEMMBlocking.mr)
+        base = UnsafePointer(dst)
+        for block in 0..<GEMMBlocking.kBlockCount(cols) {
+            let (k0, kc) = GEMMBlocking.kBlock(block, of: cols)
+            packAPanels(matrix, rows: rows, 0, paddedWidth, k0: k0, kc: kc, into: dst + k0 * paddedWidth)
+        }
+    }
+
+    /// The operand already packed at `base` for `rows` rows.
+    init(packedAt base: UnsafePointer<Float>, rows: Int) {
+        self.base = base
+        paddedWidth = GEMMBlocking.roundUp(rows, GEMMBlocking.mr)
+    }
+
+    @inline(__always)
+    func panels(
+        _ start: Int, _ size: Int, block: Int, k0: Int, kc: Int, scratch: UnsafeMutablePointer<Float>
+    ) -> UnsafePointer<Float> {
+        base + k0 * paddedWidth + start * kc
     }
 }
 

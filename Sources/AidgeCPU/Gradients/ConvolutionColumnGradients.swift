@@ -104,9 +104,9 @@ struct TransposedWeightBlocks {
     var count: Int { groups * rows * cols }
 }
 
-/// Runs the batch of a convolution's backward split over threads: `body(images, scratch, partial, threads)` for
-/// each part, with `scratch` elements of its own (column matrices) and, when `dw` is given, a zeroed partial
-/// weight gradient (`TransposedWeightBlocks`) to add into. The partials are added, transposed back, into `dw` at
+/// Runs the batch of a convolution's backward over threads, images handed out one by one:
+/// `body(images, scratch, partial, threads)` with the `scratch` elements of the thread's slot (column matrices)
+/// and, when `dw` is given, the slot's zeroed partial weight gradient (`TransposedWeightBlocks`) to add into. The partials are added, transposed back, into `dw` at
 /// the end, so no two threads write one element.
 ///
 /// With a single part (batch 1, one thread) the GEMMs inside get every thread (`threads`), else one each.
@@ -122,13 +122,15 @@ func convolutionBatches<T: GradientFloat>(
     let elements = max(slots * perSlot, 1)
     ScratchPool.shared.with(floats: convolutionScratchFloats(elements, T.self)) { raw in
         raw.withMemoryRebound(to: T.self, capacity: elements) { base in
-            Parallel.forEach(slots) { range in
-                for slot in range {
+            if dw != nil {
+                for slot in 0..<slots { (base + slot * perSlot + scratch).update(repeating: 0, count: partial) }
+            }
+            if slots == 1 {
+                body(0..<batch, base, dw == nil ? nil : base + scratch, threads)
+            } else {
+                Parallel.forEachItem(batch, slots: slots) { slot, image in
                     let mine = base + slot * perSlot
-                    if dw != nil { (mine + scratch).update(repeating: 0, count: partial) }
-                    body(
-                        batch * slot / slots..<batch * (slot + 1) / slots, mine, dw == nil ? nil : mine + scratch,
-                        slots == 1 ? threads : 1)
+                    body(image..<image + 1, mine, dw == nil ? nil : mine + scratch, 1)
                 }
             }
             guard let dw else { return }

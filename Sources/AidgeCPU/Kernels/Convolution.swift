@@ -106,7 +106,12 @@ final class ConvF32Kernel: Kernel {
         } else {
             bias = nil
         }
-        ScratchPool.shared.reserve(floats: SGEMM.scratchFloats(threads: Parallel.threads))
+        ScratchPool.shared.reserve(floats: weightScratchFloats + SGEMM.scratchFloats(threads: Parallel.threads))
+    }
+
+    /// Scratch for W packed once per run (weights that are not constant), in `runByImage`.
+    private var weightScratchFloats: Int {
+        packedW.isEmpty ? GEMMBlocking.roundUp(g.group * PackedInPlaceA.floats(rows: mg, cols: kg), 16) : 0
     }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
@@ -119,6 +124,11 @@ final class ConvF32Kernel: Kernel {
         var biasPointer: UnsafePointer<Float>? = bias.map { UnsafePointer($0.pointer) }
         if biasPointer == nil, inputs.count > 2, let b = inputs[2] {
             biasPointer = UnsafePointer(b.pointer(as: Float.self))
+        }
+        let threads = Parallel.threads
+        if threads > 1 && g.batch >= 2 * threads {
+            runByImage(xp, wp, yp, biasPointer, threads: threads)
+            return
         }
         let inPlane = s.inputSpatial
         let outPlane = s.outputSpatial
@@ -138,16 +148,66 @@ final class ConvF32Kernel: Kernel {
         }
     }
 
+    /// Whole images per thread, handed out one by one, each GEMM on one thread: no synchronisation inside an
+    /// image, and weights that are not constant are packed once per run instead of once per image.
+    private func runByImage(
+        _ xp: UnsafePointer<Float>, _ wp: UnsafePointer<Float>, _ yp: UnsafeMutablePointer<Float>,
+        _ biasPointer: UnsafePointer<Float>?, threads: Int
+    ) {
+        let perGroup = PackedInPlaceA.floats(rows: mg, cols: kg)
+        let weightFloats = weightScratchFloats
+        ScratchPool.shared.with(floats: weightFloats + SGEMM.scratchFloats(threads: threads)) { scratch in
+            if packedW.isEmpty {
+                Parallel.forEach(g.group) { range in
+                    for gi in range {
+                        let w = StridedMatrix(base: wp + gi * self.mg * self.kg, rowStride: self.kg, colStride: 1)
+                        _ = PackedInPlaceA(packing: w, rows: self.mg, cols: self.kg, into: scratch + gi * perGroup)
+                    }
+                }
+            }
+            Parallel.forEachItem(g.batch, slots: threads) { slot, n in
+                let gemmScratch = scratch + weightFloats + slot * GEMMBlocking.scratchPerThread
+                for gi in 0..<self.g.group {
+                    let xg = xp + (n * self.g.inChannels + gi * self.s.channels) * self.s.inputSpatial
+                    let yg = yp + (n * self.g.outChannels + gi * self.mg) * self.s.outputSpatial
+                    let ep = GEMMEpilogue(
+                        rowBias: biasPointer.map { $0 + gi * self.mg }, lower: self.activation.lower,
+                        upper: self.activation.upper)
+                    if gi < self.packedW.count {
+                        self.product(PackedA(packed: self.packedW[gi]), xg, yg, ep, scratch: gemmScratch)
+                    } else {
+                        let a = PackedInPlaceA(packedAt: scratch + gi * perGroup, rows: self.mg)
+                        self.product(a, xg, yg, ep, scratch: gemmScratch)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One image and group's product: on all threads, or on the calling thread alone with `scratch`.
     @inline(__always)
     private func product<A: GEMMOperand>(
-        _ a: A, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ ep: GEMMEpilogue
+        _ a: A, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ ep: GEMMEpilogue,
+        scratch: UnsafeMutablePointer<Float>? = nil
     ) {
         let n = s.outputSpatial
         if pointwise {
             let b = StridedB(matrix: StridedMatrix(base: x, rowStride: s.inputSpatial, colStride: 1), cols: n)
-            SGEMM.multiply(m: mg, n: n, k: kg, a: a, b: b, c: y, ldc: n, epilogue: ep)
+            multiply(a, b, y, ep, scratch)
         } else {
-            SGEMM.multiply(m: mg, n: n, k: kg, a: a, b: Im2colB(x: x, s: s), c: y, ldc: n, epilogue: ep)
+            multiply(a, Im2colB(x: x, s: s), y, ep, scratch)
+        }
+    }
+
+    @inline(__always)
+    private func multiply<A: GEMMOperand, B: GEMMOperand>(
+        _ a: A, _ b: B, _ y: UnsafeMutablePointer<Float>, _ ep: GEMMEpilogue, _ scratch: UnsafeMutablePointer<Float>?
+    ) {
+        let n = s.outputSpatial
+        if let scratch {
+            SGEMM.multiplySingle(m: mg, n: n, k: kg, a: a, b: b, c: y, ldc: n, epilogue: ep, scratch: scratch)
+        } else {
+            SGEMM.multiply(m: mg, n: n, k: kg, a: a, b: b, c: y, ldc: n, epilogue: ep)
         }
     }
 }

@@ -1,7 +1,7 @@
 extension Recipes {
     /// Replaces every node whose inputs are all `Producer`s by `Producer`s holding its outputs, computed once
     /// with `backend`'s kernels. Non-deterministic operators and unknown ones are left alone, and so are, in
-    /// training mode, nodes that read a parameter. Returns the number of nodes folded.
+    /// training mode, nodes that read a variable Producer (a parameter or a buffer). Returns the number of nodes folded.
     @discardableResult
     public static func constantFolding(_ graph: GraphView, backend: String = "cpu") throws -> Int {
         var folded = 0
@@ -10,7 +10,7 @@ extension Recipes {
                 node.inputs.contains(where: { $0 != nil }),
                 !graph.inputs.contains(where: { $0.consumers.contains { $0.node === node } }),
                 node.inputs.allSatisfy({ $0 == nil || $0?.node.producedTensor != nil }),
-                !graph.isTraining || !node.inputs.contains(where: { $0?.node.isParameter ?? false }),
+                !graph.isTraining || !node.inputs.contains(where: { $0?.node.isVariableProducer ?? false }),
                 KernelRegistry.shared.factory(node.type, backend: backend) != nil
             else { continue }
             let inputs: [ValueInfo?] = node.inputs.map { source in

@@ -7,6 +7,7 @@ public enum Recipes {
         public var removeDropout = true
         public var fuseBatchNorm = true
         public var fuseActivation = true
+        public var fuseGelu = true
         public var constantFolding = true
 
         public init() {}
@@ -21,6 +22,7 @@ public enum Recipes {
         if options.removeIdentity { changes["remove_identity"] = try removeIdentity(graph) }
         if options.removeDropout { changes["remove_dropout"] = try removeDropout(graph) }
         if options.constantFolding { changes["constant_folding"] = try constantFolding(graph, backend: backend) }
+        if options.fuseGelu { changes["fuse_gelu"] = try fuseGelu(graph) }
         if options.fuseBatchNorm { changes["fuse_batchnorm"] = try fuseBatchNorm(graph) }
         if options.fuseActivation { changes["fuse_activation"] = try fuseActivation(graph) }
         return changes

@@ -35,7 +35,7 @@ enum GraphType {
         let methods = methodTable([
             keywordMethod("profile", profileMethod, "profile(inputs, runs=1)\n--\n\nRuns the graph and returns (node name, type, mean seconds) per kernel call, in execution order."),
             oneArgumentMethod("run", runMethod, "run(inputs)\n--\n\nRuns the graph on a list of tensors (one per graph input, in order); returns the output tensors. The GIL is released while it computes."),
-            keywordMethod("optimize", optimizeMethod, "optimize(remove_identity=True, remove_dropout=True, constant_folding=True, fuse_batchnorm=True, fuse_activation=True)\n--\n\nApplies the inference recipes; returns {recipe: nodes changed}."),
+            keywordMethod("optimize", optimizeMethod, "optimize(remove_identity=True, remove_dropout=True, constant_folding=True, fuse_batchnorm=True, fuse_activation=True, fuse_gelu=True)\n--\n\nApplies the inference recipes; returns {recipe: nodes changed}."),
             plainMethod("mermaid", mermaidMethod, "mermaid()\n--\n\nThe graph as a Mermaid flowchart."),
             plainMethod("node_list", nodeListMethod, "node_list()\n--\n\nThe Node objects, in topological order."),
             oneArgumentMethod("get_node", getNodeMethod, "get_node(name)\n--\n\nThe node called `name`, or None."),
@@ -46,7 +46,7 @@ enum GraphType {
             plainMethod("output_nodes", outputNodesMethod, "output_nodes()\n--\n\nNodes whose output is a graph output, in output order."),
             plainMethod("clone", cloneMethod, "clone()\n--\n\nA copy with new nodes; tensors are shared views."),
             keywordMethod("set_input_dims", setInputDimsMethod, "set_input_dims(dims, dtype=None)\n--\n\nFixes the input shapes (one list per input) and plans them, checking every operator's shapes."),
-            oneArgumentMethod("apply_recipe", recipeMethod, "apply_recipe(name)\n--\n\nOne inference recipe (fuse_batchnorm, fuse_activation, remove_identity, remove_dropout, remove_flatten, constant_folding, matmul_to_fc); returns nodes changed."),
+            oneArgumentMethod("apply_recipe", recipeMethod, "apply_recipe(name)\n--\n\nOne inference recipe (fuse_batchnorm, fuse_activation, fuse_gelu, remove_identity, remove_dropout, remove_flatten, constant_folding, matmul_to_fc); returns nodes changed."),
             oneArgumentMethod("set_datatype", setDatatypeMethod, "set_datatype(dtype)\n--\n\nConverts the floating-point weights and inputs to `dtype` (Aidge's GraphView.set_datatype)."),
             keywordMethod("replace_node", replaceNodeMethod, "replace_node(old, new)\n--\n\nPuts `new` in place of `old`: same inputs, and every reader of old's outputs reads new's."),
             keywordMethod("replace", replaceMethod, "replace(old_nodes, new_nodes)\n--\n\nSwaps a connected piece of this graph for a chain of new nodes."),
@@ -111,7 +111,9 @@ private let profileMethod: KeywordFunction = { o, args, kwargs in
 
 private let optimizeMethod: KeywordFunction = { o, args, kwargs in
     pyCall {
-        let names = ["remove_identity", "remove_dropout", "constant_folding", "fuse_batchnorm", "fuse_activation"]
+        let names = [
+            "remove_identity", "remove_dropout", "constant_folding", "fuse_batchnorm", "fuse_activation", "fuse_gelu",
+        ]
         let a = try Arguments(args, kwargs, names: names, function: "optimize")
         var options = Recipes.Options()
         options.removeIdentity = try a["remove_identity"].map(boolValue) ?? true
@@ -119,6 +121,7 @@ private let optimizeMethod: KeywordFunction = { o, args, kwargs in
         options.constantFolding = try a["constant_folding"].map(boolValue) ?? true
         options.fuseBatchNorm = try a["fuse_batchnorm"].map(boolValue) ?? true
         options.fuseActivation = try a["fuse_activation"].map(boolValue) ?? true
+        options.fuseGelu = try a["fuse_gelu"].map(boolValue) ?? true
         let box = try GraphType.box(o!)
         let changes = try withoutGIL {
             try box.lock.withLock { _ in
@@ -351,6 +354,7 @@ private let recipeMethod: PyCFunction = { o, arg in
             switch name {
             case "fuse_batchnorm": return try Recipes.fuseBatchNorm(box.graph)
             case "fuse_activation": return try Recipes.fuseActivation(box.graph)
+            case "fuse_gelu": return try Recipes.fuseGelu(box.graph)
             case "remove_identity": return try Recipes.removeIdentity(box.graph)
             case "remove_dropout": return try Recipes.removeDropout(box.graph)
             case "remove_flatten": return try Recipes.removeFlatten(box.graph)

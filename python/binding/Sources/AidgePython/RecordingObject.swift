@@ -33,26 +33,29 @@ enum RecordingType {
     }
 }
 
-/// `run_recorded(inputs, training=False)`: runs the graph keeping what backward needs; returns
-/// `(outputs, recording)`.
+/// `run_recorded(inputs, training=False, record=True)`: runs the graph keeping what backward needs; returns
+/// `(outputs, recording)`. With `record=False` the run keeps nothing (the recording is None) but still reads the
+/// parameters at every run, as a recorded one does: for callers that change them in place between runs.
 let runRecordedMethod: KeywordFunction = { o, args, kwargs in
     pyCall {
-        let a = try Arguments(args, kwargs, names: ["inputs", "training"], required: 1, function: "run_recorded")
+        let a = try Arguments(
+            args, kwargs, names: ["inputs", "training", "record"], required: 1, function: "run_recorded")
         let box = try GraphType.box(o!)
         let items = try sequenceItems(try a.required("inputs"), "inputs")
         defer { items.forEach { Py_DecRef($0) } }
         let inputs = try items.enumerated().map { i, item in try TensorType.unwrap(item, "input \(i)") }
         let training = try a["training"].map(boolValue) ?? false
+        let record = try a["record"].map(boolValue) ?? true
+        let mode = PlanMode(training: training, recording: record, variableParameters: true)
         // The record leaves the lock through a local: it is only used again under the graph's lock.
         var made: Recording?
         try withoutGIL {
-            try box.lock.withLock { _ in
-                made = try box.scheduler.forward(inputs, mode: PlanMode(training: training, recording: true))
-            }
+            try box.lock.withLock { _ in made = try box.scheduler.forward(inputs, mode: mode) }
         }
         guard let recording = made else { throw PythonError.runtime("the run produced no record") }
         guard let type = RecordingType.type else { throw PythonError.runtime("the recording type is not initialised") }
         let outputs = try makeList(try recording.outputs.map(TensorType.wrap))
+        guard record else { return try makeTuple([outputs, aidge_none()]) }
         return try makeTuple([outputs, try makeObject(of: type, holding: RecordingBox(recording, box))])
     }
 }
