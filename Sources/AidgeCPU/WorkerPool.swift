@@ -20,11 +20,10 @@ final class WorkerPool: Sendable {
         let chunks: Int
     }
 
-    /// Spin iterations before a worker parks (PAUSE takes tens to hundreds of cycles: well under a millisecond
-    /// to a millisecond or so). Past `pauseLimit` a spinning worker yields its core at each iteration, so that
-    /// another runtime's threads in the same process (PyTorch's OpenMP team, between our kernels) are not starved.
-    private static let spinLimit = 20_000
-    private static let pauseLimit = 2_000
+    /// How long a worker spins for the next job before it parks: long enough to bridge the gaps between the
+    /// kernels of one run, short enough to give the core back soon after the run (another runtime's threads in
+    /// the same process, such as PyTorch's between our forward and backward, need it).
+    private static let spinNanoseconds: UInt64 = 100_000
 
     let workerCount: Int
     /// Guards `job`; held only to publish, clear, or take the job.
@@ -76,19 +75,20 @@ final class WorkerPool: Sendable {
         var seen = generation.load(ordering: .acquiring)
         while true {
             var spins = 0
+            var deadline: UInt64 = 0
             while generation.load(ordering: .acquiring) == seen {
                 spins += 1
-                if spins < Self.pauseLimit {
+                if spins & 255 != 0 {
                     aidge_cpu_pause()
                     continue
                 }
-                if spins < Self.spinLimit {
-                    sched_yield()
-                    continue
-                }
+                let now = DispatchTime.now().uptimeNanoseconds
+                if deadline == 0 { deadline = now + Self.spinNanoseconds }
+                if now < deadline { continue }
                 sleepers.add(1, ordering: .sequentiallyConsistent)
                 if generation.load(ordering: .sequentiallyConsistent) == seen { wake.wait() }
                 spins = 0
+                deadline = 0
             }
             seen = generation.load(ordering: .acquiring)
             runPostedChunks()

@@ -163,12 +163,13 @@ class _EngineRun(_torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, wrapper: Any, *tensors: _torch.Tensor) -> tuple[_torch.Tensor, ...]:
-        """``wrapper``: a module with ``_graph``, ``_input_count``, ``_parameter_nodes`` and
-        ``_parameters_in_order`` (the torch tensors of those Producers, in order)."""
+        """``wrapper``: a module with ``_graph``, ``_input_count`` and ``_parameter_nodes``; ``tensors``: the
+        inputs, then the torch tensors of those Producers, in order."""
         inputs = tensors[: wrapper._input_count]
         engine = wrapper._graph._graph
         outputs, recording = engine.run_recorded([from_torch(x) for x in inputs], training=wrapper.training)
         ctx.wrapper, ctx.recording = wrapper, recording
+        ctx.parameter_shapes = [p.shape for p in tensors[wrapper._input_count:]]
         return tuple(to_torch(o) for o in outputs)
 
     @staticmethod
@@ -188,12 +189,11 @@ class _EngineRun(_torch.autograd.Function):
         engine.reset_grad()
         input_gradients = engine.backward_recorded(ctx.recording, seeds, inputs=wanted)
         ctx.recording = None  # the activations go as soon as they are used, as torch frees saved tensors
-        parameters = wrapper._parameters_in_order
         result: list[_torch.Tensor | None] = [None]
         result += [to_torch(g) if g is not None else None for g in input_gradients]
         for k, node in enumerate(wrapper._parameter_nodes):
             grad = node.producer_tensor.grad if ctx.needs_input_grad[1 + count + k] else None
-            result.append(to_torch(grad).reshape(parameters[k].shape) if grad is not None else None)
+            result.append(to_torch(grad).reshape(ctx.parameter_shapes[k]) if grad is not None else None)
         return tuple(result)
 
 
@@ -274,15 +274,10 @@ class EngineModule(_torch.nn.Module):
         super().__setstate__(state)
         self._load()
 
-    @property
-    def _parameters_in_order(self) -> list[_torch.Tensor]:
-        state = dict(self.named_parameters())
-        return [state[name] for name in self._parameter_names]
-
-    def _bind(self) -> None:
-        """Points every Producer named after a parameter or buffer at that tensor's memory (again if torch moved
-        it), after checking that shape, dtype and device allow it."""
-        for name, tensor in self._state_tensors().items():
+    def _bind(self, state: dict[str, _torch.Tensor]) -> None:
+        """Points every Producer named after a parameter or buffer (``state``: ``_state_tensors()``) at that
+        tensor's memory (again if torch moved it), after checking that shape, dtype and device allow it."""
+        for name, tensor in state.items():
             node = self._graph.get_node(name)
             if node is None or self._bound.get(name) == tensor.data_ptr():
                 continue
@@ -309,16 +304,20 @@ class EngineModule(_torch.nn.Module):
                 raise NotImplementedError(
                     f"aidge.torch: input {i} is on {x.device}: running it needs the CUDA backend, which is not "
                     "available")
-        self._bind()
-        outputs = _run(self, inputs, self._parameters_in_order)
+        state = self._state_tensors()
+        self._bind(state)
+        outputs = _run(self, inputs, [state[name] for name in self._parameter_names])
         if self.training:
             # The engine updates the running statistics; the batch count is torch's bookkeeping.
             for child in self.modules():
                 if isinstance(child, _BatchNorm) and child.num_batches_tracked is not None:
                     child.num_batches_tracked.add_(1)
-        if self._output_template is None:
+        template = self._output_template
+        if template is None:
             return outputs[0] if len(outputs) == 1 else outputs
-        return _pytree.tree_map(lambda index: outputs[index], self._output_template)
+        if isinstance(template, int):
+            return outputs[template]
+        return _pytree.tree_map(lambda index: outputs[index], template)
 
 
 def wrap(module: _torch.nn.Module, example_inputs: Any, *, dynamic_axes: DynamicAxes | None = None,

@@ -69,12 +69,8 @@ class AidgeModule(torch.nn.Module):
             tensor = aidge_tensor_to_torch(node.producer_tensor)
             self.register_parameter(f"p{i}_{node.name().replace('.', '_')}", torch.nn.Parameter(tensor))
 
-    @property
-    def _parameters_in_order(self) -> list[torch.Tensor]:
-        return list(self.parameters())
-
     def forward(self, *inputs: torch.Tensor) -> Any:
         if len(inputs) != self._input_count:
             raise TypeError(f"the graph takes {self._input_count} inputs, got {len(inputs)}")
-        outputs = _interop._run(self, inputs, self._parameters_in_order)
+        outputs = _interop._run(self, inputs, list(self.parameters()))
         return outputs[0] if len(outputs) == 1 else outputs
