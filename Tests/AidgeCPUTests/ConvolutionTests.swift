@@ -136,6 +136,10 @@ final class ConvolutionTests: XCTestCase {
         try check(Spec(x: [2, 4, 8, 9], w: [6, 4, 3, 3], pads: [1, 1, 1, 1]), constants: [])
         try check(Spec(x: [1, 6, 6, 6], w: [6, 1, 3, 3], group: 6, pads: [1, 1, 1, 1]), constants: [])
         try check(Spec(x: [1, 8, 5, 5], w: [4, 8, 1, 1]), constants: [2])
+        // Batches spread by whole images (at least two per thread), grouped, pointwise and strided.
+        try check(Spec(x: [5, 4, 8, 9], w: [6, 2, 3, 3], group: 2, strides: [2, 1], pads: [1, 1, 1, 1]), constants: [])
+        try check(Spec(x: [5, 4, 8, 9], w: [6, 2, 3, 3], group: 2, strides: [2, 1], pads: [1, 1, 1, 1]))
+        try check(Spec(x: [6, 8, 5, 5], w: [4, 8, 1, 1]), constants: [])
     }
 
     func testConvPointwiseAndMediumGEMM() throws {
@@ -169,6 +173,10 @@ final class ConvolutionTests: XCTestCase {
         try check(Spec(x: [1, 16, 6, 40], w: [16, 16, 3, 3], pads: [1, 1, 1, 1]))
         try check(Spec(x: [1, 16, 7, 7], w: [32, 16, 3, 3], autoPad: "SAME_UPPER"))
         try check(Spec(x: [1, 300, 4, 5], w: [16, 300, 3, 3], pads: [1, 1, 1, 1]))  // two K blocks
+        // Weights given at run time (training), and batches spread by whole images.
+        try check(Spec(x: [1, 16, 9, 11], w: [16, 16, 3, 3], pads: [1, 1, 1, 1]), constants: [])
+        try check(Spec(x: [5, 20, 8, 9], w: [17, 20, 3, 3], pads: [1, 1, 1, 1]), constants: [])
+        try check(Spec(x: [5, 20, 8, 9], w: [17, 20, 3, 3], pads: [1, 0, 1, 2]))
         // Many small blocks of tiles, starting in the middle of tile rows.
         let saved = ConvolutionTuning.winogradBlockFloats
         defer { ConvolutionTuning.winogradBlockFloats = saved }

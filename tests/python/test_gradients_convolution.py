@@ -67,6 +67,14 @@ def test_conv2d_benchmark_layer() -> None:
     check_conv((32, 16, 14, 14), (32, 16, 3, 3), pads=[1, 1, 1, 1])
 
 
+def test_conv2d_3x3_input_gradient_by_winograd() -> None:
+    # 3x3 stride-1 layers of at least 16 channels: dX is a Winograd convolution of dY; any pads up to 2, one
+    # image or several per thread, odd sizes.
+    check_conv((1, 16, 9, 11), (17, 16, 3, 3), pads=[0, 1, 2, 0])
+    check_conv((5, 20, 8, 9), (16, 20, 3, 3), pads=[2, 2, 2, 2], bias=False)
+    check_conv((4, 16, 6, 7), (16, 16, 3, 3))
+
+
 def test_conv2d_strides_dilations_asymmetric_pads() -> None:
     check_conv((2, 3, 9, 8), (4, 3, 3, 2), strides=[2, 3], dilations=[2, 1], pads=[0, 1, 2, 0])
 

@@ -24,6 +24,9 @@ final class ConvGradientKernel: GradientKernel {
     private let depthwise: DepthwiseConvGradient?
     /// Unit strides: the column matrix in wide coordinates, copied by rows instead of im2col.
     private let wide: WideConvolution?
+    /// A 3x3 stride-1 float32 convolution's input gradient as the Winograd convolution of dY with the rotated,
+    /// transposed weights (2.25 times fewer multiply-adds than W^T * dY and col2im).
+    private let winogradInputGradient: WinogradConvKernel?
 
     init(_ request: KernelRequest) throws {
         g = try ConvGeometry(request.attributes, request.inputs)
@@ -42,11 +45,36 @@ final class ConvGradientKernel: GradientKernel {
             && shape.ph == 0 && shape.pw == 0 && shape.outputSpatial == shape.inputSpatial
         depthwise = shape.channels == 1 && g.group > 1 ? DepthwiseConvGradient(g: g, s: shape) : nil
         wide = !pointwise && WideConvolution.applies(shape) ? WideConvolution(shape) : nil
+        winogradInputGradient = try Self.winogradInputGradient(g, shape, dtype: dtype, node: request.nodeName)
         if depthwise == nil {
             ScratchPool.shared.reserve(
                 floats: convolutionBatchScratchFloats(
                     batch: g.batch, scratch: scratchPerImage, weightCount: g.outChannels * kg, dtype: dtype))
         }
+    }
+
+    /// dX = Conv(dY, W rotated and transposed) with pads (2 - pad) on each side, where that is a Winograd
+    /// convolution; nil elsewhere.
+    private static func winogradInputGradient(
+        _ g: ConvGeometry, _ s: ConvShape3D, dtype: DType, node: String
+    ) throws -> WinogradConvKernel? {
+        let window = g.window
+        guard dtype == .float32, window.rank == 2, WinogradConvKernel.applies(g, s) else { return nil }
+        let pads = [2 - window.padsBegin[0], 2 - window.padsBegin[1], 2 - window.padsEnd[0], 2 - window.padsEnd[1]]
+        guard pads.allSatisfy({ $0 >= 0 }) else { return nil }
+        let request = KernelRequest(
+            op: Operator("Conv", attributes: ["pads": .ints(pads)]), nodeName: node,
+            inputs: [
+                ValueInfo(dtype: .float32, shape: [g.batch, g.outChannels] + window.output),
+                ValueInfo(dtype: .float32, shape: [g.inChannels, g.outChannels, 3, 3]),
+            ],
+            outputs: [ValueInfo(dtype: .float32, shape: [g.batch, g.inChannels] + window.input)])
+        let geometry = try ConvGeometry(request.attributes, request.inputs)
+        guard geometry.window.output == window.input,
+            let shape = ConvShape3D(geometry.window, channels: geometry.inChannels),
+            WinogradConvKernel.applies(geometry, shape)
+        else { return nil }
+        return try WinogradConvKernel(request, geometry, shape, transposedWeights: true, accumulate: true)
     }
 
     /// Up to this many weight-gradient elements per group (columns x output channels), a float32 unit-stride
@@ -92,6 +120,12 @@ final class ConvGradientKernel: GradientKernel {
             let wp = UnsafePointer(w.pointer(as: T.self))
             if let depthwise = k.depthwise {
                 depthwise.run(x: xp, w: wp, dy: gp, dx: dx?.pointer(as: T.self), dw: dw?.pointer(as: T.self))
+            } else if let winograd = k.winogradInputGradient, let dx, T.self == Float.self {
+                func float(_ p: UnsafePointer<T>) -> UnsafePointer<Float> {
+                    UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
+                }
+                winograd.run(x: float(gp), weights: float(wp), bias: nil, y: dx.pointer(as: Float.self))
+                if let dw { k.columns(x: xp, w: wp, dy: gp, dx: nil, dw: dw.pointer(as: T.self)) }
             } else {
                 k.columns(x: xp, w: wp, dy: gp, dx: dx?.pointer(as: T.self), dw: dw?.pointer(as: T.self))
             }

@@ -11,7 +11,7 @@ func registerConvolutionKernels(_ registry: KernelRegistry) {
             if DepthwiseConvKernel.applies(geometry, shape) {
                 return try DepthwiseConvKernel(request, geometry, shape)
             }
-            if WinogradConvKernel.applies(geometry, shape, weightsKnown: try request.input(1).value != nil) {
+            if WinogradConvKernel.applies(geometry, shape) {
                 return try WinogradConvKernel(request, geometry, shape)
             }
             return try ConvF32Kernel(request, geometry, shape)

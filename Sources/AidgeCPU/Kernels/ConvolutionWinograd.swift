@@ -7,7 +7,9 @@ import Synchronization
 /// `U = G g Gᵀ` (weights, once), `V = Bᵀ d B` (input patches) and `Y = Aᵀ M A` (outputs), the convolution becomes
 /// 16 independent products `M[ξ] = U[ξ] (out x in channels) x V[ξ] (in channels x tiles)`, run on the packed GEMM.
 /// Tiles are processed in blocks small enough for V and M to stay in L2; the transforms work on 8 horizontally
-/// adjacent tiles at a time over a zero-bordered copy of the input.
+/// adjacent tiles at a time over a zero-bordered copy of the input. Constant weights are transformed once; weights
+/// that may change (training) once per run. A batch of at least two images per thread is spread by whole images,
+/// each on one thread; smaller batches split every step of an image over the threads.
 final class WinogradConvKernel: Kernel {
     private let g: ConvGeometry
     private let s: ConvShape3D
@@ -25,17 +27,29 @@ final class WinogradConvKernel: Kernel {
     private let padW: Int
     private let copiedRows: Int
     private let copiedCols: Int
-    private let packedU: [PackedMatrix]
+    /// U for constant weights (nil: transformed at every run).
+    private let constantU: AlignedBuffer?
+    /// Weights given as the forward convolution's (`cout` and `cin` swapped, kernel rotated by 180 degrees):
+    /// this kernel then computes that convolution's input gradient.
+    private let transposedWeights: Bool
+    /// Whether outputs are added to what the output holds (gradients accumulate).
+    private let accumulate: Bool
     private let bias: AlignedBuffer?
     private let clamp: LaneClamp
 
-    static func applies(_ g: ConvGeometry, _ s: ConvShape3D, weightsKnown: Bool) -> Bool {
-        weightsKnown && g.group == 1 && s.d == 1 && s.kd == 1 && s.od == 1 && s.kh == 3 && s.kw == 3 && s.sh == 1
+    static func applies(_ g: ConvGeometry, _ s: ConvShape3D) -> Bool {
+        g.group == 1 && s.d == 1 && s.kd == 1 && s.od == 1 && s.kh == 3 && s.kw == 3 && s.sh == 1
             && s.sw == 1 && s.dh == 1 && s.dw == 1 && g.inChannels >= 16 && g.outChannels >= 16 && s.oh >= 4
             && s.ow >= 4
     }
 
-    init(_ request: KernelRequest, _ geometry: ConvGeometry, _ shape: ConvShape3D) throws {
+    /// `transposedWeights` and `accumulate`: see the properties; the backward of Conv sets both.
+    init(
+        _ request: KernelRequest, _ geometry: ConvGeometry, _ shape: ConvShape3D, transposedWeights: Bool = false,
+        accumulate: Bool = false
+    ) throws {
+        self.transposedWeights = transposedWeights
+        self.accumulate = accumulate
         g = geometry
         s = shape
         cin = geometry.inChannels
@@ -53,10 +67,14 @@ final class WinogradConvKernel: Kernel {
         padW = 2 * tilesW + 32
         copiedRows = max(0, min(shape.h, padH - shape.ph))
         copiedCols = max(0, min(shape.w, padW - shape.pw))
-        guard let w = try request.input(1).value else {
-            throw AidgeError.invalidModel("Winograd convolution needs constant weights")
+        if let w = try request.input(1).value {
+            let u = AlignedBuffer(count: Self.uFloats(cout: cout, cin: cin))
+            Self.transformWeights(
+                w.pointer(as: Float.self), cout: cout, cin: cin, transposed: transposedWeights, into: u.pointer)
+            constantU = u
+        } else {
+            constantU = nil
         }
-        packedU = Self.transformWeights(w.pointer(as: Float.self), cout: cout, cin: cin)
         if request.inputs.count > 2, let b = request.inputs[2]?.value {
             let buffer = AlignedBuffer(count: cout)
             buffer.pointer.update(from: b.pointer(as: Float.self), count: cout)
@@ -67,12 +85,37 @@ final class WinogradConvKernel: Kernel {
         ScratchPool.shared.reserve(floats: scratchFloats(threads: Parallel.threads))
     }
 
-    /// U[ξ] (cout x cin) = (G g Gᵀ)[ξ] for every pair of channels, G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1].
-    private static func transformWeights(_ w: UnsafePointer<Float>, cout: Int, cin: Int) -> [PackedMatrix] {
-        let u = AlignedBuffer(count: 16 * cout * cin)
+    /// Floats of the 16 packed U[ξ].
+    private static func uFloats(cout: Int, cin: Int) -> Int { 16 * PackedInPlaceA.floats(rows: cout, cols: cin) }
+
+    /// Floats of U[ξ] in row-major order before packing.
+    private static func rawUFloats(cout: Int, cin: Int) -> Int { 16 * cout * cin }
+
+    /// The GEMM operand U[ξ], packed at `base`.
+    private func packedU(_ base: UnsafePointer<Float>, _ xi: Int) -> PackedInPlaceA {
+        PackedInPlaceA(packedAt: base + xi * PackedInPlaceA.floats(rows: cout, cols: cin), rows: cout)
+    }
+
+    /// U[ξ] (cout x cin) = (G g Gᵀ)[ξ] for every pair of channels, G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1], packed
+    /// into `dst` (`uFloats` floats; the raw transform goes through its own buffer first).
+    private static func transformWeights(
+        _ w: UnsafePointer<Float>, cout: Int, cin: Int, transposed: Bool, into dst: UnsafeMutablePointer<Float>
+    ) {
+        let raw = AlignedBuffer(count: rawUFloats(cout: cout, cin: cin))
+        transformWeights(w, cout: cout, cin: cin, transposed: transposed, raw: raw.pointer, into: dst)
+    }
+
+    /// `transformWeights` with the raw transform in `raw` (`rawUFloats` floats).
+    private static func transformWeights(
+        _ w: UnsafePointer<Float>, cout: Int, cin: Int, transposed: Bool, raw u: UnsafeMutablePointer<Float>,
+        into dst: UnsafeMutablePointer<Float>
+    ) {
         for oc in 0..<cout {
             for ic in 0..<cin {
-                let k = w + (oc * cin + ic) * 9
+                // The 3x3 kernel g of (oc, ic); transposed: W[ic][oc] rotated by 180 degrees.
+                var k = SIMD16<Float>()
+                let source = w + (transposed ? ic * cout + oc : oc * cin + ic) * 9
+                for i in 0..<9 { k[i] = source[transposed ? 8 - i : i] }
                 // t = G g (4 x 3), then t Gᵀ (4 x 4), row by row.
                 for r in 0..<4 {
                     var t = (Float(0), Float(0), Float(0))
@@ -82,7 +125,7 @@ final class WinogradConvKernel: Kernel {
                             r == 0 ? g0 : r == 1 ? 0.5 * (g0 + g1 + g2) : r == 2 ? 0.5 * (g0 - g1 + g2) : g2
                         if c == 0 { t.0 = v } else if c == 1 { t.1 = v } else { t.2 = v }
                     }
-                    let base = u.pointer + (r * 4 * cout + oc) * cin + ic
+                    let base = u + (r * 4 * cout + oc) * cin + ic
                     let step = cout * cin
                     base[0] = t.0
                     base[step] = 0.5 * (t.0 + t.1 + t.2)
@@ -91,71 +134,125 @@ final class WinogradConvKernel: Kernel {
                 }
             }
         }
-        return (0..<16).map { xi in
-            PackedMatrix(
-                StridedMatrix(base: u.pointer + xi * cout * cin, rowStride: cin, colStride: 1), rows: cout, cols: cin,
-                role: .a)
+        for xi in 0..<16 {
+            _ = PackedInPlaceA(
+                packing: StridedMatrix(base: u + xi * cout * cin, rowStride: cin, colStride: 1), rows: cout, cols: cin,
+                into: dst + xi * PackedInPlaceA.floats(rows: cout, cols: cin))
         }
     }
 
     private var paddedFloats: Int { cin * padH * padW }
     private var vFloats: Int { 16 * cin * stride }
     private var mFloats: Int { 16 * cout * stride }
+    /// One image's working set: the bordered input, V and M.
+    private var imageFloats: Int { GEMMBlocking.roundUp(paddedFloats + vFloats + mFloats, 16) }
+    /// U transformed at run time (weights that may change), raw then packed.
+    private var runtimeUFloats: Int {
+        constantU == nil
+            ? GEMMBlocking.roundUp(Self.uFloats(cout: cout, cin: cin) + Self.rawUFloats(cout: cout, cin: cin), 16) : 0
+    }
+
+    /// Whether whole images go to threads (at least two per thread), rather than every step of an image.
+    private func byImage(threads: Int) -> Bool { threads > 1 && g.batch >= 2 * threads }
 
     private func scratchFloats(threads: Int) -> Int {
-        GEMMBlocking.roundUp(paddedFloats + vFloats + mFloats, 16) + SGEMM.scratchFloats(threads: threads)
+        if byImage(threads: threads) {
+            return runtimeUFloats + threads * (imageFloats + GEMMBlocking.scratchPerThread)
+        }
+        return runtimeUFloats + imageFloats + SGEMM.scratchFloats(threads: threads)
     }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
         guard let x = inputs.first ?? nil, let out = outputs.first else {
             throw AidgeError.invalidModel("Conv needs an input X")
         }
-        let xp = x.pointer(as: Float.self)
-        let yp = out.pointer(as: Float.self)
         var biasPointer: UnsafePointer<Float>? = bias.map { UnsafePointer($0.pointer) }
         if biasPointer == nil, inputs.count > 2, let b = inputs[2] {
             biasPointer = UnsafePointer(b.pointer(as: Float.self))
         }
+        var weights: UnsafePointer<Float>?
+        if constantU == nil {
+            guard inputs.count > 1, let w = inputs[1] else { throw AidgeError.invalidModel("Conv needs an input W") }
+            weights = UnsafePointer(w.pointer(as: Float.self))
+        }
+        run(x: x.pointer(as: Float.self), weights: weights, bias: biasPointer, y: out.pointer(as: Float.self))
+    }
+
+    /// The convolution of `x` into `y`; `weights` is read when they are not constant.
+    func run(
+        x xp: UnsafePointer<Float>, weights: UnsafePointer<Float>?, bias biasPointer: UnsafePointer<Float>?,
+        y yp: UnsafeMutablePointer<Float>
+    ) {
         let threads = max(1, min(Parallel.threads, 16))
         ScratchPool.shared.with(floats: scratchFloats(threads: threads)) { scratch in
-            let padded = scratch
-            let v = padded + paddedFloats
-            let m = v + vFloats
-            let gemmScratch = scratch + GEMMBlocking.roundUp(paddedFloats + vFloats + mFloats, 16)
-            for n in 0..<g.batch {
-                let xn = xp + n * cin * s.inputSpatial
-                let yn = yp + n * cout * s.outputSpatial
-                Parallel.forEach(cin, grain: max(1, 4096 / max(1, s.inputSpatial))) { range in
-                    for c in range { self.pad(xn + c * self.s.inputSpatial, into: padded + c * self.padH * self.padW) }
+            let u: UnsafePointer<Float>
+            if let constantU {
+                u = UnsafePointer(constantU.pointer)
+            } else {
+                guard let w = weights else { return }
+                let packed = scratch + Self.rawUFloats(cout: cout, cin: cin)
+                Self.transformWeights(w, cout: cout, cin: cin, transposed: transposedWeights, raw: scratch, into: packed)
+                u = UnsafePointer(packed)
+            }
+            let work = scratch + runtimeUFloats
+            if byImage(threads: threads) {
+                let perSlot = imageFloats + GEMMBlocking.scratchPerThread
+                Parallel.forEachItem(g.batch, slots: threads) { slot, n in
+                    let mine = work + slot * perSlot
+                    self.image(
+                        xp + n * self.cin * self.s.inputSpatial, yp + n * self.cout * self.s.outputSpatial,
+                        biasPointer, u: u, working: mine, gemmScratch: mine + self.imageFloats, threads: 1)
                 }
-                var b0 = 0
-                while b0 < tiles {
-                    let count = min(block, tiles - b0)
-                    Parallel.forEach(cin, grain: max(1, 2048 / max(1, count))) { range in
-                        for c in range { self.transformInput(padded + c * self.padH * self.padW, v + c * self.stride, b0, count) }
-                    }
-                    Parallel.forEach(threads) { range in
-                        for slot in range {
-                            for xi in (16 * slot / threads)..<(16 * (slot + 1) / threads) {
-                                let b = StridedB(
-                                    matrix: StridedMatrix(base: v + xi * self.cin * self.stride, rowStride: self.stride, colStride: 1),
-                                    cols: count)
-                                SGEMM.multiplySingle(
-                                    m: self.cout, n: count, k: self.cin, a: PackedA(packed: self.packedU[xi]), b: b,
-                                    c: m + xi * self.cout * self.stride, ldc: self.stride, epilogue: GEMMEpilogue(),
-                                    scratch: gemmScratch + slot * GEMMBlocking.scratchPerThread)
-                            }
-                        }
-                    }
-                    Parallel.forEach(cout, grain: max(1, 2048 / max(1, count))) { range in
-                        for oc in range {
-                            self.transformOutput(
-                                m + oc * self.stride, yn + oc * self.s.outputSpatial, biasPointer?[oc] ?? 0, b0, count)
-                        }
-                    }
-                    b0 += count
+            } else {
+                for n in 0..<g.batch {
+                    image(
+                        xp + n * cin * s.inputSpatial, yp + n * cout * s.outputSpatial, biasPointer, u: u,
+                        working: work, gemmScratch: work + imageFloats, threads: threads)
                 }
             }
+        }
+    }
+
+    /// One image: bordered copy, then per block of tiles the input transform, the 16 products and the output
+    /// transform. With `threads` > 1 each step is split over the threads (`gemmScratch` holds one GEMM scratch
+    /// per thread).
+    private func image(
+        _ xn: UnsafePointer<Float>, _ yn: UnsafeMutablePointer<Float>, _ biasPointer: UnsafePointer<Float>?,
+        u: UnsafePointer<Float>, working: UnsafeMutablePointer<Float>, gemmScratch: UnsafeMutablePointer<Float>,
+        threads: Int
+    ) {
+        let padded = working
+        let v = padded + paddedFloats
+        let m = v + vFloats
+        let split = threads > 1
+        Parallel.forEach(cin, grain: split ? max(1, 4096 / max(1, s.inputSpatial)) : cin) { range in
+            for c in range { self.pad(xn + c * self.s.inputSpatial, into: padded + c * self.padH * self.padW) }
+        }
+        var b0 = 0
+        while b0 < tiles {
+            let count = min(block, tiles - b0)
+            Parallel.forEach(cin, grain: split ? max(1, 2048 / max(1, count)) : cin) { range in
+                for c in range { self.transformInput(padded + c * self.padH * self.padW, v + c * self.stride, b0, count) }
+            }
+            Parallel.forEach(threads) { range in
+                for slot in range {
+                    for xi in (16 * slot / threads)..<(16 * (slot + 1) / threads) {
+                        let b = StridedB(
+                            matrix: StridedMatrix(base: v + xi * self.cin * self.stride, rowStride: self.stride, colStride: 1),
+                            cols: count)
+                        SGEMM.multiplySingle(
+                            m: self.cout, n: count, k: self.cin, a: self.packedU(u, xi), b: b,
+                            c: m + xi * self.cout * self.stride, ldc: self.stride, epilogue: GEMMEpilogue(),
+                            scratch: gemmScratch + slot * GEMMBlocking.scratchPerThread)
+                    }
+                }
+            }
+            Parallel.forEach(cout, grain: split ? max(1, 2048 / max(1, count)) : cout) { range in
+                for oc in range {
+                    self.transformOutput(m + oc * self.stride, yn + oc * self.s.outputSpatial, biasPointer?[oc] ?? 0, b0, count)
+                }
+            }
+            b0 += count
         }
     }
 
@@ -251,18 +348,27 @@ final class WinogradConvKernel: Kernel {
                 let oh = 2 * th
                 let ow = 2 * (tw + l)
                 if lanes == 8 && oh + 1 < s.oh && ow + 16 <= s.ow {
-                    let row0 = interleave(y00, y01)
-                    let row1 = interleave(y10, y11)
-                    UnsafeMutableRawPointer(y + oh * s.ow + ow).storeBytes(of: row0, as: SIMD16<Float>.self)
-                    UnsafeMutableRawPointer(y + (oh + 1) * s.ow + ow).storeBytes(of: row1, as: SIMD16<Float>.self)
+                    var row0 = interleave(y00, y01)
+                    var row1 = interleave(y10, y11)
+                    let p0 = UnsafeMutableRawPointer(y + oh * s.ow + ow)
+                    let p1 = UnsafeMutableRawPointer(y + (oh + 1) * s.ow + ow)
+                    if accumulate {
+                        row0 += p0.loadUnaligned(as: SIMD16<Float>.self)
+                        row1 += p1.loadUnaligned(as: SIMD16<Float>.self)
+                    }
+                    p0.storeBytes(of: row0, as: SIMD16<Float>.self)
+                    p1.storeBytes(of: row1, as: SIMD16<Float>.self)
                 } else {
+                    @inline(__always) func put(_ index: Int, _ value: Float) {
+                        y[index] = accumulate ? y[index] + value : value
+                    }
                     for k in 0..<lanes {
                         let c = ow + 2 * k
-                        y[oh * s.ow + c] = y00[k]
-                        if c + 1 < s.ow { y[oh * s.ow + c + 1] = y01[k] }
+                        put(oh * s.ow + c, y00[k])
+                        if c + 1 < s.ow { put(oh * s.ow + c + 1, y01[k]) }
                         if oh + 1 < s.oh {
-                            y[(oh + 1) * s.ow + c] = y10[k]
-                            if c + 1 < s.ow { y[(oh + 1) * s.ow + c + 1] = y11[k] }
+                            put((oh + 1) * s.ow + c, y10[k])
+                            if c + 1 < s.ow { put((oh + 1) * s.ow + c + 1, y11[k]) }
                         }
                     }
                 }
