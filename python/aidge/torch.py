@@ -214,8 +214,8 @@ class EngineModule(_torch.nn.Module):
 
     ``model``: the module's ONNX export (``to_onnx``); ``output_template``: the module's output with each tensor
     replaced by its output index (tuples, lists and dicts come back as the module returns them); ``simplify``:
-    fold the graph's constant subgraphs and fuse written-out GELUs with the engine's recipes, which leave every
-    parameter and buffer as it is."""
+    fold the graph's constant subgraphs and fuse written-out GELUs and linear layers with the engine's recipes,
+    which leave every parameter and buffer as it is."""
 
     def __init__(self, module: _torch.nn.Module, model: bytes, input_count: int, *,
                  output_template: Any = None, simplify: bool = True) -> None:
@@ -242,6 +242,7 @@ class EngineModule(_torch.nn.Module):
             graph.train()  # in training mode the recipes keep every variable Producer as it is
             graph.optimize(remove_identity=True, remove_dropout=False, constant_folding=True,
                            fuse_batchnorm=False, fuse_activation=False, fuse_gelu=True)
+            graph.apply_recipe("fuse_linear")
         self._graph = graph
         self._bound: dict[str, int] = {}
         state = dict(self.named_parameters())
@@ -327,8 +328,9 @@ def wrap(module: _torch.nn.Module, example_inputs: Any, *, dynamic_axes: Dynamic
 
     ``example_inputs``: a tensor or a tuple of tensors; ``dynamic_axes``: ``{input_index: {dim: name}}``, by
     default the first dimension of every input; ``simplify``: fold constant subgraphs (never a parameter or a
-    buffer) and fuse written-out GELUs. The module is exported once to ONNX in memory, nothing is written to disk, and neither its mode nor
-    its parameters change. Outputs come back in the module's structure (tensor, tuple, list or dict)."""
+    buffer) and fuse written-out GELUs and linear layers. The module is exported once to ONNX in memory, nothing
+    is written to disk, and neither its mode nor its parameters change. Outputs come back in the module's
+    structure (tensor, tuple, list or dict)."""
     import copy as _copy
 
     inputs = _as_tuple(example_inputs)

@@ -299,20 +299,23 @@ class Gelus(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.linear = torch.nn.Linear(8, 8)
+        self.head = torch.nn.Linear(8, 3, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.nn.functional.gelu(x)  # on the graph input itself
-        return torch.nn.functional.gelu(self.linear(h)) * 0.5 * x  # the 0.5 next to a GELU's is not part of it
+        h = torch.nn.functional.gelu(self.linear(h)) * 0.5 * x  # the 0.5 next to a GELU's is not part of it
+        return self.head(h)
 
 
-def test_simplify_fuses_gelu_and_trains_like_torch() -> None:
+def test_simplify_fuses_gelu_and_linear_and_trains_like_torch() -> None:
     torch.manual_seed(10)
     module = Gelus()
-    x = torch.randn(6, 8, requires_grad=True)
+    x = torch.randn(6, 5, 8, requires_grad=True)  # linear layers on 3-D inputs: Transpose, MatMul and Add
     x_ref = x.detach().clone().requires_grad_(True)
     wrapped = aidge.torch.wrap(copy.deepcopy(module), x.detach())
     types = [t for _, t in wrapped._graph._graph.nodes]
     assert types.count("Gelu") == 2 and "Erf" not in types, types
+    assert types.count("Linear") == 2 and "MatMul" not in types and "Transpose" not in types, types
     ours, theirs = wrapped(x), module(x_ref)
     assert_matches_torch(ours.detach().numpy(), theirs.detach().numpy(), "output")
     ours.sin().sum().backward()

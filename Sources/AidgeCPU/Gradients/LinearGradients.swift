@@ -5,6 +5,58 @@ import AidgeCore
 func registerLinearGradients(_ registry: KernelRegistry) {
     registry.registerGradient("Gemm", backend: "cpu") { request in try GemmGradientKernel(request) }
     registry.registerGradient("MatMul", backend: "cpu") { request in try MatMulGradientKernel(request) }
+    registry.registerGradient("Linear", backend: "cpu") { request in try LinearGradientKernel(request) }
+}
+
+/// The engine's `Linear`, Y (M x N) = X (M x K) Wᵀ + B: dX += dY W, dW += dYᵀ X, dB += the column sums of dY.
+final class LinearGradientKernel: GradientKernel {
+    private let shape: LinearKernel
+
+    init(_ request: KernelRequest) throws {
+        shape = try LinearKernel(request)
+    }
+
+    // The bias gradient needs only dY; the output is not read.
+    func readsInput(_ index: Int) -> Bool { index < 2 }
+    func readsOutput(_ index: Int) -> Bool { false }
+
+    func backward(_ pass: BackwardPass) throws {
+        guard let dy = pass.outputGradient(0) else { return }
+        try dispatch(
+            shape.dtype,
+            Body(
+                shape: shape, x: try pass.input(0), w: try pass.input(1), dy: dy, dx: pass.inputGradient(0),
+                dw: pass.inputGradient(1), db: pass.inputGradient(2)))
+    }
+
+    private struct Body: GradientBody {
+        let shape: LinearKernel
+        let x: Tensor, w: Tensor, dy: Tensor
+        let dx: Tensor?, dw: Tensor?, db: Tensor?
+
+        func run<T: GradientFloat>(_: T.Type) {
+            let (m, n, k) = (shape.m, shape.n, shape.k)
+            let g = UnsafePointer(dy.pointer(as: T.self))
+            if let dx {
+                gradientGEMM(
+                    m: m, n: k, k: n, a: g, lda: n, b: w.pointer(as: T.self), ldb: k, c: dx.pointer(as: T.self), ldc: k)
+            }
+            if let dw {
+                gradientGEMM(
+                    transA: true, m: n, n: k, k: m, a: g, lda: n, b: x.pointer(as: T.self), ldb: k,
+                    c: dw.pointer(as: T.self), ldc: k)
+            }
+            if let db {
+                let bp = db.pointer(as: T.self)
+                Parallel.forEach(n, grain: max(1, (1 << 14) / max(m, 1))) { columns in
+                    for i in 0..<m {
+                        let row = g + i * n
+                        for j in columns { bp[j] += row[j] }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// C (M x N, row stride `ldc`) += alpha * op(A) * op(B), or C = alpha * op(A) * op(B) when `accumulate` is false.

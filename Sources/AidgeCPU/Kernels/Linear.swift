@@ -9,6 +9,7 @@ func registerLinearKernels(_ registry: KernelRegistry) {
         default: throw request.unsupportedType(dtype)
         }
     }
+    registry.register("Linear", backend: "cpu") { request in try LinearKernel(request) }
     registry.register("MatMul", backend: "cpu") { request in
         let dtype = try request.input(0).dtype
         switch dtype {
@@ -360,6 +361,68 @@ final class MatMulLoopKernel: Kernel {
             loopGEMM(
                 m: s.m, n: s.n, k: s.k, a: ap + batches.aIndex[i] * s.m * s.k, aRow: s.k, aCol: 1,
                 b: bp + batches.bIndex[i] * s.k * s.n, bRow: s.n, bCol: 1, c: cp + i * s.m * s.n, ldc: s.n)
+        }
+    }
+}
+
+/// The engine's `Linear`: Y (M x N) = X (M x K, the leading dimensions of X as rows) Wᵀ + B, one GEMM that reads W
+/// transposed in place, the bias written first and accumulated onto: what an exported `nn.Linear` on a batch of
+/// sequences spells as Transpose, MatMul and Add.
+final class LinearKernel: Kernel {
+    let dtype: DType
+    let m: Int, n: Int, k: Int
+
+    init(_ request: KernelRequest) throws {
+        let x = try request.input(0)
+        let w = try request.input(1)
+        dtype = x.dtype
+        guard dtype == .float32 || dtype == .float64 else { throw request.unsupportedType(dtype) }
+        guard w.shape.count == 2, let k = x.shape.last, k == w.shape[1] else {
+            throw AidgeError.shapeMismatch("Linear (node \(request.nodeName)) needs X (..., K) and W (N x K)")
+        }
+        self.k = k
+        n = w.shape[0]
+        m = k == 0 ? 0 : ShapeUtil.count(x.shape) / k
+        if dtype == .float32 { ScratchPool.shared.reserve(floats: n * k) }
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        guard inputs.count >= 2, let x = inputs[0], let w = inputs[1], let y = outputs.first else {
+            throw AidgeError.invalidModel("Linear needs inputs X and W")
+        }
+        try dispatch(dtype, Body(kernel: self, x: x, w: w, b: inputs.count > 2 ? inputs[2] : nil, y: y))
+    }
+
+    private struct Body: GradientBody {
+        let kernel: LinearKernel
+        let x: Tensor, w: Tensor, b: Tensor?, y: Tensor
+
+        func run<T: GradientFloat>(_: T.Type) {
+            let (m, n, k) = (kernel.m, kernel.n, kernel.k)
+            if T.self == Float.self {
+                // Wᵀ copied contiguous once per run (its panels then pack with vector loads), the bias added in
+                // the GEMM's output pass.
+                let bias = b.map { UnsafePointer($0.pointer(as: Float.self)) }
+                ScratchPool.shared.with(floats: n * k) { wt in
+                    transposeFloats(w.pointer(as: Float.self), rows: n, cols: k, into: wt)
+                    SGEMM.multiply(
+                        m: m, n: n, k: k,
+                        a: StridedA(matrix: StridedMatrix(base: x.pointer(as: Float.self), rowStride: k, colStride: 1), rows: m),
+                        b: StridedB(matrix: StridedMatrix(base: wt, rowStride: n, colStride: 1), cols: n),
+                        c: y.pointer(as: Float.self), ldc: n, epilogue: GEMMEpilogue(colBias: bias))
+                }
+                return
+            }
+            let yp = y.pointer(as: T.self)
+            if let b {
+                let bp = UnsafePointer(b.pointer(as: T.self))
+                Parallel.forEach(m, grain: max(1, (1 << 14) / max(n, 1))) { rows in
+                    for i in rows { (yp + i * n).update(from: bp, count: n) }
+                }
+            }
+            gradientGEMM(
+                transB: true, m: m, n: n, k: k, a: x.pointer(as: T.self), lda: k, b: w.pointer(as: T.self), ldb: k,
+                accumulate: b != nil, c: yp, ldc: n)
         }
     }
 }

@@ -4,7 +4,25 @@ extension OperatorSchema {
     static let linearSchemas: [OperatorSchema] = [
         OperatorSchema("Gemm", inputs: ["A", "B", "C"], minInputs: 2, infer: gemmInference),
         OperatorSchema("MatMul", inputs: ["A", "B"], infer: matMulInference),
+        OperatorSchema("Linear", inputs: ["X", "W", "B"], minInputs: 2, infer: linearInference),
     ]
+
+    /// The engine's own `Linear` (not an ONNX operator; `Recipes.fuseLinear` makes it): Y = X Wᵀ + B over the last
+    /// axis of X, as PyTorch's `nn.functional.linear`: X (..., K), W (N x K), B (N), Y (..., N).
+    static let linearInference: Inference = { _, inputs in
+        let x = try inputs.required(0)
+        let w = try inputs.required(1)
+        let dtype = try sameDType(inputs)
+        try expect(x, in: [.float32, .float64], "X")
+        guard let k = x.shape.last, w.shape.count == 2, w.shape[1] == k else {
+            throw AidgeError.shapeMismatch(
+                "Linear needs X (..., K) and W (N x K), got \(ShapeUtil.text(x.shape)) and \(ShapeUtil.text(w.shape))")
+        }
+        if let b = inputs.optional(2), b.shape != [w.shape[0]] {
+            throw AidgeError.shapeMismatch("Linear bias of shape \(ShapeUtil.text(b.shape)) must have \(w.shape[0]) values")
+        }
+        return [ValueInfo(dtype: dtype, shape: x.shape.dropLast() + [w.shape[0]])]
+    }
 
     /// The element types matrix products take.
     public static let matrixTypes: Set<DType> = [.float32, .float64, .float16, .bfloat16, .int32, .int64, .uint32, .uint64]

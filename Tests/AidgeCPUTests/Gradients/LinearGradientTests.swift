@@ -160,4 +160,68 @@ final class LinearGradientTests: XCTestCase {
         try checkGradients("MatMul", inputs: [a, b], constants: [1])
         try checkGradients("MatMul", inputs: [a, b], constants: [0])
     }
+
+    /// The engine's Linear (Y = X Wᵀ + B over X's last axis): backward by finite differences in float64 and
+    /// float32, forward against MatMul by the transposed weights plus the bias.
+    func testLinear() throws {
+        let x = randomTensor([2, 3, 4], seed: 70)
+        let w = randomTensor([5, 4], seed: 71)
+        let b = randomTensor([5], seed: 72)
+        try checkGradients("Linear", inputs: [x, w, b])
+        try checkGradients("Linear", inputs: [randomTensor([4], seed: 73), w])
+        try checkFloat32Gradients("Linear", inputs: [x, w, b])
+        try checkFloat32Gradients("Linear", inputs: [randomTensor([33, 70], seed: 74), randomTensor([37, 70], seed: 75), nil])
+        let linear = try Scheduler.runOperator(
+            "Linear", inputs: [x, w, b].map { $0.cast(to: .float32) }, constants: [])[0]
+        let product = try Scheduler.runOperator(
+            "MatMul", inputs: [x.cast(to: .float32), try w.permuted([1, 0]).contiguous().cast(to: .float32)],
+            constants: [])[0]
+        XCTAssertEqual(linear.shape, [2, 3, 5])
+        let bias = b.doubles()
+        for (i, (got, want)) in zip(linear.doubles(), product.doubles()).enumerated() {
+            XCTAssertEqual(got, want + bias[i % 5], accuracy: 1e-5)
+        }
+    }
+
+    /// `Recipes.fuseLinear` turns MatMul(X, Transpose(W)) + bias into one Linear on a trainable graph: same outputs
+    /// and the same parameter gradients, the weight and bias Producers kept.
+    func testFuseLinearRecipeKeepsTraining() throws {
+        _ = cpuRegistered
+        let x = randomTensor([2, 3, 4], seed: 80).cast(to: .float32)
+        func build() throws -> (GraphView, [Node]) {
+            let w = Node.producer(randomTensor([5, 4], seed: 81).cast(to: .float32), name: "w")
+            let b = Node.producer(randomTensor([5], seed: 82).cast(to: .float32), name: "b")
+            let transpose = Node(Operator("Transpose", attributes: ["perm": .ints([1, 0])]))
+            try transpose.setInput(0, from: w)
+            let matmul = Node(Operator("MatMul"))
+            try matmul.setInput(1, from: transpose)
+            let add = Node(Operator("Add"))
+            try add.setInput(0, from: b)
+            try add.setInput(1, from: matmul)
+            let graph = GraphView(name: "linear")
+            for node in [transpose, matmul, add] { graph.add(node, includeProducers: true) }
+            graph.inputs.append(GraphInput(name: "x", dtype: .float32, shape: nil, consumers: [(matmul, 0)]))
+            graph.outputs = [GraphOutput(name: "y", node: add, index: 0)]
+            graph.train()
+            return (graph, [w, b])
+        }
+        func run(_ graph: GraphView, _ parameters: [Node]) throws -> (Tensor, [[Double]]) {
+            let scheduler = Scheduler(graph)
+            let recording = try scheduler.forward([x], mode: scheduler.currentMode)
+            let seed = randomTensor(recording.outputs[0].shape, seed: 83).cast(to: .float32)
+            _ = try scheduler.backward(recording, outputGradients: [seed], inputs: [])
+            return (recording.outputs[0], parameters.map { $0.producedTensor?.gradient?.tensor?.doubles() ?? [] })
+        }
+        let (reference, parameters) = try build()
+        let (expected, expectedGradients) = try run(reference, parameters)
+        let (graph, fusedParameters) = try build()
+        XCTAssertEqual(try Recipes.fuseLinear(graph), 1)
+        XCTAssertEqual(graph.nodes.filter { $0.type != "Producer" }.map(\.type), ["Linear"])
+        let (got, gradients) = try run(graph, fusedParameters)
+        assertClose(try got.scalars(as: Float.self), try expected.scalars(as: Float.self), "Linear output")
+        for (g, e) in zip(gradients, expectedGradients) {
+            XCTAssertEqual(g.count, e.count)
+            for (a, b) in zip(g, e) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b))) }
+        }
+    }
 }

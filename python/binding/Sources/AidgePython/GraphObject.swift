@@ -46,7 +46,7 @@ enum GraphType {
             plainMethod("output_nodes", outputNodesMethod, "output_nodes()\n--\n\nNodes whose output is a graph output, in output order."),
             plainMethod("clone", cloneMethod, "clone()\n--\n\nA copy with new nodes; tensors are shared views."),
             keywordMethod("set_input_dims", setInputDimsMethod, "set_input_dims(dims, dtype=None)\n--\n\nFixes the input shapes (one list per input) and plans them, checking every operator's shapes."),
-            oneArgumentMethod("apply_recipe", recipeMethod, "apply_recipe(name)\n--\n\nOne inference recipe (fuse_batchnorm, fuse_activation, fuse_gelu, remove_identity, remove_dropout, remove_flatten, constant_folding, matmul_to_fc); returns nodes changed."),
+            oneArgumentMethod("apply_recipe", recipeMethod, "apply_recipe(name)\n--\n\nOne recipe (fuse_batchnorm, fuse_activation, fuse_gelu, fuse_linear, remove_identity, remove_dropout, remove_flatten, constant_folding, matmul_to_fc); returns nodes changed."),
             oneArgumentMethod("set_datatype", setDatatypeMethod, "set_datatype(dtype)\n--\n\nConverts the floating-point weights and inputs to `dtype` (Aidge's GraphView.set_datatype)."),
             keywordMethod("replace_node", replaceNodeMethod, "replace_node(old, new)\n--\n\nPuts `new` in place of `old`: same inputs, and every reader of old's outputs reads new's."),
             keywordMethod("replace", replaceMethod, "replace(old_nodes, new_nodes)\n--\n\nSwaps a connected piece of this graph for a chain of new nodes."),
@@ -355,6 +355,7 @@ private let recipeMethod: PyCFunction = { o, arg in
             case "fuse_batchnorm": return try Recipes.fuseBatchNorm(box.graph)
             case "fuse_activation": return try Recipes.fuseActivation(box.graph)
             case "fuse_gelu": return try Recipes.fuseGelu(box.graph)
+            case "fuse_linear": return try Recipes.fuseLinear(box.graph)
             case "remove_identity": return try Recipes.removeIdentity(box.graph)
             case "remove_dropout": return try Recipes.removeDropout(box.graph)
             case "remove_flatten": return try Recipes.removeFlatten(box.graph)
