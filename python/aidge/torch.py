@@ -261,8 +261,19 @@ class EngineModule(_torch.nn.Module):
                 raise RuntimeError(f"aidge.torch: the exported graph's {name} differs from the module's tensor")
 
     def _state_tensors(self) -> dict[str, _torch.Tensor]:
-        tensors = dict(self.named_parameters())
-        tensors.update(dict(self.named_buffers()))
+        """Every parameter and buffer by its ``state_dict`` name, read from the modules as they are now (a
+        replaced submodule or tensor is seen); a direct walk, a few times cheaper than ``named_parameters()``."""
+        tensors: dict[str, _torch.Tensor] = {}
+        pending: list[tuple[str, _torch.nn.Module]] = [("", self)]
+        while pending:
+            prefix, module = pending.pop()
+            for table in (module._parameters, module._buffers):
+                for name, tensor in table.items():
+                    if tensor is not None:
+                        tensors[prefix + name] = tensor
+            for name, child in module._modules.items():
+                if child is not None:
+                    pending.append((prefix + name + ".", child))
         return tensors
 
     def __getstate__(self) -> dict[str, Any]:

@@ -234,18 +234,21 @@ enum VectorMath {
         p = madd(p, u, 0.106_794_990_599_155_43)
         p = madd(p, u, -0.208_821_862_936_019_9)
         p = madd(p, u, 0.367_822_915_315_628_05)
-        let q = 1 / z
-        let y = q * q
-        var h = SIMD8<Float>(repeating: 29.627_754_211_425_78)
-        h = madd(h, y, -40.275_268_554_687_5)
-        h = madd(h, y, 25.186_817_169_189_453)
-        h = madd(h, y, -10.112_924_575_805_664)
-        h = madd(h, y, 3.234_447_956_085_205)
-        h = madd(h, y, -1.035_974_264_144_897_5)
-        h = madd(h, y, 0.422_542_214_393_615_7)
-        h = madd(h, y, -0.282_086_551_189_422_6)
-        h = madd(h, y, 0.564_189_553_260_803_2)
-        let scaled = select(z .< 2, p, h * q)
+        var scaled = p
+        if any(z .>= 2) {  // the tail polynomial (and its division) only for the vectors that need it
+            let q = 1 / z
+            let y = q * q
+            var h = SIMD8<Float>(repeating: 29.627_754_211_425_78)
+            h = madd(h, y, -40.275_268_554_687_5)
+            h = madd(h, y, 25.186_817_169_189_453)
+            h = madd(h, y, -10.112_924_575_805_664)
+            h = madd(h, y, 3.234_447_956_085_205)
+            h = madd(h, y, -1.035_974_264_144_897_5)
+            h = madd(h, y, 0.422_542_214_393_615_7)
+            h = madd(h, y, -0.282_086_551_189_422_6)
+            h = madd(h, y, 0.564_189_553_260_803_2)
+            scaled = select(z .< 2, p, h * q)
+        }
         let (e, s1, s2) = expParts(-hi, plus: -lo)
         return (e * scaled, s1, s2)
     }
@@ -260,6 +263,7 @@ enum VectorMath {
     /// erf(x): the odd polynomial below 1, 1 - erfc(|x|) with x's sign above.
     @inline(__always) static func erf(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let a = clampAbove(magnitude(x), 16)
+        if all(a .< 1) { return erfSmall(x) }
         let (hi, lo) = splitSquare(a, scale: 1)
         let (m, s1, s2) = erfcParts(a, squareHi: hi, squareLo: lo)
         let large = 1 - m * s1 * s2
@@ -273,11 +277,12 @@ enum VectorMath {
     @inline(__always) static func gelu(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let a = clampAbove(magnitude(x), 32)
         let z = a * 0.707_106_781_186_547_524_4
+        let small = x * (0.5 + 0.5 * erfSmall(x * 0.707_106_781_186_547_524_4))
+        if all(z .< 0.5) { return small }
         let (hi, lo) = splitSquare(a, scale: 0.5)
         let (m, s1, s2) = erfcParts(z, squareHi: hi, squareLo: lo)
         let negative = x * 0.5 * m * s1 * s2
         let positive = x * (1 - 0.5 * m * s1 * s2)
-        let small = x * (0.5 + 0.5 * erfSmall(x * 0.707_106_781_186_547_524_4))
         let y = select(z .< 0.5, small, select(x .< 0, negative, positive))
         return y.replacing(with: 0, where: x .== -.infinity)
     }
