@@ -13,7 +13,16 @@ enum DLPack {
     static let readOnlyFlag: UInt64 = 1
     static let copiedFlag: UInt64 = 2
     static let cpu: Int32 = 1
+    static let cuda: Int32 = 2
     static let cudaHost: Int32 = 3
+
+    /// The DLPack device of a tensor's memory.
+    static func device(of tensor: Tensor) -> DLDevice {
+        switch tensor.device {
+        case .cpu: return DLDevice(device_type: cpu, device_id: 0)
+        case .cuda(let id): return DLDevice(device_type: cuda, device_id: Int32(id))
+        }
+    }
 
     // MARK: Export
 
@@ -37,7 +46,7 @@ enum DLPack {
 
         var dlTensor: DLTensor {
             DLTensor(
-                data: tensor.rawPointer, device: DLDevice(device_type: DLPack.cpu, device_id: 0),
+                data: tensor.rawPointer, device: DLPack.device(of: tensor),
                 ndim: Int32(tensor.rank), dtype: DLPack.dataType(tensor.dtype), shape: shape, strides: strides,
                 byte_offset: 0)
         }
@@ -54,13 +63,16 @@ enum DLPack {
     /// legacy otherwise. A contiguous copy is exported, unless `copy` is false, for a read-only tensor going to a
     /// legacy consumer (which cannot be told) and for negative strides (PyTorch aborts the process on them).
     static func capsule(for tensor: Tensor, versioned: Bool, copy: Bool?) throws -> PyObjectRef {
-        guard tensor.device == .cpu else { throw PythonError.buffer("DLPack export of \(tensor.device) tensors is not supported") }
         var t = tensor
         var copied = false
         let readOnlyForLegacy = !versioned && tensor.storage.isReadOnly
         let negativeStrides = tensor.strides.contains { $0 < 0 }
         if copy == true || readOnlyForLegacy || negativeStrides {
-            guard copy != false else {
+            guard copy != false, tensor.device == .cpu else {
+                if tensor.device != .cpu {
+                    throw PythonError.buffer(
+                        "a tensor on \(tensor.device) cannot be copied without the CUDA backend (export it as it is)")
+                }
                 throw PythonError.buffer(
                     readOnlyForLegacy
                         ? "a read-only tensor cannot be shared with a legacy DLPack consumer without a copy"
@@ -207,8 +219,13 @@ enum DLPack {
     /// A tensor over a DLTensor; `release` (the producer's deleter) runs when the storage dies. Nothing is taken
     /// over when this throws, so the capsule keeps its memory.
     private static func make(_ t: DLTensor, readOnly: Bool, release: @escaping @Sendable () -> Void) throws -> Tensor {
-        guard t.device.device_type == cpu || t.device.device_type == cudaHost else {
-            throw PythonError.buffer("DLPack device type \(t.device.device_type) is not supported here (CPU memory only)")
+        let device: Device
+        switch t.device.device_type {
+        case cpu, cudaHost: device = .cpu
+        case cuda: device = .cuda(Int(t.device.device_id))
+        default:
+            throw PythonError.buffer(
+                "DLPack device type \(t.device.device_type) is not supported (CPU memory, and CUDA memory kept on its GPU)")
         }
         guard t.dtype.lanes == 1 else { throw PythonError.type("vector DLPack types (lanes \(t.dtype.lanes)) are not supported") }
         let dtype: DType?
@@ -242,6 +259,7 @@ enum DLPack {
             guard count == 0 else { throw PythonError.value("the DLPack tensor has no data") }
             // Nothing to share (PyTorch gives empty tensors no memory): the capsule is consumed all the same, so
             // its deleter runs now, or the producer would never be freed.
+            guard device == .cpu else { throw PythonError.value("an empty tensor on \(device) is not supported") }
             let empty = Tensor(zeros: shape, dtype: dtype)
             release()
             return empty
@@ -249,7 +267,7 @@ enum DLPack {
         let first = data + Int(t.byte_offset)
         let storage = Storage(
             borrowing: first + low * dtype.byteSize, byteCount: count == 0 ? 0 : (high - low + 1) * dtype.byteSize,
-            readOnly: readOnly, release: { _ in release() })
+            device: device, readOnly: readOnly, release: { _ in release() })
         return try Tensor(storage: storage, dtype: dtype, shape: shape, strides: strides, offset: -low)
     }
 }

@@ -14,6 +14,8 @@ struct PythonError: Error {
         case value, type, buffer, runtime
         /// The module's UnsupportedTypeError (a TypeError).
         case unsupportedType
+        /// The module's NotSupportedError (a NotImplementedError): a feature not built, such as a device.
+        case notSupported
         /// Python already has the exception set (a failed C-API call).
         case alreadySet
     }
@@ -37,6 +39,7 @@ struct PythonError: Error {
         case .buffer: type = aidge_exc_buffer_error()
         case .runtime: type = aidge_exc_runtime_error()
         case .unsupportedType: type = Exceptions.type ?? aidge_exc_type_error()
+        case .notSupported: type = Exceptions.notSupported ?? aidge_exc_not_implemented_error()
         case .alreadySet:
             if PyErr_Occurred() != nil { return }
             type = aidge_exc_runtime_error()

@@ -6,9 +6,10 @@ import Aidge
 let dlpackMethod: KeywordFunction = { o, args, kwargs in
     pyCall {
         let a = try Arguments(args, kwargs, names: ["stream", "max_version", "dl_device", "copy"], function: "__dlpack__")
-        let tensor = try TensorType.unwrap(o!)
-        if let stream = a["stream"] {
-            // CPU memory has no stream; -1 and None both mean "no synchronisation".
+        let tensor = try TensorType.unwrapOnAnyDevice(o!)
+        if let stream = a["stream"], tensor.device == .cpu {
+            // CPU memory has no stream; -1 and None both mean "no synchronisation". A GPU tensor's memory is
+            // never written by the engine, so any stream may read it.
             let s = try intValue(stream, "stream")
             guard s == -1 || s == 0 else { throw PythonError.buffer("stream \(s) given for a CPU tensor") }
         }
@@ -19,8 +20,12 @@ let dlpackMethod: KeywordFunction = { o, args, kwargs in
         }
         if let device = a["dl_device"] {
             let d = try intList(device, "dl_device")
-            guard d.count == 2, d[0] == DLPack.cpu || d[0] == DLPack.cudaHost else {
-                throw PythonError.buffer("this tensor lives on the CPU and cannot be exported to device \(d)")
+            let own = DLPack.device(of: tensor)
+            let accepted = tensor.device == .cpu
+                ? d.count == 2 && (d[0] == DLPack.cpu || d[0] == DLPack.cudaHost)
+                : d == [Int(own.device_type), Int(own.device_id)]
+            guard accepted else {
+                throw PythonError.buffer("this tensor lives on \(tensor.device) and cannot be exported to device \(d)")
             }
         }
         let copy = try a["copy"].map(boolValue)
@@ -30,13 +35,13 @@ let dlpackMethod: KeywordFunction = { o, args, kwargs in
 
 let dlpackDeviceMethod: PyCFunction = { o, _ in
     pyCall {
-        _ = try TensorType.unwrap(o!)
-        return try makeTuple([try makeInt(Int(DLPack.cpu)), try makeInt(0)])
+        let device = DLPack.device(of: try TensorType.unwrapOnAnyDevice(o!))
+        return try makeTuple([try makeInt(Int(device.device_type)), try makeInt(Int(device.device_id))])
     }
 }
 
 let toDLPackMethod: PyCFunction = { o, _ in
-    pyCall { try DLPack.capsule(for: try TensorType.unwrap(o!), versioned: false, copy: nil) }
+    pyCall { try DLPack.capsule(for: try TensorType.unwrapOnAnyDevice(o!), versioned: false, copy: nil) }
 }
 
 /// `from_buffer(obj, copy=False, dtype=None)`.

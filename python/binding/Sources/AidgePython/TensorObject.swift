@@ -23,8 +23,21 @@ enum TensorType {
         return try makeObject(of: type, holding: TensorBox(tensor))
     }
 
-    /// The engine tensor of a Python tensor object.
+    /// The engine tensor of a Python tensor object, in host memory: everything that reads or computes on the
+    /// values goes through here, so a tensor on a GPU is a clear error, never read (or copied) on the host.
     static func unwrap(_ o: PyObjectRef, _ what: String = "argument") throws -> Tensor {
+        let tensor = try box(o, what).tensor
+        guard tensor.device == .cpu else {
+            throw PythonError(
+                kind: .notSupported,
+                message: "\(what) is on \(tensor.device): running or reading it needs the CUDA backend, which is not "
+                    + "available (it is never copied to the host behind your back)")
+        }
+        return tensor
+    }
+
+    /// The engine tensor on whatever device it is: for metadata and DLPack, which never touch the values.
+    static func unwrapOnAnyDevice(_ o: PyObjectRef, _ what: String = "argument") throws -> Tensor {
         try box(o, what).tensor
     }
 
@@ -159,31 +172,35 @@ private let releaseBuffer: @convention(c) (PyObjectRef?, UnsafeMutablePointer<Py
 // MARK: - Getters and methods
 
 private let shapeGetter: getter = { o, _ in
-    pyCall { try makeTuple(try TensorType.unwrap(o!).shape.map(makeInt)) }
+    pyCall { try makeTuple(try TensorType.unwrapOnAnyDevice(o!).shape.map(makeInt)) }
 }
 private let stridesGetter: getter = { o, _ in
-    pyCall { try makeTuple(try TensorType.unwrap(o!).strides.map(makeInt)) }
+    pyCall { try makeTuple(try TensorType.unwrapOnAnyDevice(o!).strides.map(makeInt)) }
 }
 private let dtypeGetter: getter = { o, _ in
-    pyCall { try makeString(try TensorType.unwrap(o!).dtype.rawValue) }
+    pyCall { try makeString(try TensorType.unwrapOnAnyDevice(o!).dtype.rawValue) }
 }
 private let readonlyGetter: getter = { o, _ in
-    pyCall { makeBool(try TensorType.unwrap(o!).storage.isReadOnly) }
+    pyCall { makeBool(try TensorType.unwrapOnAnyDevice(o!).storage.isReadOnly) }
 }
 private let dataPointerGetter: getter = { o, _ in
-    pyCall { try makeInt(Int(bitPattern: try TensorType.unwrap(o!).rawPointer)) }
+    pyCall { try makeInt(Int(bitPattern: try TensorType.unwrapOnAnyDevice(o!).rawPointer)) }
 }
 private let gradientGetter: getter = { o, _ in
     pyCall { try TensorType.unwrap(o!).gradient?.tensor.map(TensorType.wrap) ?? aidge_none() }
 }
 private let contiguousGetter: getter = { o, _ in
-    pyCall { makeBool(try TensorType.unwrap(o!).isContiguous) }
+    pyCall { makeBool(try TensorType.unwrapOnAnyDevice(o!).isContiguous) }
 }
 
 private let representation: reprfunc = { o in
     pyCall {
         guard let box = payload(o!, as: TensorBox.self) else { return try makeString("Tensor(<empty>)") }
-        return try makeString("\(box.tensor)")
+        let t = box.tensor
+        guard t.device == .cpu else {
+            return try makeString("Tensor(\(t.dtype.rawValue), shape \(t.shape), on \(t.device))")
+        }
+        return try makeString("\(t)")
     }
 }
 
@@ -211,7 +228,8 @@ private let astypeMethod: PyCFunction = { o, arg in
 
 private let reshapeMethod: PyCFunction = { o, arg in
     pyCall {
-        let tensor = try TensorType.unwrap(o!)
+        var tensor = try TensorType.unwrapOnAnyDevice(o!)
+        if !tensor.isContiguous { tensor = try TensorType.unwrap(o!) }  // a copy, read on the host
         let dims = try intList(arg!, "dims")
         return try TensorType.wrap(try tensor.reshaped(dims))
     }

@@ -1,0 +1,96 @@
+"""GPU memory with the CPU engine: a CUDA tensor keeps its device (no copy, its memory never read on the host) and
+running it is a clear error until the CUDA backend exists.
+
+The first test needs no GPU: it hands the engine a DLPack capsule that says CUDA and points at an address the
+host cannot read, so any host access would crash the interpreter. The others run where torch sees a GPU."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+import torch
+
+import aidge
+import aidge.torch
+
+
+class _Device(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class _DataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_void_p), ("device", _Device), ("ndim", ctypes.c_int32), ("dtype", _DataType),
+        ("shape", ctypes.POINTER(ctypes.c_int64)), ("strides", ctypes.POINTER(ctypes.c_int64)),
+        ("byte_offset", ctypes.c_uint64),
+    ]
+
+
+class _Managed(ctypes.Structure):
+    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
+
+
+def _cuda_capsule(keep: list[object]) -> object:
+    """A legacy DLPack capsule for a 2x3 float32 tensor on CUDA device 1 at an unreadable address."""
+    shape = (ctypes.c_int64 * 2)(2, 3)
+    managed = _Managed(
+        _DLTensor(ctypes.c_void_p(0x10), _Device(2, 1), 2, _DataType(2, 32, 1), shape, None, 0), None, None)
+    keep += [shape, managed]
+    new = ctypes.pythonapi.PyCapsule_New
+    new.restype = ctypes.py_object
+    new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    return new(ctypes.addressof(managed), b"dltensor", None)
+
+
+def test_a_cuda_tensor_keeps_its_device_and_is_never_read_on_the_host() -> None:
+    keep: list[object] = []
+    tensor = aidge.from_dlpack(_cuda_capsule(keep))
+    assert tensor.__dlpack_device__() == (2, 1)
+    assert tuple(tensor.shape) == (2, 3) and tensor.data_ptr == 0x10, "shared, not copied"
+    assert "cuda:1" in repr(tensor)
+    for attempt in (lambda: np.asarray(tensor), tensor.clone, lambda: tensor.astype("float64")):
+        with pytest.raises((NotImplementedError, BufferError), match="cuda:1"):
+            attempt()
+    graph = aidge.torch.to_graph(torch.nn.Linear(3, 4), torch.randn(2, 3))
+    with pytest.raises(NotImplementedError, match="cuda:1.*CUDA backend"):
+        graph.run(tensor)
+    node = graph.parameters()[0]
+    with pytest.raises(NotImplementedError, match="CUDA backend"):
+        node.set_producer_tensor(tensor)
+    assert tuple(graph.run(np.ones((2, 3), np.float32))[0].shape) == (2, 4), "the session stays usable"
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+def test_torch_cuda_tensors_round_trip_on_their_gpu() -> None:
+    t = torch.arange(24, dtype=torch.float32, device="cuda").reshape(4, 6)[:, 1:5]
+    ours = aidge.torch.from_torch(t)
+    assert ours.__dlpack_device__() == (2, t.device.index or 0)
+    assert ours.data_ptr == t.data_ptr() and tuple(ours.strides) == t.stride()
+    back = aidge.torch.to_torch(ours)
+    assert back.device == t.device and back.data_ptr() == t.data_ptr()
+    back.mul_(2)
+    assert torch.equal(t, torch.arange(24, device="cuda").reshape(4, 6)[:, 1:5].float() * 2)
+
+
+@cuda
+def test_a_wrapped_module_on_cuda_is_a_clear_error() -> None:
+    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+    wrapped = aidge.torch.wrap(module, torch.randn(2, 4))
+    with pytest.raises(NotImplementedError, match="cuda.*CUDA backend"):
+        wrapped(torch.randn(2, 4, device="cuda"))
+    wrapped.to("cuda")
+    with pytest.raises(NotImplementedError, match="cuda.*CUDA backend"):
+        wrapped(torch.randn(2, 4, device="cuda"))
+    wrapped.cpu()
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        assert torch.allclose(wrapped(x), module(x), atol=1e-6), "back on the CPU, it runs again"
