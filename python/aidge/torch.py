@@ -15,6 +15,7 @@ import warnings
 from typing import Any, Iterator, Sequence
 
 import torch as _torch
+import torch.utils.dlpack
 from torch.utils import _pytree
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -23,15 +24,20 @@ from . import onnx as _onnx
 
 __all__ = ["from_torch", "to_torch", "to_onnx", "to_graph", "wrap", "EngineModule"]
 
+_READ_ONLY_WRAPPER = getattr(_torch.utils.dlpack, "ReadOnlyTensorWrapper", ())
+
 DynamicAxes = dict[int, dict[int, str]]
 """``{input_index: {dimension: name}}``: the input dimensions that may change from one forward to the next."""
 
 
 def from_torch(tensor: _torch.Tensor) -> Tensor:
     """The engine's view of a torch tensor's memory (no copy; strides kept). A CUDA tensor keeps its device: running
-    it needs the CUDA backend, and it is never copied to the host behind your back."""
+    it needs the CUDA backend, and it is never copied to the host behind your back. A
+    ``torch.utils.dlpack.ReadOnlyTensorWrapper`` (torch 2.15) gives a read-only view."""
     if not isinstance(tensor, _torch.Tensor):
         raise TypeError(f"from_torch needs a torch.Tensor, got {type(tensor).__name__}")
+    if isinstance(tensor, _READ_ONLY_WRAPPER):
+        return from_dlpack(tensor)  # it refuses attribute reads such as requires_grad
     if tensor.requires_grad:
         tensor = tensor.detach()  # same memory; autograd stays with torch
     return from_dlpack(tensor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,3 +42,11 @@ def test_a_tensor_that_requires_grad_is_shared_too() -> None:
 def test_bad_input() -> None:
     with pytest.raises(TypeError, match="torch.Tensor"):
         aidge.torch.from_torch([1, 2, 3])  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not hasattr(torch.utils.dlpack, "ReadOnlyTensorWrapper"), reason="torch 2.15 and later")
+def test_a_read_only_wrapper_is_shared_read_only() -> None:
+    t = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    ours = aidge.torch.from_torch(torch.utils.dlpack.ReadOnlyTensorWrapper(t))
+    assert ours.data_ptr == t.data_ptr() and ours.readonly
+    np.testing.assert_array_equal(np.asarray(ours), t.numpy())
