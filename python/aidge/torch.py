@@ -15,7 +15,7 @@ import warnings
 from typing import Any, Iterator, Sequence
 
 import torch as _torch
-import torch.utils.dlpack
+import torch.utils.dlpack as _dlpack
 from torch.utils import _pytree
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -24,7 +24,7 @@ from . import onnx as _onnx
 
 __all__ = ["from_torch", "to_torch", "to_onnx", "to_graph", "wrap", "EngineModule"]
 
-_READ_ONLY_WRAPPER = getattr(_torch.utils.dlpack, "ReadOnlyTensorWrapper", ())
+_READ_ONLY_WRAPPER = getattr(_dlpack, "ReadOnlyTensorWrapper", ())
 
 DynamicAxes = dict[int, dict[int, str]]
 """``{input_index: {dimension: name}}``: the input dimensions that may change from one forward to the next."""
