@@ -2,9 +2,10 @@
 """PyTorch interop benchmark: a module wrapped by ``aidge.torch.wrap`` (forward and backward in the engine) against
 the same native torch module, both on the same threads, measured in the same run.
 
-For a ResNet basic block with BatchNorm, a LeNet-5 and an attention block it times inference (eval mode, no grad)
-and one training step (train mode: forward, cross-entropy or MSE, backward, SGD update by a torch optimizer), as
-medians over alternating rounds; the ratio is wrapped / native (below 1: faster).
+For a ResNet basic block with BatchNorm, a LeNet-5, a Transformer layer written out (``attention``) and PyTorch's
+``nn.TransformerEncoderLayer`` it times inference (eval mode, no grad) and one training step (train mode: forward,
+cross-entropy or MSE, backward, SGD update by a torch optimizer), as medians over alternating rounds; the ratio is
+wrapped / native (below 1: faster).
 
 Usage:
     .venv/bin/python benchmarks/torch_interop.py [--threads 2] [--batch 32] [--steps 30] [--rounds 3] [--json]
@@ -69,11 +70,17 @@ class AttentionBlock(torch.nn.Module):
         return x + self.ff2(torch.nn.functional.gelu(self.ff1(self.norm2(x))))
 
 
+def EncoderLayer() -> torch.nn.Module:
+    """PyTorch's own Transformer layer (4 heads); in inference torch runs it on its fused fast path."""
+    return torch.nn.TransformerEncoderLayer(64, 4, dim_feedforward=256, dropout=0.0, batch_first=True)
+
+
 def cases(batch: int) -> dict[str, tuple[Callable[[], torch.nn.Module], torch.Tensor]]:
     return {
         "resnet_block": (BasicBlock, torch.randn(batch, 32, 16, 16)),
         "lenet5": (LeNet5, torch.randn(batch, 1, 28, 28)),
         "attention": (AttentionBlock, torch.randn(batch, 16, 64)),
+        "encoder_layer": (EncoderLayer, torch.randn(batch, 16, 64)),
     }
 
 

@@ -277,6 +277,17 @@ final class MatMulF32Kernel: Kernel {
             }
             return
         }
+        if packedB.isEmpty && s.n <= 64 && s.m * s.n * s.k <= 1 << 15 {
+            // Many tiny products (attention heads): rows of C accumulated in registers, no packing.
+            Parallel.forEach(count, grain: max(1, (1 << 14) / (s.m * s.n * max(s.k, 1)))) { range in
+                for i in range {
+                    tinyProduct(
+                        ap + batches.aIndex[i] * s.m * s.k, bp + batches.bIndex[i] * s.k * s.n, cp + i * s.m * s.n,
+                        m: s.m, n: s.n, k: s.k)
+                }
+            }
+            return
+        }
         let t = min(threads, Parallel.threads)
         let small = s.m * s.n * s.k < SGEMM.parallelThreshold
         if small && count >= 2 && t > 1 {
@@ -325,6 +336,62 @@ final class MatMulF32Kernel: Kernel {
                 SGEMM.multiply(m: s.m, n: s.n, k: s.k, a: av, b: bv, c: c, ldc: s.n, epilogue: ep)
             }
         }
+    }
+}
+
+/// C (m x n) = A (m x k) B (k x n), all contiguous, for a small n: four rows of C at a time are accumulated in
+/// registers, 8 columns at a time (four independent chains hide the multiply-add latency), over the rows of A
+/// broadcast element by element.
+@inline(__always)
+private func tinyProduct(
+    _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int
+) {
+    let vectorColumns = n / 8 * 8
+    var i = 0
+    while i + 4 <= m {
+        let (r0, r1, r2, r3) = (a + i * k, a + (i + 1) * k, a + (i + 2) * k, a + (i + 3) * k)
+        var j = 0
+        while j < vectorColumns {
+            var (c0, c1, c2, c3) = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+            for p in 0..<k {
+                let row = load8(b + p * n + j)
+                c0 = c0.addingProduct(SIMD8(repeating: r0[p]), row)
+                c1 = c1.addingProduct(SIMD8(repeating: r1[p]), row)
+                c2 = c2.addingProduct(SIMD8(repeating: r2[p]), row)
+                c3 = c3.addingProduct(SIMD8(repeating: r3[p]), row)
+            }
+            store8(c0, c + i * n + j)
+            store8(c1, c + (i + 1) * n + j)
+            store8(c2, c + (i + 2) * n + j)
+            store8(c3, c + (i + 3) * n + j)
+            j += 8
+        }
+        for r in i..<i + 4 { tinyColumns(a + r * k, b, c + r * n, from: vectorColumns, n: n, k: k) }
+        i += 4
+    }
+    while i < m {
+        var j = 0
+        while j < vectorColumns {
+            var acc = SIMD8<Float>()
+            for p in 0..<k { acc = acc.addingProduct(SIMD8(repeating: a[i * k + p]), load8(b + p * n + j)) }
+            store8(acc, c + i * n + j)
+            j += 8
+        }
+        tinyColumns(a + i * k, b, c + i * n, from: vectorColumns, n: n, k: k)
+        i += 1
+    }
+}
+
+/// The columns `from..<n` of one row of a `tinyProduct`, one by one.
+@inline(__always)
+private func tinyColumns(
+    _ row: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, from: Int, n: Int,
+    k: Int
+) {
+    for j in from..<n {
+        var acc: Float = 0
+        for p in 0..<k { acc = acc.addingProduct(row[p], b[p * n + j]) }
+        out[j] = acc
     }
 }
 

@@ -145,6 +145,7 @@ final class LinearGradientTests: XCTestCase {
         let cases: [([Int], [Int])] = [
             ([2, 3, 4, 5], [5, 6]), ([4, 5], [2, 3, 5, 6]), ([3, 1, 4, 5], [1, 2, 5, 6]), ([2, 3, 4], [2, 4, 5]),
             ([2, 1, 3, 4], [3, 4, 2]), ([1, 3, 4], [2, 1, 4, 2]),
+            ([3, 2, 9, 12], [3, 2, 12, 17]),  // attention-sized: 4-row blocks, 8-column vectors and their edges
         ]
         for (k, (sa, sb)) in cases.enumerated() {
             let a = randomTensor(sa, seed: 40 + UInt64(k))
