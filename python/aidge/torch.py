@@ -306,9 +306,10 @@ class EngineModule(_torch.nn.Module):
                 raise NotImplementedError(
                     f"aidge.torch: {name} is on {tensor.device}: running it needs the CUDA backend, which is not "
                     "available; keep the wrapped module on the CPU")
-            if tensor.dtype != to_torch(current).dtype:
-                raise TypeError(f"aidge.torch: {name} is {tensor.dtype}, the exported graph has "
-                                f"{to_torch(current).dtype}; wrap the module again after changing its dtype")
+            exported = to_torch(current).dtype
+            if tensor.dtype != exported:
+                raise TypeError(f"aidge.torch: {name} is {tensor.dtype}, the exported graph has {exported}; wrap the "
+                                "module again after changing its dtype")
             node.set_producer_tensor(from_torch(tensor.detach()))
             self._bound[name] = tensor.data_ptr()
 

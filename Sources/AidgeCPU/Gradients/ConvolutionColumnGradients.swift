@@ -106,8 +106,8 @@ struct TransposedWeightBlocks {
 
 /// Runs the batch of a convolution's backward over threads, images handed out one by one:
 /// `body(images, scratch, partial, threads)` with the `scratch` elements of the thread's slot (column matrices)
-/// and, when `dw` is given, the slot's zeroed partial weight gradient (`TransposedWeightBlocks`) to add into. The partials are added, transposed back, into `dw` at
-/// the end, so no two threads write one element.
+/// and, when `dw` is given, the slot's zeroed partial weight gradient (`TransposedWeightBlocks`) to add into. The
+/// partials are added, transposed back, into `dw` at the end, so no two threads write one element.
 ///
 /// With a single part (batch 1, one thread) the GEMMs inside get every thread (`threads`), else one each.
 func convolutionBatches<T: GradientFloat>(

@@ -33,6 +33,10 @@ func registerConvolutionKernels(_ registry: KernelRegistry) {
     }
 }
 
+/// Whether a float32 convolution gives whole images to the threads (at least two images each, handed out one by
+/// one), rather than splitting the work of each image over them.
+func spreadsWholeImages(batch: Int, threads: Int) -> Bool { threads > 1 && batch >= 2 * threads }
+
 /// A Relu or Clip fused into a kernel's output pass, given by ONNX Runtime's FusedConv attributes on the node:
 /// `activation` ("Relu" or "Clip") and, for Clip, `activation_params` = [min, max]. Absent: no activation.
 struct FusedActivation: Sendable {
@@ -126,7 +130,7 @@ final class ConvF32Kernel: Kernel {
             biasPointer = UnsafePointer(b.pointer(as: Float.self))
         }
         let threads = Parallel.threads
-        if threads > 1 && g.batch >= 2 * threads {
+        if spreadsWholeImages(batch: g.batch, threads: threads) {
             runByImage(xp, wp, yp, biasPointer, threads: threads)
             return
         }

@@ -152,11 +152,8 @@ final class WinogradConvKernel: Kernel {
             ? GEMMBlocking.roundUp(Self.uFloats(cout: cout, cin: cin) + Self.rawUFloats(cout: cout, cin: cin), 16) : 0
     }
 
-    /// Whether whole images go to threads (at least two per thread), rather than every step of an image.
-    private func byImage(threads: Int) -> Bool { threads > 1 && g.batch >= 2 * threads }
-
     private func scratchFloats(threads: Int) -> Int {
-        if byImage(threads: threads) {
+        if spreadsWholeImages(batch: g.batch, threads: threads) {
             return runtimeUFloats + threads * (imageFloats + GEMMBlocking.scratchPerThread)
         }
         return runtimeUFloats + imageFloats + SGEMM.scratchFloats(threads: threads)
@@ -195,7 +192,7 @@ final class WinogradConvKernel: Kernel {
                 u = UnsafePointer(packed)
             }
             let work = scratch + runtimeUFloats
-            if byImage(threads: threads) {
+            if spreadsWholeImages(batch: g.batch, threads: threads) {
                 let perSlot = imageFloats + GEMMBlocking.scratchPerThread
                 Parallel.forEachItem(g.batch, slots: threads) { slot, n in
                     let mine = work + slot * perSlot

@@ -432,12 +432,15 @@ final class MatMulLoopKernel: Kernel {
     }
 }
 
-/// The engine's `Linear`: Y (M x N) = X (M x K, the leading dimensions of X as rows) Wᵀ + B, one GEMM that reads W
-/// transposed in place, the bias written first and accumulated onto: what an exported `nn.Linear` on a batch of
-/// sequences spells as Transpose, MatMul and Add.
+/// The engine's `Linear`: Y (M x N) = X (M x K, the leading dimensions of X as rows) Wᵀ + B in one GEMM, what an
+/// exported `nn.Linear` on a batch of sequences spells as Transpose, MatMul and Add. float32 copies Wᵀ out once per
+/// run (its panels then pack with vector loads) and adds the bias in the GEMM's output pass; float64 (the
+/// finite-difference tests' type) writes the bias first and accumulates onto it.
 final class LinearKernel: Kernel {
     let dtype: DType
     let m: Int, n: Int, k: Int
+    /// W (N x K) read as Wᵀ (K x N), for float32.
+    private let transposeW: StridedCopy?
 
     init(_ request: KernelRequest) throws {
         let x = try request.input(0)
@@ -450,7 +453,12 @@ final class LinearKernel: Kernel {
         self.k = k
         n = w.shape[0]
         m = k == 0 ? 0 : ShapeUtil.count(x.shape) / k
-        if dtype == .float32 { ScratchPool.shared.reserve(floats: n * k) }
+        if dtype == .float32 {
+            transposeW = try StridedCopy(shape: [k, n], strides: [1, k], offset: 0, elementSize: 4)
+            ScratchPool.shared.reserve(floats: n * k)
+        } else {
+            transposeW = nil
+        }
     }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
@@ -466,12 +474,10 @@ final class LinearKernel: Kernel {
 
         func run<T: GradientFloat>(_: T.Type) {
             let (m, n, k) = (kernel.m, kernel.n, kernel.k)
-            if T.self == Float.self {
-                // Wᵀ copied contiguous once per run (its panels then pack with vector loads), the bias added in
-                // the GEMM's output pass.
+            if let transposeW = kernel.transposeW {
                 let bias = b.map { UnsafePointer($0.pointer(as: Float.self)) }
                 ScratchPool.shared.with(floats: n * k) { wt in
-                    transposeFloats(w.pointer(as: Float.self), rows: n, cols: k, into: wt)
+                    transposeW.run(w.rawPointer, wt)
                     SGEMM.multiply(
                         m: m, n: n, k: k,
                         a: StridedA(matrix: StridedMatrix(base: x.pointer(as: Float.self), rowStride: k, colStride: 1), rows: m),

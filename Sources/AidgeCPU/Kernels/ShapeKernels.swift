@@ -333,24 +333,6 @@ private func interleaveHigh(_ a: SIMD8<UInt32>, _ b: SIMD8<UInt32>) -> SIMD8<UIn
     SIMD8(a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
 }
 
-/// `dst` (cols x rows) = the transpose of `src` (rows x cols), both contiguous: 8x8 blocks in registers, the
-/// edges element by element.
-func transposeFloats(_ src: UnsafePointer<Float>, rows: Int, cols: Int, into dst: UnsafeMutablePointer<Float>) {
-    let s = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
-    let d = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt32.self)
-    let fullRows = rows / 8 * 8
-    let fullCols = cols / 8 * 8
-    for i in stride(from: 0, to: fullRows, by: 8) {
-        for j in stride(from: 0, to: fullCols, by: 8) { transpose8x8(s + i * cols + j, cols, d + j * rows + i, rows) }
-        for j in fullCols..<cols {
-            for r in i..<i + 8 { d[j * rows + r] = s[r * cols + j] }
-        }
-    }
-    for i in fullRows..<rows {
-        for j in 0..<cols { d[j * rows + i] = s[i * cols + j] }
-    }
-}
-
 /// `dst[j * dstStride + i] = src[i * srcStride + j]` for an 8x8 block of 4-byte elements: three rounds of
 /// interleaving rows `k` and `k + 4` transpose the block in registers.
 @inline(__always)

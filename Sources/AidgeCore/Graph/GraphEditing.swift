@@ -30,9 +30,29 @@ extension GraphView {
             inputs[inputIndex].consumers.removeAll { $0.node === node }
             inputs[inputIndex].consumers += readers.map { (node: $0.0, index: $0.1) }
         }
+        removeWithProducers(node)
+        return true
+    }
+
+    /// Disconnects and removes `node`, and the Producers that fed only it (a Dropout's ratio, a Clip's bounds).
+    public func removeWithProducers(_ node: Node) {
+        let parents = node.parents.compactMap { $0 }
         node.disconnectInputs()
         remove(node)
-        return true
+        for parent in parents where parent.type == "Producer" && children(of: parent).isEmpty
+            && !outputs.contains(where: { $0.node === parent })
+        {
+            remove(parent)
+        }
+    }
+
+    /// Makes the graph inputs that `old` reads feed `new` instead, at the same input positions.
+    public func moveGraphInputReaders(from old: Node, to new: Node) {
+        for i in inputs.indices {
+            for j in inputs[i].consumers.indices where inputs[i].consumers[j].node === old {
+                inputs[i].consumers[j].node = new
+            }
+        }
     }
 
     /// Aidge's `replace`: swaps the nodes `old` (a connected piece with one data input and one output) for the

@@ -29,12 +29,7 @@ extension Recipes {
                 graph.add(producer, includeProducers: false)
                 try graph.replaceUses(of: (node, i), with: (producer, 0))
             }
-            let parents = node.parents.compactMap { $0 }
-            node.disconnectInputs()
-            graph.remove(node)
-            for parent in parents where graph.children(of: parent).isEmpty && !graph.outputs.contains(where: { $0.node === parent }) {
-                graph.remove(parent)
-            }
+            graph.removeWithProducers(node)
             folded += 1
         }
         for producer in graph.producers where graph.children(of: producer).isEmpty && !graph.outputs.contains(where: { $0.node === producer }) {

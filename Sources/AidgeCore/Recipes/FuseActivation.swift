@@ -34,14 +34,8 @@ extension Recipes {
                 attributes["activation"] = .string("Clip")
                 attributes["activation_params"] = .floats(bounds)
             }
-            let bounds = act.parents.compactMap { $0 }.filter { $0.type == "Producer" }
-            guard try graph.bypass(act) else { continue }
+            guard try graph.bypass(act) else { continue }  // the bound Producers go with it
             source.op.attributes = attributes
-            for producer in bounds where graph.children(of: producer).isEmpty
-                && !graph.outputs.contains(where: { $0.node === producer })
-            {
-                graph.remove(producer)
-            }
             fused += 1
         }
         return fused

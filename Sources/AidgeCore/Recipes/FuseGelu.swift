@@ -16,16 +16,7 @@ extension Recipes {
             case .graphInput(let i): graph.inputs[i].consumers.append((gelu, 0))
             }
             try graph.replaceUses(of: (match.output, 0), with: (gelu, 0))
-            for node in match.removed {
-                let parents = node.parents.compactMap { $0 }
-                node.disconnectInputs()
-                graph.remove(node)
-                for parent in parents where parent.type == "Producer" && graph.children(of: parent).isEmpty
-                    && !graph.outputs.contains(where: { $0.node === parent })
-                {
-                    graph.remove(parent)
-                }
-            }
+            match.removed.forEach(graph.removeWithProducers)
             fused += 1
         }
         return fused

@@ -20,11 +20,7 @@ extension Recipes {
             if let data = matmul.inputs[0] {
                 try linear.setInput(0, from: data.node, output: data.index)
             }
-            for i in graph.inputs.indices {
-                for j in graph.inputs[i].consumers.indices where graph.inputs[i].consumers[j].node === matmul {
-                    graph.inputs[i].consumers[j] = (linear, 0)
-                }
-            }
+            graph.moveGraphInputReaders(from: matmul, to: linear)
             try linear.setInput(1, from: weight)
             if let bias { try linear.setInput(2, from: bias.producer) }
             let last = bias?.add ?? matmul

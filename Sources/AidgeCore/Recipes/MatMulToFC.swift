@@ -30,11 +30,7 @@ extension Recipes {
             try gemm.setInput(1, from: weightNode)
             if let bias { try gemm.setInput(2, from: bias) }
             graph.add(gemm, includeProducers: false)
-            for i in graph.inputs.indices {
-                for j in graph.inputs[i].consumers.indices where graph.inputs[i].consumers[j].node === matmul {
-                    graph.inputs[i].consumers[j] = (gemm, 0)
-                }
-            }
+            graph.moveGraphInputReaders(from: matmul, to: gemm)
             try graph.replaceUses(of: (add ?? matmul, 0), with: (gemm, 0))
             for node in [matmul, add].compactMap({ $0 }) {
                 node.disconnectInputs()
