@@ -72,4 +72,53 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(y[0].shape, [2, 4])
         XCTAssertEqual(y[0].converted(to: Float.self), try Scheduler(graph).forward([t.contiguous()])[0].converted(to: Float.self))
     }
+
+    /// Reshapes and a leading-axis Gather are placed inside their input's buffer, which must then live as long as
+    /// they are read: `a` would otherwise reuse `r`'s bytes while the view `v` of `r` is still to be added.
+    func testWindowsShareTheirInputBuffer() throws {
+        func node(_ type: String, _ name: String, _ attributes: Attributes = [:], inputs: Int = 1) -> Node {
+            Node(Operator(type, attributes: attributes), name: name, inputCount: inputs)
+        }
+        let r = node("Relu", "r"), a = node("Tanh", "a"), s = node("Add", "s", inputs: 2)
+        let v = node("Reshape", "v", inputs: 2), b = node("Reshape", "b", inputs: 2), p = node("Reshape", "p", inputs: 2)
+        let kept = node("Reshape", "kept", inputs: 2)
+        let g = node("Gather", "g", ["axis": .int(0)], inputs: 2), other = node("Gather", "other", ["axis": .int(1)], inputs: 2)
+        let neg = node("Neg", "neg"), abs = node("Abs", "abs")
+        let flat = Node.producer(Tensor([Int64(24)]), name: "flat")
+        let cube = Node.producer(Tensor([Int64(2), 3, 4]), name: "cube")
+        let tall = Node.producer(Tensor([Int64(6), 4]), name: "tall")
+        let one = Node.producer(Tensor(scalar: Int64(1)), name: "one")
+        let last = Node.producer(Tensor([Int64(-1)]), name: "last")
+        try v.setInput(0, from: r); try v.setInput(1, from: flat)
+        try b.setInput(0, from: a); try b.setInput(1, from: flat)
+        try s.setInput(0, from: v); try s.setInput(1, from: b)
+        try p.setInput(0, from: s); try p.setInput(1, from: cube)
+        try g.setInput(0, from: p); try g.setInput(1, from: one)
+        try other.setInput(0, from: p); try other.setInput(1, from: last)
+        try neg.setInput(0, from: g)
+        try abs.setInput(0, from: other)
+        try kept.setInput(0, from: r); try kept.setInput(1, from: tall)
+        let graph = GraphView(name: "windows")
+        for n in [r, a, v, b, s, p, g, other, neg, abs, kept, flat, cube, tall, one, last] {
+            graph.add(n, includeProducers: false)
+        }
+        graph.inputs = [GraphInput(name: "x", dtype: .float32, shape: nil, consumers: [(r, 0), (a, 0)])]
+        graph.outputs = [
+            GraphOutput(name: "neg", node: neg), GraphOutput(name: "abs", node: abs), GraphOutput(name: "kept", node: kept),
+        ]
+        let x = randomFloats(24, seed: 5)
+        let sum = x.map { max($0, 0) + Float(tanh(Double($0))) }  // s = p, as [2, 3, 4]
+        let scheduler = Scheduler(graph)
+        let y = try scheduler.forward([try Tensor(x, shape: [4, 6])])
+        XCTAssertEqual(y[0].shape, [3, 4])
+        assertClose(y[0].converted(to: Float.self), sum[12..<24].map { -$0 })
+        XCTAssertEqual(y[1].shape, [2, 1, 4])
+        assertClose(y[1].converted(to: Float.self), (0..<8).map { Swift.abs(sum[$0 / 4 * 12 + 8 + $0 % 4]) })
+        XCTAssertEqual(y[2].shape, [6, 4])
+        XCTAssertEqual(y[2].converted(to: Float.self), x.map { max($0, 0) })
+        // r (with v), a (with b) and s (with p and g): three 128-byte buffers (four without windows).
+        let plan = try scheduler.plan(for: [[4, 6]])
+        XCTAssertLessThanOrEqual(plan.arenaBytes, 3 * 128)
+        XCTAssertEqual(plan.stepCount, 11)
+    }
 }

@@ -95,7 +95,7 @@ func registerShapeKernels(_ registry: KernelRegistry) {
 /// Copies `bytes` bytes, over several cores when there are many (nothing when both sides are the same memory).
 func parallelCopy(_ dst: UnsafeMutableRawPointer, _ src: UnsafeRawPointer, _ bytes: Int) {
     if bytes <= 0 || UnsafeRawPointer(dst) == src { return }
-    Parallel.forEach(bytes, grain: 1 << 20) { range in
+    Parallel.forEach(bytes, grain: 1 << 16) { range in
         (dst + range.lowerBound).copyMemory(from: src + range.lowerBound, byteCount: range.count)
     }
 }
@@ -145,6 +145,8 @@ struct StridedCopy {
     /// Rows of a tile along the source-contiguous dimension, and columns along the output's innermost one.
     static let tileRows = 32
     static let tileColumns = 32
+    /// Elements per thread at least: copies of a few hundred KB (attention heads) are worth spreading.
+    static let grainElements = 1 << 14
 
     init(shape: [Int], strides: [Int], offset: Int, elementSize: Int) throws {
         guard [1, 2, 4, 8].contains(elementSize) else {
@@ -211,7 +213,7 @@ struct StridedCopy {
             parallelCopy(d, s, inner * MemoryLayout<T>.stride)
             return
         }
-        let grain = max(1, (1 << 16) / inner)
+        let grain = max(1, StridedCopy.grainElements / inner)
         shape.withUnsafeBufferPointer { shape in
             strides.withUnsafeBufferPointer { strides in
                 Parallel.forEach(rows, grain: grain) { range in
@@ -263,7 +265,7 @@ struct StridedCopy {
         let strip = tileColumns * 16
         let columnBlocks = (columns + strip - 1) / strip
         let tasks = t.outerCount * rowBlocks * columnBlocks
-        let grain = max(1, (1 << 16) / (tileRows * min(columns, strip)))
+        let grain = max(1, StridedCopy.grainElements / (tileRows * min(columns, strip)))
         let outerRank = t.outerShape.count
         t.outerShape.withUnsafeBufferPointer { outerShape in
             t.outerSource.withUnsafeBufferPointer { outerSource in

@@ -58,12 +58,20 @@ public struct OperatorSchema: Sendable {
     /// Whether the operator computes differently in training mode (BatchNormalization, Dropout): its training
     /// forward is then required, not only its backward.
     public let hasTrainingForm: Bool
+    /// Where output 0 lies in input 0 when it is a contiguous window of it (its first element's index; nil: it
+    /// is not, for these inputs): the planner then places output 0 inside input 0's buffer and runs no kernel.
+    /// Reshape, Flatten, Squeeze and Unsqueeze always are (at 0); Gather of one known index along the leading
+    /// non-trivial axis is too.
+    public let window: Window?
+    public typealias Window = @Sendable (_ attributes: Attributes, _ inputs: [ValueInfo?]) -> Int?
+    /// The window rule of the operators whose output 0 is input 0's bytes.
+    public static let wholeInput: Window = { _, _ in 0 }
     public let infer: Inference
 
     public init(
         _ type: String, inputs: [String], minInputs: Int? = nil, variadic: Bool = false, outputs: Int = 1,
         deterministic: Bool = true, nonDifferentiable: Set<Int> = [], stateInputs: Set<Int> = [],
-        trainingForm: Bool = false, infer: @escaping Inference
+        trainingForm: Bool = false, window: Window? = nil, infer: @escaping Inference
     ) {
         self.type = type
         self.inputNames = inputs
@@ -74,6 +82,7 @@ public struct OperatorSchema: Sendable {
         self.nonDifferentiable = nonDifferentiable.union(stateInputs)
         self.stateInputs = stateInputs
         self.hasTrainingForm = trainingForm
+        self.window = window
         self.infer = infer
     }
 

@@ -3,7 +3,7 @@
 extension OperatorSchema {
     static let indexingSchemas: [OperatorSchema] = [
         // out[a..., i..., b...] = data[a..., indices[i...], b...] along `axis`; negative indices count from the end.
-        OperatorSchema("Gather", inputs: ["data", "indices"]) { attributes, inputs in
+        OperatorSchema("Gather", inputs: ["data", "indices"], window: gatherWindow) { attributes, inputs in
             let data = try inputs.required(0)
             let indices = try inputs.required(1)
             try expect(indices, in: [.int64, .int32], "indices")
@@ -36,4 +36,20 @@ extension OperatorSchema {
             return [ValueInfo(dtype: data.dtype, shape: indices.shape)]
         },
     ]
+}
+
+extension OperatorSchema {
+    /// Gather of one known index along an axis with nothing but size-1 dimensions before it selects a contiguous
+    /// block of the data (attention's query, key and value taken from one packed projection).
+    static let gatherWindow: Window = { attributes, inputs in
+        guard inputs.count == 2, let data = inputs[0], let indices = inputs[1], let index = indices.value,
+            index.count == 1, let raw = index.integers().first,
+            let axis = try? ShapeUtil.axis(try attributes.int("axis", default: 0), rank: data.shape.count, context: ""),
+            data.shape[..<axis].allSatisfy({ $0 == 1 })
+        else { return nil }
+        let dim = data.shape[axis]
+        let i = raw < 0 ? raw + dim : raw
+        guard i >= 0, i < dim else { return nil }
+        return i * ShapeUtil.count(Array(data.shape[(axis + 1)...]))
+    }
 }

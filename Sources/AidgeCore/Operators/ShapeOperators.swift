@@ -165,14 +165,14 @@ public enum ShapeOperators {
 
 extension OperatorSchema {
     static let shapeSchemas: [OperatorSchema] = [
-        OperatorSchema("Reshape", inputs: ["data", "shape"]) { attributes, inputs in
+        OperatorSchema("Reshape", inputs: ["data", "shape"], window: wholeInput) { attributes, inputs in
             let x = try inputs.required(0)
             let requested = try inputs.shapeOperatorIntegers(1, "shape")
             let allowZero = try attributes.int("allowzero", default: 0) != 0
             return [ValueInfo(dtype: x.dtype, shape: try ShapeOperators.reshape(x.shape, to: requested, allowZero: allowZero))]
         },
 
-        OperatorSchema("Flatten", inputs: ["input"]) { attributes, inputs in
+        OperatorSchema("Flatten", inputs: ["input"], window: wholeInput) { attributes, inputs in
             let x = try inputs.required(0)
             let rank = x.shape.count
             let raw = try attributes.int("axis", default: 1)
@@ -237,7 +237,7 @@ extension OperatorSchema {
             }
         },
 
-        OperatorSchema("Squeeze", inputs: ["data", "axes"], minInputs: 1) { _, inputs in
+        OperatorSchema("Squeeze", inputs: ["data", "axes"], minInputs: 1, window: wholeInput) { _, inputs in
             let x = try inputs.required(0)
             let shape: [Int]
             // Absent or empty axes: every dimension of size 1 (as ONNX Runtime does).
@@ -254,7 +254,7 @@ extension OperatorSchema {
             return [ValueInfo(dtype: x.dtype, shape: shape)]
         },
 
-        OperatorSchema("Unsqueeze", inputs: ["data", "axes"]) { _, inputs in
+        OperatorSchema("Unsqueeze", inputs: ["data", "axes"], window: wholeInput) { _, inputs in
             let x = try inputs.required(0)
             let raw = try inputs.shapeOperatorIntegers(1, "axes")
             let rank = x.shape.count + raw.count

@@ -6,7 +6,7 @@ public struct MemoryPlanner {
     public struct Request {
         public let bytes: Int
         public let first: Int
-        public let last: Int
+        public fileprivate(set) var last: Int
     }
 
     public private(set) var requests: [Request] = []
@@ -17,6 +17,11 @@ public struct MemoryPlanner {
     public mutating func add(bytes: Int, first: Int, last: Int) -> Int {
         requests.append(Request(bytes: bytes, first: first, last: last))
         return requests.count - 1
+    }
+
+    /// Keeps buffer `index` alive through step `last` (a view of it is read that late).
+    public mutating func extend(_ index: Int, through last: Int) {
+        requests[index].last = max(requests[index].last, last)
     }
 
     /// Offsets (aligned to `alignment`) for each request, and the arena size.

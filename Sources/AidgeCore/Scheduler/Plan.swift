@@ -39,6 +39,9 @@ struct Step {
     /// What the kernels were built for: the operator and the inputs' and outputs' dtypes and shapes.
     let request: KernelRequest
     let kernel: any Kernel
+    /// Whether the output is a window of the input's buffer (`OperatorSchema.window`): the forward has nothing
+    /// to compute.
+    let elided: Bool
     /// The node's backward and training forward, in plans that record or train (nil: the operator has none).
     let gradient: (any GradientKernel)?
     /// Why building `gradient` failed, reported when backward needs it.
@@ -134,7 +137,7 @@ public final class Plan {
         let fresh = outputInfos.map { Tensor(zeros: $0.shape, dtype: $0.dtype) }
         let context = RunContext(inputs: inputs, parameters: parameters, outputs: fresh, arena: arena)
         let trainingForward = mode.training || mode.recording
-        for (k, step) in steps.enumerated() {
+        for (k, step) in steps.enumerated() where !step.elided {
             let ins = step.inputs.map { $0.map(context.resolve) }
             let outs = step.outputs.map(context.resolve)
             let start = stepSeconds == nil ? 0 : Clock.seconds()

@@ -166,10 +166,24 @@ struct PlanBuilder {
         }
         var memory = MemoryPlanner()
         var bufferOf: [OutputRef: Int] = [:]
+        var windowOffset: [OutputRef: Int] = [:]  // elements into the buffer, for windows of other values
+        var elided = [Bool](repeating: false, count: pending.count)
         var savedBuffers: [[(buffer: Int, info: ValueInfo)]] = []
         for (s, p) in pending.enumerated() {
             for ref in p.outputs where outputSlotOf[ref] == nil {
                 guard let info = infos[ref] else { continue }
+                // A window of an arena tensor lies in its buffer, which then lives as long as either is read.
+                if ref.index == 0, let window = p.node.op.schema?.window, case .output(let source)? = p.inputs.first,
+                    let buffer = bufferOf[source], let sourceInfo = infos[source], sourceInfo.dtype == info.dtype,
+                    let start = window(p.node.op.attributes, p.request.inputs), start >= 0,
+                    start + info.count <= sourceInfo.count
+                {
+                    bufferOf[ref] = buffer
+                    windowOffset[ref] = (windowOffset[source] ?? 0) + start
+                    memory.extend(buffer, through: lastUse[ref] ?? s)
+                    elided[s] = p.outputs.count == 1
+                    continue
+                }
                 bufferOf[ref] = memory.add(bytes: info.count * info.dtype.byteSize, first: s, last: lastUse[ref] ?? s)
             }
             savedBuffers.append((gradients[s]?.savedInfos ?? []).map { info in
@@ -184,7 +198,8 @@ struct PlanBuilder {
             if let k = parameterIndex[ref] { return .parameter(k) }
             if let k = outputSlotOf[ref] { return .graphOutput(k) }
             guard let b = bufferOf[ref] else { throw AidgeError.invalidModel("a value has no buffer") }
-            return .arena(ArenaView(byteOffset: offsets[b], dtype: info.dtype, shape: info.shape))
+            let byteOffset = offsets[b] + (windowOffset[ref] ?? 0) * info.dtype.byteSize
+            return .arena(ArenaView(byteOffset: byteOffset, dtype: info.dtype, shape: info.shape))
         }
 
         var steps: [Step] = []
@@ -201,7 +216,8 @@ struct PlanBuilder {
             let saved = savedBuffers[s].map { ArenaView(byteOffset: offsets[$0.buffer], dtype: $0.info.dtype, shape: $0.info.shape) }
             steps.append(
                 Step(
-                    node: p.node, request: p.request, kernel: kernel, gradient: gradients[s], gradientError: gradientErrors[s],
+                    node: p.node, request: p.request, kernel: kernel, elided: elided[s], gradient: gradients[s],
+                    gradientError: gradientErrors[s],
                     inputs: inputs, outputs: try p.outputs.map(slot), saved: saved,
                     inputValues: p.inputs, outputValues: p.outputs.map { .output($0) }))
         }
