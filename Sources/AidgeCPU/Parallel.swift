@@ -21,6 +21,24 @@ public enum Parallel {
     /// Workers beside the calling thread, started on first use.
     static let pool = WorkerPool(workers: defaultThreads - 1)
 
+    /// Runs parallel work on the process's OpenMP threads (PyTorch's, when the engine runs inside it) instead of
+    /// the engine's workers, so that the two runtimes do not compete for the cores; returns whether it does (the
+    /// process must have an OpenMP runtime loaded). `false` goes back to the engine's workers.
+    @discardableResult
+    public static func shareOpenMPThreads(_ on: Bool) -> Bool { OpenMPTeam.share(on) }
+
+    /// Whether parallel work runs on the process's OpenMP threads.
+    public static var sharesOpenMPThreads: Bool { OpenMPTeam.isEnabled }
+
+    /// Runs `body(c)` for every `c` in `0..<chunks`, each on its own thread when there are enough.
+    private static func run(chunks: Int, _ body: (Int) -> Void) {
+        if OpenMPTeam.isEnabled {
+            OpenMPTeam.run(chunks: chunks, body)
+        } else {
+            pool.run(chunks: chunks, body)
+        }
+    }
+
     /// Calls `body` on disjoint ranges covering `0..<count`, each at least `grain` long, on up to `threads` cores.
     public static func forEach(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         let chunks = min(threads, count / max(grain, 1))
@@ -29,7 +47,7 @@ public enum Parallel {
             return
         }
         // Each chunk gets a disjoint range; kernels write disjoint outputs per range.
-        pool.run(chunks: chunks) { c in
+        run(chunks: chunks) { c in
             let start = count * c / chunks
             let end = count * (c + 1) / chunks
             if start < end { body(start..<end) }
@@ -47,7 +65,7 @@ public enum Parallel {
             return
         }
         let next = Atomic<Int>(0)
-        pool.run(chunks: slots) { slot in
+        run(chunks: slots) { slot in
             while true {
                 let item = next.add(1, ordering: .relaxed).oldValue
                 if item >= items { return }

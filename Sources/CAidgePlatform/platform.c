@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "CAidgePlatform.h"
+#include <dlfcn.h>
 #include <sched.h>
+#include <stddef.h>
 #include <unistd.h>
 
 int aidge_cpu_supports_kernels(void) {
@@ -45,4 +47,23 @@ int aidge_cpu_available_cores(void) {
 #endif
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+/* GCC's entry point for `#pragma omp parallel` (libgomp >= 4.9; Intel's and LLVM's runtimes export it too). */
+typedef void (*aidge_gomp_parallel)(void (*)(void *), void *, unsigned, unsigned);
+static aidge_gomp_parallel gomp_parallel = NULL;
+
+int aidge_openmp_available(void) {
+    aidge_gomp_parallel found = (aidge_gomp_parallel)dlsym(RTLD_DEFAULT, "GOMP_parallel");
+    __atomic_store_n(&gomp_parallel, found, __ATOMIC_RELEASE);
+    return found != NULL;
+}
+
+void aidge_openmp_parallel(void (*body)(void *), void *context, unsigned threads) {
+    aidge_gomp_parallel run = __atomic_load_n(&gomp_parallel, __ATOMIC_ACQUIRE);
+    if (run != NULL) {
+        run(body, context, threads, 0);
+    } else {
+        body(context);
+    }
 }

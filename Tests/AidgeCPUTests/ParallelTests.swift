@@ -2,6 +2,10 @@ import AidgeCPU
 import Dispatch
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The worker pool behind `Parallel.forEach`: every index exactly once, nested and concurrent calls complete.
 final class ParallelTests: XCTestCase {
     /// Runs `forEach` over `count` and returns how many times each index was visited.
@@ -49,5 +53,38 @@ final class ParallelTests: XCTestCase {
             r[caller] = ok
         }
         XCTAssertEqual(Array(results), [500, 500, 500, 500])
+    }
+
+    /// With the process's OpenMP runtime (libgomp here, standing in for PyTorch's), work runs on its threads with
+    /// the same guarantees; without one, sharing is refused and the engine's workers stay in charge.
+    func testWorkOnTheProcessOpenMPThreads() {
+        let runtime = dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL)
+        defer {
+            Parallel.shareOpenMPThreads(false)
+            if let runtime { dlclose(runtime) }
+        }
+        let threads = Parallel.threads
+        Parallel.threads = 2
+        defer { Parallel.threads = threads }
+        XCTAssertEqual(Parallel.shareOpenMPThreads(true), runtime != nil)
+        XCTAssertEqual(Parallel.sharesOpenMPThreads, runtime != nil)
+        for round in 0..<2000 {
+            let count = (round * 7919) % 257
+            XCTAssertEqual(Self.visits(count), [Int](repeating: 1, count: count), "count \(count)")
+        }
+        var total = [Int](repeating: 0, count: 4)
+        total.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let b = buffer
+            Parallel.forEach(4) { outer in
+                for i in outer {
+                    var inner = 0
+                    Parallel.forEach(100) { r in inner += r.count }
+                    b[i] = inner
+                }
+            }
+        }
+        XCTAssertEqual(total, [Int](repeating: 100, count: 4))
+        XCTAssertFalse(Parallel.shareOpenMPThreads(false))
+        XCTAssertEqual(Self.visits(100), [Int](repeating: 1, count: 100))
     }
 }

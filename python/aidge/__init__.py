@@ -26,7 +26,7 @@ from ._aidge import (
 __all__ = [
     "AidgeError", "FileError", "InvalidValueError", "NotSupportedError", "ProcessorError", "UnsupportedTypeError",
     "dtype", "Tensor", "from_numpy", "from_dlpack", "GraphView", "Scheduler", "onnx", "learning",
-    "set_num_threads", "get_num_threads", "supported_operators", "apply", "gradients", "Node", "sequential", "parallel", "residual",
+    "set_num_threads", "get_num_threads", "share_openmp_threads", "supported_operators", "apply", "gradients", "Node", "sequential", "parallel", "residual",
     "Conv2D", "PaddedConv2D", "ConvDepthWise2D", "FC", "BatchNorm2D", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
     "Softmax", "Identity", "Add", "Sub", "Mul", "Div", "MatMul", "Flatten", "Transpose", "GlobalAveragePooling",
     "Reshape", "Concat", "MaxPooling2D", "AvgPooling2D", "Pad", "Producer", "GenericOperator",
@@ -557,6 +557,15 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     return _aidge.get_num_threads()
+
+
+def share_openmp_threads(on: bool = True) -> bool:
+    """Runs the kernels' parallel work on the process's OpenMP threads instead of the engine's own; returns whether
+    it does (the process must have an OpenMP runtime loaded, as it does once PyTorch is imported).
+
+    ``aidge.torch`` turns this on: PyTorch's OpenMP threads keep spinning for a while after each of its parallel
+    operators, and the engine's workers would compete with them for the cores in every training step."""
+    return _aidge.share_openmp_threads(on)
 
 
 def supported_operators() -> list[str]:

@@ -5,6 +5,9 @@ export.
 ``to_graph(module, example_inputs)`` gives a ``GraphView`` whose Producers are named after the module's
 ``state_dict`` entries, with nothing folded: BatchNormalization stays a node (exported in training form), so the
 graph can be trained and its parameters matched with the module's by name.
+
+Importing this module runs the engine's parallel work on PyTorch's OpenMP threads (``aidge.share_openmp_threads``),
+so that the two runtimes take turns on the cores instead of competing for them.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import torch.utils.dlpack as _dlpack
 from torch.utils import _pytree
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from . import GraphView, Tensor, from_dlpack
+from . import GraphView, Tensor, from_dlpack, share_openmp_threads
 from . import onnx as _onnx
 
 __all__ = ["from_torch", "to_torch", "to_onnx", "to_graph", "wrap", "EngineModule"]
 
 _READ_ONLY_WRAPPER = getattr(_dlpack, "ReadOnlyTensorWrapper", ())
+
+share_openmp_threads(True)
 
 DynamicAxes = dict[int, dict[int, str]]
 """``{input_index: {dimension: name}}``: the input dimensions that may change from one forward to the next."""

@@ -323,3 +323,31 @@ def test_simplify_fuses_gelu_and_linear_and_trains_like_torch() -> None:
     assert_matches_torch(x.grad.numpy(), x_ref.grad.numpy(), "input gradient")
     for a, b in zip(wrapped.parameters(), module.parameters()):
         assert_matches_torch(a.grad.numpy(), b.grad.numpy(), "parameter gradient")
+
+
+def test_engine_runs_on_torch_openmp_threads() -> None:
+    """Importing aidge.torch puts the engine's parallel work on PyTorch's OpenMP threads; forward and backward give
+    what they give on the engine's own workers, and both match torch."""
+    assert aidge.share_openmp_threads(True), "torch loaded an OpenMP runtime"
+    module, reference = pair(5)
+    x = torch.randn(16, 1, 28, 28)
+    wrapped = aidge.torch.wrap(module, x).train()
+    reference.train()
+    results = {}
+    try:
+        for shared in (True, False):
+            assert aidge.share_openmp_threads(shared) == shared
+            xo = x.clone().requires_grad_(True)
+            wrapped(xo).square().mean().backward()
+            results[shared] = (xo.grad.clone(), [p.grad.clone() for p in wrapped.parameters()])
+            wrapped.zero_grad()
+    finally:
+        aidge.share_openmp_threads(True)
+    xt = x.clone().requires_grad_(True)
+    reference(xt).square().mean().backward()
+    for shared, (x_grad, grads) in results.items():
+        assert_matches_torch(x_grad.numpy(), xt.grad.numpy(), f"input gradient (shared: {shared})")
+        scale = max(float(q.grad.abs().max()) for q in reference.parameters())
+        for (name, _), g, q in zip(module.named_parameters(), grads, reference.parameters()):
+            assert_matches_torch(g.numpy(), q.grad.numpy(), f"{name} gradient (shared: {shared})", scale)
+    assert torch.equal(results[True][0], results[False][0])

@@ -13,6 +13,15 @@ int aidge_cpu_available_cores(void);
 /// Size in bytes of the last-level data cache the GEMM blocks for (0 when unknown).
 long aidge_cpu_cache_size(int level);
 
+/// 1 when the process has an OpenMP runtime loaded (libgomp, or one that offers its entry points, as PyTorch's
+/// does): `aidge_openmp_parallel` can then run work on that runtime's threads.
+int aidge_openmp_available(void);
+
+/// Runs `body(context)` on a team of `threads` threads of the process's OpenMP runtime, the caller included, and
+/// returns when all have returned (`#pragma omp parallel num_threads(threads)`). Only after
+/// `aidge_openmp_available()` returned 1.
+void aidge_openmp_parallel(void (*body)(void *), void *context, unsigned threads);
+
 /// A spin-wait hint (PAUSE on x86-64): lets the other hyper-thread run and saves power while a worker spins.
 static inline void aidge_cpu_pause(void) {
 #if defined(__x86_64__)

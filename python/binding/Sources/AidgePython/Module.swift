@@ -19,6 +19,10 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             keywordMethod("load_onnx", loadONNXFunction, "load_onnx(path=None, data=None, base_dir=None)\n--\n\nImports an ONNX model from a file or bytes."),
             oneArgumentMethod("set_num_threads", setThreadsFunction, "set_num_threads(n)\n--\n\nThreads the kernels use (0: every core)."),
             plainMethod("get_num_threads", getThreadsFunction, "get_num_threads()\n--\n\nThreads the kernels use."),
+            oneArgumentMethod(
+                "share_openmp_threads", shareOpenMPFunction,
+                "share_openmp_threads(on)\n--\n\nRuns parallel work on the process's OpenMP threads (PyTorch's) instead "
+                    + "of the engine's own; returns whether it does (the process must have an OpenMP runtime loaded)."),
             oneArgumentMethod("factory", factoryFunction, "factory((kind, args, kwargs))\n--\n\nAn Aidge operator factory (Conv2D, FC, ReLU, ...) called with args and kwargs."),
             oneArgumentMethod("build", buildFunction, "build((kind, components, name))\n--\n\nsequential, parallel, residual or graph over nodes and graphs."),
             keywordMethod("fill", fillFunction, "fill(tensor, kind, value=0, min=0, max=1, mean=0, std_dev=1, scaling=1, variance_norm='FAN_IN', seed=None)\n--\n\nAidge's fillers in place: constant, uniform, normal, he, xavier_uniform."),
@@ -61,6 +65,13 @@ private let setThreadsFunction: PyCFunction = { _, arg in
 
 private let getThreadsFunction: PyCFunction = { _, _ in
     pyCall { try makeInt(Parallel.threads) }
+}
+
+private let shareOpenMPFunction: PyCFunction = { _, arg in
+    pyCall {
+        guard let arg else { throw PythonError.type("share_openmp_threads takes one argument") }
+        return makeBool(Parallel.shareOpenMPThreads(try boolValue(arg)))
+    }
 }
 
 private let supportedOperatorsFunction: PyCFunction = { _, _ in
