@@ -132,6 +132,23 @@ enum VectorMath {
         b.replacing(with: a, where: mask)
     }
 
+    /// Whether any lane is set: the standard library's `any` reduces through a call that is not inlined, which
+    /// cost more than the polynomials it was meant to skip.
+    @inline(__always) static func anyLane(_ mask: SIMDMask<SIMD8<Int32>>) -> Bool {
+        let lanes = unsafeBitCast(mask, to: SIMD8<Int32>.self)  // 0 or -1 each
+        let half = lanes.lowHalf | lanes.highHalf
+        let quarter = half.lowHalf | half.highHalf
+        return quarter[0] | quarter[1] != 0
+    }
+
+    /// Whether every lane is set (see `anyLane`).
+    @inline(__always) static func allLanes(_ mask: SIMDMask<SIMD8<Int32>>) -> Bool {
+        let lanes = unsafeBitCast(mask, to: SIMD8<Int32>.self)
+        let half = lanes.lowHalf & lanes.highHalf
+        let quarter = half.lowHalf & half.highHalf
+        return quarter[0] & quarter[1] != 0
+    }
+
     /// a * b + c, fused (one rounding).
     @inline(__always) static func madd(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: Float) -> SIMD8<Float> {
         SIMD8(repeating: c).addingProduct(a, b)
@@ -220,7 +237,7 @@ enum VectorMath {
     /// erfc(z) for z >= 0.5, with relative accuracy, as `m * s1 * s2`: exp(-z^2) erfcx(z), where z^2 = `hi` + `lo`
     /// exactly (its float32 rounding would cost 2 z^2 ulps), and erfcx is a polynomial in z on [0.5, 2), in 1/z^2
     /// beyond.
-    @inline(__always) static func erfcParts(
+    @_transparent static func erfcParts(
         _ z: SIMD8<Float>, squareHi hi: SIMD8<Float>, squareLo lo: SIMD8<Float>
     ) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
         let u = z - 1.25
@@ -235,7 +252,7 @@ enum VectorMath {
         p = madd(p, u, -0.208_821_862_936_019_9)
         p = madd(p, u, 0.367_822_915_315_628_05)
         var scaled = p
-        if any(z .>= 2) {  // the tail polynomial (and its division) only for the vectors that need it
+        if anyLane(z .>= 2) {  // the tail polynomial (and its division) only for the vectors that need it
             let q = 1 / z
             let y = q * q
             var h = SIMD8<Float>(repeating: 29.627_754_211_425_78)
@@ -263,7 +280,7 @@ enum VectorMath {
     /// erf(x): the odd polynomial below 1, 1 - erfc(|x|) with x's sign above.
     @inline(__always) static func erf(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let a = clampAbove(magnitude(x), 16)
-        if all(a .< 1) { return erfSmall(x) }
+        if allLanes(a .< 1) { return erfSmall(x) }
         let (hi, lo) = splitSquare(a, scale: 1)
         let (m, s1, s2) = erfcParts(a, squareHi: hi, squareLo: lo)
         let large = 1 - m * s1 * s2
@@ -278,7 +295,7 @@ enum VectorMath {
         let a = clampAbove(magnitude(x), 32)
         let z = a * 0.707_106_781_186_547_524_4
         let small = x * (0.5 + 0.5 * erfSmall(x * 0.707_106_781_186_547_524_4))
-        if all(z .< 0.5) { return small }
+        if allLanes(z .< 0.5) { return small }
         let (hi, lo) = splitSquare(a, scale: 0.5)
         let (m, s1, s2) = erfcParts(z, squareHi: hi, squareLo: lo)
         let negative = x * 0.5 * m * s1 * s2
