@@ -19,6 +19,11 @@ SHAPES = [
     ((2, 3), ()),
     ((2, 3, 4), (1, 3, 1)),
     ((64, 33), (33,)),
+    # A short kept innermost run (per-channel operands of channels-last tensors) under several broadcast
+    # dimensions, and large enough to be split between threads at uneven points.
+    ((8, 3, 16, 5), (3, 1, 5)),
+    ((2, 33, 17, 3), (33, 1, 3)),
+    ((37, 29, 31, 3), (3,)),
 ]
 
 

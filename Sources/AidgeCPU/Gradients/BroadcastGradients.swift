@@ -213,6 +213,33 @@ struct BroadcastFold {
                             base = target
                         }
                         var position = first
+                        if innerKept && loopRank > 0 {
+                            // Rows of the innermost loop dimension back to back: short kept runs (a per-channel
+                            // operand of a channels-last tensor) would otherwise pay the index bookkeeping per row.
+                            let d = loopRank - 1
+                            let n = min(width, inner - block * width)
+                            while position < last {
+                                let rows = min(loopSizes[d] - loopIndex[d], last - position)
+                                for k in 0..<slots { runOffsets[k] = offsets[k] }
+                                for _ in 0..<rows {
+                                    body(base, runOffsets, n)
+                                    for k in 0..<slots { runOffsets[k] += loopStrides[d * slots + k] }
+                                }
+                                position += rows
+                                for k in 0..<slots { offsets[k] = runOffsets[k] }
+                                loopIndex[d] += rows
+                                var e = d
+                                while e >= 0 && loopIndex[e] >= loopSizes[e] {
+                                    for k in 0..<slots { offsets[k] -= loopSizes[e] * loopStrides[e * slots + k] }
+                                    loopIndex[e] = 0
+                                    e -= 1
+                                    if e >= 0 {
+                                        loopIndex[e] += 1
+                                        for k in 0..<slots { offsets[k] += loopStrides[e * slots + k] }
+                                    }
+                                }
+                            }
+                        }
                         while position < last {
                             let n = innerKept ? min(width, inner - block * width) : min(inner - column, last - position)
                             for k in 0..<slots { runOffsets[k] = offsets[k] + column * innerStrides[k] }
