@@ -9,23 +9,25 @@ statistics, which the wrapper assigns to the model's variables as Keras does.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import inspect
 import itertools
-import os
 from typing import Any, Iterator, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras as _keras
+import tensorflow as _tf
 
-import keras as _keras  # noqa: E402
-import tensorflow as _tf  # noqa: E402
-
-from . import GraphView, Tensor, from_dlpack  # noqa: E402
-from . import onnx as _onnx  # noqa: E402
+from . import GraphView, Tensor, from_dlpack
+from . import onnx as _onnx
 
 __all__ = ["from_tf", "to_tf", "to_onnx", "wrap", "EngineModel"]
 
 _OPSET = 17
+
+_KEPT_RECORDINGS = 64
+"""Training-mode forwards whose activations are kept for a backward: beyond this many without one (forwards
+outside a gradient tape), the oldest are dropped."""
 
 
 def from_tf(tensor: Any) -> Tensor:
@@ -135,8 +137,11 @@ class _Export:
         except Exception as error:
             raise RuntimeError(f"aidge.keras: the model could not be converted to ONNX: {error}") from error
         self.model = proto.SerializeToString()
-        self.structure = structure[-1]
-        self.output_count = len(_tf.nest.flatten(self.structure))
+        # The outputs' structure (tensor, list, dict, ...) with a spec per tensor, the batch dimension dynamic.
+        self.structure = _tf.nest.map_structure(
+            lambda t: _tf.TensorSpec([None] + list(t.shape[1:]), t.dtype), structure[-1])
+        self.output_specs: list[_tf.TensorSpec] = _tf.nest.flatten(self.structure)
+        self.output_count = len(self.output_specs)
         names = [i.name for i in proto.graph.input]
         expected = [s.name for s in signature]
         if sorted(names) != sorted(expected):
@@ -161,7 +166,7 @@ class _Engine:
         self.graph: GraphView = _onnx.load(export.model)
         self.graph.optimize(remove_identity=False, remove_dropout=False, constant_folding=True, fuse_batchnorm=False,
                             fuse_activation=False)
-        self.recordings: dict[int, Any] = {}
+        self.recordings: collections.OrderedDict[int, Any] = collections.OrderedDict()
         self.tokens = itertools.count()
 
     def arrange(self, tensors: Sequence[Tensor]) -> list[Tensor]:
@@ -179,13 +184,17 @@ class _Engine:
         if record:
             token = next(self.tokens)
             self.recordings[token] = (recording, [(t.shape, t.dtype) for t in tensors])
+            while len(self.recordings) > _KEPT_RECORDINGS:
+                self.recordings.popitem(last=False)
         return outputs, token
 
     def backward(self, token: int, seeds: Sequence[_tf.Tensor], wanted: Sequence[int]) -> list[_tf.Tensor]:
         """The gradients of the signature entries ``wanted`` (zeros where none flows) for the forward ``token``."""
         recording, inputs = self.recordings.pop(token, (None, []))
         if recording is None:
-            raise RuntimeError("aidge.keras: this forward was already back-propagated")
+            raise RuntimeError(
+                "aidge.keras: this forward's activations are gone: it was already back-propagated, or more than "
+                f"{_KEPT_RECORDINGS} training-mode forwards ran after it without a backward")
         engine = self.graph._graph
         engine.reset_grad()
         positions = [self.export.order[k] for k in wanted]
@@ -236,7 +245,7 @@ class EngineModel(_keras.Model):
         if not training:
             engine = self._inference
             outputs = _tf.py_function(lambda *t: self._infer(engine, t), xs + values,
-                                      Tout=[s.dtype for s in self._output_specs(engine)])
+                                      Tout=[s.dtype for s in engine.export.output_specs])
             return self._pack(engine, self._shaped(engine, outputs))
         engine = self._training
         count, n_x, n_t = engine.export.output_count, len(xs), len(trainable)
@@ -247,7 +256,7 @@ class EngineModel(_keras.Model):
         def run(*tensors: _tf.Tensor) -> Any:
             results = _tf.py_function(
                 lambda *t: self._forward(engine, t), list(tensors),
-                Tout=[s.dtype for s in self._output_specs(engine)] + [v.dtype for v in non_trainable] + [_tf.int64])
+                Tout=[s.dtype for s in engine.export.output_specs] + [v.dtype for v in non_trainable] + [_tf.int64])
             token = results[-1]
             outs = self._shaped(engine, results[:count])
             state = [_tf.ensure_shape(s, v.shape) for s, v in zip(results[count:-1], non_trainable)]
@@ -266,15 +275,12 @@ class EngineModel(_keras.Model):
             variable.assign(value)
         return self._pack(engine, results[:count])
 
-    def _output_specs(self, engine: _Engine) -> list[_tf.TensorSpec]:
-        return [_tf.TensorSpec(o.shape, o.dtype) for o in _tf.nest.flatten(engine.export.structure)]
-
-    def _shaped(self, engine: _Engine, outputs: Sequence[_tf.Tensor]) -> list[_tf.Tensor]:
-        shaped = []
-        for o, spec in zip(outputs, self._output_specs(engine)):
-            o.set_shape(_tf.TensorShape([None] + list(spec.shape[1:])))
-            shaped.append(o)
-        return shaped
+    @staticmethod
+    def _shaped(engine: _Engine, outputs: Sequence[_tf.Tensor]) -> list[_tf.Tensor]:
+        """``py_function``'s outputs with their static shapes (it knows none)."""
+        for o, spec in zip(outputs, engine.export.output_specs):
+            o.set_shape(spec.shape)
+        return list(outputs)
 
     @staticmethod
     def _infer(engine: _Engine, tensors: Sequence[_tf.Tensor]) -> list[_tf.Tensor]:

@@ -232,3 +232,56 @@ def test_strided_views_are_copied_and_variables_are_read() -> None:
     np.testing.assert_array_equal(np.asarray(aidge.keras.from_tf(variable)), np.full((2, 2), 3.0))
     with pytest.raises(TypeError, match="TensorFlow tensor"):
         aidge.keras.from_tf(np.zeros(3))
+
+
+def two_in_two_out() -> keras.Model:
+    a, b = keras.Input((6,), name="a"), keras.Input((4,), name="b")
+    h = keras.layers.Dense(8, activation="relu")(keras.layers.Concatenate()([a, b]))
+    return keras.Model([a, b], [keras.layers.Dense(2, name="p")(h), keras.layers.Dense(3, name="q")(h * 0.5 + 1)])
+
+
+def test_several_inputs_and_outputs() -> None:
+    keras.utils.set_random_seed(6)
+    reference, model = two_in_two_out(), two_in_two_out()
+    model.set_weights(reference.get_weights())
+    wrapped = aidge.keras.wrap(model)
+    rng = np.random.default_rng(8)
+    xs = [rng.standard_normal((40, 6)).astype(np.float32), rng.standard_normal((40, 4)).astype(np.float32)]
+    ys = [rng.standard_normal((40, 2)).astype(np.float32), rng.standard_normal((40, 3)).astype(np.float32)]
+    ours, theirs = wrapped.predict(xs, verbose=0), reference.predict(xs, verbose=0)
+    assert len(ours) == 2
+    for k in range(2):
+        assert_close(ours[k], theirs[k], f"output {k}")
+    for m in (reference, wrapped):
+        m.compile(optimizer=keras.optimizers.SGD(0.05), loss=["mse", "mse"])
+    history = [m.fit(xs, ys, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+               for m in (wrapped, reference)]
+    np.testing.assert_allclose(history[0], history[1], rtol=1e-4)
+
+
+def test_a_model_never_built_is_built_from_the_signature() -> None:
+    keras.utils.set_random_seed(9)
+    model = Subclassed()
+    assert not model.built
+    wrapped = aidge.keras.wrap(model, input_signature=[tf.TensorSpec((None, 10), tf.float32)])
+    x, _ = data("subclassed")
+    assert model.built and len(model.trainable_variables) == 4
+    assert_close(wrapped.predict(x, verbose=0), model.predict(x, verbose=0), "predict")
+
+
+def test_training_forwards_without_backward_keep_bounded_memory() -> None:
+    _, model = pair("dense_mlp", seed=10)
+    wrapped = aidge.keras.wrap(model)
+    x, _ = data("dense_mlp", 8)
+    with tf.GradientTape() as tape:
+        first = wrapped(x, training=True)
+        for _ in range(aidge.keras._KEPT_RECORDINGS + 6):
+            wrapped(x, training=True)
+        loss = tf.reduce_sum(first)
+    assert len(wrapped._training.recordings) == aidge.keras._KEPT_RECORDINGS
+    with pytest.raises(Exception, match="activations are gone"):
+        tape.gradient(loss, wrapped.trainable_variables)
+    with tf.GradientTape() as tape:  # a forward with its backward right after works as ever
+        loss = tf.reduce_sum(wrapped(x, training=True))
+    grads = tape.gradient(loss, wrapped.trainable_variables)
+    assert all(g is not None for g in grads)
