@@ -36,6 +36,11 @@ def lstm_classifier() -> keras.Model:
     return keras.Sequential([keras.Input((7, 5)), keras.layers.LSTM(12), keras.layers.Dense(3)])
 
 
+def gru_classifier() -> keras.Model:
+    return keras.Sequential([keras.Input((7, 5)), keras.layers.GRU(10, return_sequences=True),
+                             keras.layers.GRU(8), keras.layers.Dense(3)])
+
+
 class Subclassed(keras.Model):
     def __init__(self) -> None:
         super().__init__()
@@ -53,7 +58,8 @@ def subclassed() -> keras.Model:
 
 
 MODELS = {"dense_mlp": (dense_mlp, (10,)), "functional_cnn": (functional_cnn, (10, 10, 3)),
-          "lstm_classifier": (lstm_classifier, (7, 5)), "subclassed": (subclassed, (10,))}
+          "lstm_classifier": (lstm_classifier, (7, 5)), "gru_classifier": (gru_classifier, (7, 5)),
+          "subclassed": (subclassed, (10,))}
 SIGNATURE = {"subclassed": [tf.TensorSpec((None, 10), tf.float32)]}
 
 
