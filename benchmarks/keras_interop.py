@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 from typing import Callable
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -29,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 import aidge  # noqa: E402
 import aidge.keras  # noqa: E402
+from timing import alternating  # noqa: E402
 
 
 def cnn() -> keras.Model:
@@ -40,15 +39,6 @@ def cnn() -> keras.Model:
         x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, keras.layers.Dense(10)(x))
-
-
-def median_ms(call: Callable[[], object], steps: int) -> float:
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 def main() -> None:
@@ -82,15 +72,7 @@ def main() -> None:
 
     results: dict[str, float] = {}
     for phase, make in (("predict", predict), ("training", train_step)):
-        calls = [make(native), make(wrapped)]
-        for call in calls:  # warm-up: traced functions, plans
-            for _ in range(3):
-                call()
-        native_ms, wrapped_ms = [], []
-        for _ in range(args.rounds):
-            native_ms.append(median_ms(calls[0], args.steps))
-            wrapped_ms.append(median_ms(calls[1], args.steps))
-        n, w = statistics.median(native_ms), statistics.median(wrapped_ms)
+        n, w = alternating(make(native), make(wrapped), args.steps, args.rounds)
         results[f"{phase}_keras_ms"], results[f"{phase}_aidge_ms"], results[f"{phase}_ratio"] = n, w, w / n
     if args.json:
         print(json.dumps(results, indent=2))

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
-import time
 from typing import Callable
 
 import torch
 
 import aidge
 import aidge.torch
+from timing import alternating
 
 
 class BasicBlock(torch.nn.Module):
@@ -84,15 +83,6 @@ def cases(batch: int) -> dict[str, tuple[Callable[[], torch.nn.Module], torch.Te
     }
 
 
-def median_ms(call: Callable[[], object], steps: int) -> float:
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def benchmark(make: Callable[[], torch.nn.Module], x: torch.Tensor, steps: int, rounds: int) -> dict[str, float]:
     torch.manual_seed(0)
     native = make()
@@ -117,15 +107,8 @@ def benchmark(make: Callable[[], torch.nn.Module], x: torch.Tensor, steps: int, 
     for phase in ("inference", "training"):
         for module in (native, wrapped):
             module.train(phase == "training")
-        calls = [infer(native), infer(wrapped)] if phase == "inference" else [train_step(native), train_step(wrapped)]
-        for call in calls:  # warm-up: plans, caches
-            for _ in range(3):
-                call()
-        native_ms, wrapped_ms = [], []
-        for _ in range(rounds):
-            native_ms.append(median_ms(calls[0], steps))
-            wrapped_ms.append(median_ms(calls[1], steps))
-        n, w = statistics.median(native_ms), statistics.median(wrapped_ms)
+        make_call = infer if phase == "inference" else train_step
+        n, w = alternating(make_call(native), make_call(wrapped), steps, rounds)
         results[f"{phase}_torch_ms"], results[f"{phase}_aidge_ms"], results[f"{phase}_ratio"] = n, w, w / n
     return results
 
