@@ -4,18 +4,27 @@ import ArgumentParser
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run a model once and write its outputs as .npy files.")
+        commandName: "run", abstract: "Run a model once and write its outputs as .npy or ONNX .pb files.")
 
     @OptionGroup var options: ModelOptions
 
-    @Option(name: .customLong("input"), help: "An input .npy file, in the order of the model's inputs (repeatable).")
+    @Option(
+        name: .customLong("input"),
+        help: "An input .npy file, or an ONNX TensorProto .pb file, in the order of the model's inputs (repeatable).")
     var inputs: [String] = []
 
     @Flag(help: "Feed random inputs instead of files.")
     var random = false
 
-    @Option(name: .customLong("output-dir"), help: "Where output_<i>.npy are written (default: the working directory).")
+    @Option(name: .customLong("output-dir"), help: "Where output_<i>.npy (or .pb) are written (default: the working directory).")
     var outputDir = "."
+
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+        case npy, pb
+    }
+
+    @Option(name: .customLong("output-format"), help: "npy, or pb (ONNX TensorProto files named after the outputs).")
+    var outputFormat: OutputFormat = .npy
 
     func run() throws {
         let graph = try options.load()
@@ -32,13 +41,16 @@ struct RunCommand: ParsableCommand {
                     "the model has \(graph.inputs.count) inputs (\(graph.inputs.map(\.name).joined(separator: ", "))), "
                         + "\(inputs.count) --input files were given (or use --random)")
             }
-            fed = try inputs.map(NPY.read)
+            fed = try inputs.map { path in path.hasSuffix(".pb") ? try TensorFile.read(path) : try NPY.read(path) }
         }
         try FileIO.createDirectory(outputDir)
         let outputs = try Scheduler(graph).forward(fed)
         for (i, (output, info)) in zip(outputs, graph.outputs).enumerated() {
-            let path = "\(outputDir)/output_\(i).npy"
-            try NPY.write(output, to: path)
+            let path = "\(outputDir)/output_\(i).\(outputFormat.rawValue)"
+            switch outputFormat {
+            case .npy: try NPY.write(output, to: path)
+            case .pb: try TensorFile.write(output, name: info.name, to: path)
+            }
             print("output_\(i) \(info.name): shape [\(output.shape.map(String.init).joined(separator: ", "))] \(output.dtype) -> \(path)")
         }
     }

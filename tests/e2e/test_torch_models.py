@@ -195,6 +195,40 @@ def test_cli_add_model(aidge, tmp_path: Path) -> None:
     assert "y" in proc.stdout, f"output name not printed\n{describe(proc)}"
 
 
+def test_cli_onnx_tensor_files(aidge, tmp_path: Path) -> None:
+    """`aidge run` reads ONNX TensorProto .pb inputs (beside .npy ones) and writes .pb outputs named after the
+    graph's outputs, every dtype exactly, as the ONNX test suite stores its cases."""
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["sum"]), helper.make_node("Mul", ["c", "c"], ["square"])],
+        "pb_io",
+        [helper.make_tensor_value_info("a", TensorProto.INT64, [2, 3]),
+         helper.make_tensor_value_info("b", TensorProto.INT64, [3]),
+         helper.make_tensor_value_info("c", TensorProto.DOUBLE, [4])],
+        [helper.make_tensor_value_info("sum", TensorProto.INT64, [2, 3]),
+         helper.make_tensor_value_info("square", TensorProto.DOUBLE, [4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    a = np.array([[1, -2, 3], [2**40, 5, -6]], dtype=np.int64)
+    b = np.array([7, 8, -(2**41)], dtype=np.int64)
+    c = np.array([0.1, -1e-300, 3.5, np.pi], dtype=np.float64)
+    for name, value in (("a", a), ("c", c)):
+        (tmp_path / f"{name}.pb").write_bytes(numpy_helper.from_array(value, name).SerializeToString())
+    np.save(tmp_path / "b.npy", b)
+    proc = aidge("run", tmp_path / "model.onnx", "--input", tmp_path / "a.pb", "--input", tmp_path / "b.npy",
+                 "--input", tmp_path / "c.pb", "--output-format", "pb", "--output-dir", tmp_path / "out")
+    assert_ok(proc)
+    outputs = [onnx.load_tensor(str(tmp_path / "out" / f"output_{i}.pb")) for i in range(2)]
+    assert [t.name for t in outputs] == ["sum", "square"]
+    np.testing.assert_array_equal(numpy_helper.to_array(outputs[0]), a + b)
+    assert numpy_helper.to_array(outputs[0]).dtype == np.int64
+    np.testing.assert_array_equal(numpy_helper.to_array(outputs[1]), c * c)
+    (tmp_path / "bad.pb").write_bytes(b"\xff\xff\xff\x07")
+    proc = aidge("run", tmp_path / "model.onnx", "--input", tmp_path / "bad.pb", "--input", tmp_path / "b.npy",
+                 "--input", tmp_path / "c.pb")
+    assert proc.returncode != 0 and "bad.pb" in proc.stderr, describe(proc)
+
+
 def test_cli_random_input(aidge, tmp_path: Path) -> None:
     model = make_add_model(tmp_path / "add.onnx")
     proc = aidge("run", model, "--random", "--output-dir", tmp_path / "out")
