@@ -19,3 +19,8 @@ echo "== end-to-end tests (PyTorch exports, ONNX Runtime as reference)"
 echo "== Python package: pip install . and its tests"
 .venv/bin/python -m pip install --quiet .
 .venv/bin/python -m pytest -q tests/python tests/packaging
+
+echo "== ONNX backend test suite: every case listed in tests/conformance/passing.txt must pass"
+.venv/bin/python scripts/conformance.py materialize --data build/conformance
+.venv/bin/python scripts/conformance.py run --data build/conformance --report reports/conformance \
+    --check tests/conformance/passing.txt

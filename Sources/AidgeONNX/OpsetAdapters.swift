@@ -12,7 +12,8 @@ enum OpsetAdapters {
         var node = node
         guard node.domain.isEmpty || node.domain == "ai.onnx" else { return [node] }
         switch node.type {
-        case "Squeeze", "Unsqueeze" where opset < 13:
+        // A `where` clause guards only the pattern it follows: each pattern gets its own.
+        case "Squeeze" where opset < 13, "Unsqueeze" where opset < 13:
             try moveToInput(&node, attribute: "axes", index: 1, ints: true)
         case "ReduceSum" where opset < 13:
             try moveToInput(&node, attribute: "axes", index: 1, ints: true)
@@ -59,7 +60,7 @@ enum OpsetAdapters {
             asymmetricNearestFloor(&node)
         case "Dropout" where opset < 12:
             node.attributes = [:]
-        case "Softmax", "LogSoftmax", "Hardmax" where opset < 13:
+        case "Softmax" where opset < 13, "LogSoftmax" where opset < 13, "Hardmax" where opset < 13:
             return try coerceTo2D(node)
         default:
             break

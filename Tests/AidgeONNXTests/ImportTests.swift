@@ -128,6 +128,29 @@ final class ImportTests: XCTestCase {
         XCTAssertEqual(graph.outputs[0].node.type, "Reshape")
     }
 
+    /// From opset 13 Softmax normalises along one axis, the last by default: nothing is coerced to 2-D.
+    func testSoftmaxOfOpset13NormalisesTheLastAxis() throws {
+        try CPUBackend.register()
+        for (type, opset) in [("Softmax", 13), ("LogSoftmax", 23)] {
+            let m = ModelMaker.model(
+                nodes: [ModelMaker.node(type, ["x"], ["y"], name: "sm")],
+                inputs: [ModelMaker.valueInfo("x", .float, [2, 3, 4])],
+                outputs: [ModelMaker.valueInfo("y", .float, [2, 3, 4])], opset: opset)
+            let graph = try ONNX.load(bytes: try ModelMaker.bytes(m))
+            XCTAssertEqual(graph.nodes.map(\.type), [type])
+            let x = (0..<24).map { Float($0 % 7) * 0.5 - 1 }
+            let y = try Scheduler(graph).forward([try Tensor(x, shape: [2, 3, 4])])[0].converted(to: Float.self)
+            for row in 0..<6 {
+                let values = x[(row * 4)..<(row * 4 + 4)].map { Double($0) }
+                let sum = values.map { exp($0) }.reduce(0, +)
+                for k in 0..<4 {
+                    let expected = type == "Softmax" ? exp(values[k]) / sum : values[k] - log(sum)
+                    XCTAssertEqual(Double(y[row * 4 + k]), expected, accuracy: 1e-6, "\(type) row \(row)")
+                }
+            }
+        }
+    }
+
     func testExternalData() throws {
         let dir = "/tmp/aidge-onnx-ext-\(getpid())"
         mkdir(dir, 0o755)
