@@ -19,6 +19,9 @@ func registerElementwiseKernels(_ registry: KernelRegistry) {
         let fmod = try request.attributes.int("fmod", default: 0) == 1
         return try makeKernel(ModFamily(fmod: fmod), request)
     }
+    registry.register("BitShift", backend: "cpu") { request in
+        try makeKernel(BitShiftFamily(left: try request.attributes.string("direction") == "LEFT"), request)
+    }
     let comparisons: [(String, ComparisonKind)] = [
         ("Equal", .equal), ("Less", .less), ("Greater", .greater), ("LessOrEqual", .lessOrEqual),
         ("GreaterOrEqual", .greaterOrEqual),
@@ -336,6 +339,32 @@ struct ModFamily: KernelFamily {
         -> any Kernel
     {
         fmod ? try binaryKernel(TruncModOp<T>(), request) : try binaryKernel(FloorModOp<T>(), request)
+    }
+}
+
+/// BitShift: a shift by a negative amount or by the bit width or more leaves only the sign fill (-1 for a right
+/// shift of a negative number, 0 otherwise); a right shift of a signed number is arithmetic.
+struct BitShiftFamily: KernelFamily {
+    let left: Bool
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        throw request.unsupportedType(T.dtype)
+    }
+    func integer<T: FixedWidthInteger & ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws
+        -> any Kernel
+    {
+        left ? try binaryKernel(ShiftLeftOp<T>(), request) : try binaryKernel(ShiftRightOp<T>(), request)
+    }
+}
+
+struct ShiftLeftOp<T: FixedWidthInteger & ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T, _ y: T) -> T {
+        y < 0 || y >= T(truncatingIfNeeded: T.bitWidth) ? 0 : x &<< y
+    }
+}
+
+struct ShiftRightOp<T: FixedWidthInteger & ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T, _ y: T) -> T {
+        y < 0 || y >= T(truncatingIfNeeded: T.bitWidth) ? (x < 0 ? ~0 : 0) : x &>> y
     }
 }
 

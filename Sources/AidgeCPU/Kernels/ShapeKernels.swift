@@ -45,6 +45,14 @@ func registerShapeKernels(_ registry: KernelRegistry) {
             StridedCopy(shape: axes.map(\.count), strides: strides, offset: offset, elementSize: x.dtype.byteSize))
     }
 
+    registry.register("Trilu", backend: "cpu") { request in
+        let x = try request.input(0)
+        let rank = x.shape.count
+        return TriluKernel(
+            upper: try request.attributes.int("upper", default: 1) == 1, rows: x.shape[rank - 2],
+            columns: x.shape[rank - 1], elementSize: x.dtype.byteSize)
+    }
+
     registry.register("Tile", backend: "cpu") { request in
         // The output, seen as [r0, d0, r1, d1, ...], reads the input with stride 0 along each repeat.
         let x = try request.input(0)
@@ -611,6 +619,49 @@ final class PadKernel: Kernel {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Trilu: each row of each matrix keeps one run of columns (those on the kept side of the k-th diagonal), copied
+/// as bytes; the rest is zero.
+final class TriluKernel: Kernel {
+    let upper: Bool
+    let rows: Int
+    let columns: Int
+    let elementSize: Int
+
+    init(upper: Bool, rows: Int, columns: Int, elementSize: Int) {
+        self.upper = upper
+        self.rows = rows
+        self.columns = columns
+        self.elementSize = elementSize
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        guard let x = inputs.first ?? nil, let y = outputs.first, x.byteCount == y.byteCount else {
+            throw AidgeError.invalidModel("Trilu needs one input and an output of its size")
+        }
+        var k = 0
+        if inputs.count > 1, let given = inputs[1] {
+            guard given.count == 1, let value = given.integers().first else {
+                throw AidgeError.shapeMismatch("Trilu k must be a scalar, got shape \(given.shape)")
+            }
+            k = value
+        }
+        let rowBytes = columns * elementSize
+        let matrices = rows * columns == 0 ? 0 : x.count / (rows * columns)
+        let (src, dst) = (x.rawPointer, y.rawPointer)
+        for row in 0..<(matrices * rows) {
+            let i = row % rows
+            // Kept columns: j - i >= k (upper) or j - i <= k (lower), clamped to the row.
+            let (first, end) = upper ? (min(max(i + k, 0), columns), columns) : (0, min(max(i + k + 1, 0), columns))
+            let from = src + row * rowBytes
+            let to = dst + row * rowBytes
+            to.initializeMemory(as: UInt8.self, repeating: 0, count: rowBytes)
+            if end > first {
+                (to + first * elementSize).copyMemory(from: from + first * elementSize, byteCount: (end - first) * elementSize)
             }
         }
     }

@@ -5,6 +5,7 @@ extension OperatorSchema {
         + [
             OperatorSchema("Pow", inputs: ["X", "Y"], infer: powInference),
             OperatorSchema("Mod", inputs: ["A", "B"], infer: modInference),
+            OperatorSchema("BitShift", inputs: ["X", "Y"], infer: bitShiftInference),
         ]
         + ["Min", "Max", "Sum"].map { variadic($0, types: numericTypes) }
         + [variadic("Mean", types: floatTypes)]
@@ -72,6 +73,19 @@ extension OperatorSchema {
     }
 
     /// Mod: floating-point inputs need `fmod = 1`, as in ONNX.
+    /// BitShift: integers of one dtype, broadcast; `direction` is "LEFT" or "RIGHT".
+    static let bitShiftInference: Inference = { attributes, inputs in
+        let (dtype, shape) = try broadcastInputs(inputs, types: integerTypes)
+        let direction = try attributes.string("direction")
+        guard direction == "LEFT" || direction == "RIGHT" else {
+            throw AidgeError.invalidModel("BitShift direction must be \"LEFT\" or \"RIGHT\", got \"\(direction)\"")
+        }
+        return [ValueInfo(dtype: dtype, shape: shape)]
+    }
+
+    /// The integer dtypes.
+    static let integerTypes: Set<DType> = [.int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64]
+
     static let modInference: Inference = { attributes, inputs in
         let (dtype, shape) = try broadcastInputs(inputs, types: numericTypes)
         let fmod = try attributes.int("fmod", default: 0)

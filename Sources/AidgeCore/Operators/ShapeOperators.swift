@@ -316,6 +316,22 @@ extension OperatorSchema {
             return [ValueInfo(dtype: x.dtype, shape: shape)]
         },
 
+        // The upper (or lower) triangle of the last two dimensions from the k-th diagonal on, zeros elsewhere;
+        // k, when given, is read when the kernel runs (it does not change the shape).
+        OperatorSchema("Trilu", inputs: ["input", "k"], minInputs: 1, nonDifferentiable: [1]) { attributes, inputs in
+            let x = try inputs.required(0)
+            guard x.shape.count >= 2 else {
+                throw AidgeError.shapeMismatch("Trilu needs an input of rank 2 or more, got shape \(x.shape)")
+            }
+            if let k = inputs.optional(1) {
+                try expect(k, in: [.int64], "k")
+                guard k.count == 1 else { throw AidgeError.shapeMismatch("Trilu k must be a scalar, got shape \(k.shape)") }
+            }
+            let upper = try attributes.int("upper", default: 1)
+            guard upper == 0 || upper == 1 else { throw AidgeError.invalidModel("Trilu upper must be 0 or 1, got \(upper)") }
+            return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+        },
+
         OperatorSchema("Tile", inputs: ["input", "repeats"]) { _, inputs in
             let x = try inputs.required(0)
             let repeats = try inputs.shapeOperatorIntegers(1, "repeats")
