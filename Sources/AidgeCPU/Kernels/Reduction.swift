@@ -17,6 +17,15 @@ func registerReductionKernels(_ registry: KernelRegistry) {
     for type in ["ArgMax", "ArgMin"] {
         registry.register(type, backend: "cpu") { request in try makeArgReduceKernel(request) }
     }
+    for (type, product) in [("CumSum", false), ("CumProd", true)] {
+        registry.register(type, backend: "cpu") { request in
+            try makeKernel(
+                Cumulative(
+                    product: product, exclusive: try request.attributes.int("exclusive", default: 0) == 1,
+                    reverse: try request.attributes.int("reverse", default: 0) == 1, shape: try request.input(0).shape),
+                request)
+        }
+    }
 }
 
 // MARK: Element types

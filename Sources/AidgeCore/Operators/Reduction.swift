@@ -88,4 +88,25 @@ extension OperatorSchema {
                 return [ValueInfo(dtype: .int64, shape: Reductions.outputShape(x.shape, axes: [axis], keepdims: keepdims))]
             }
         }
+        // Running sums and products along one axis, which is read when the kernel runs (the shape does not
+        // depend on it).
+        + ["CumSum", "CumProd"].map { type in
+            OperatorSchema(type, inputs: ["x", "axis"], nonDifferentiable: [1]) { attributes, inputs in
+                let x = try inputs.required(0)
+                try expect(x, in: [.float32, .float64, .float16, .int32, .int64, .uint32, .uint64], "\(type) input")
+                let axis = try inputs.required(1)
+                try expect(axis, in: [.int32, .int64], "\(type) axis")
+                guard axis.count == 1, axis.shape.count <= 1 else {
+                    throw AidgeError.shapeMismatch("\(type) axis must be a scalar, got shape \(axis.shape)")
+                }
+                for flag in ["exclusive", "reverse"] {
+                    let value = try attributes.int(flag, default: 0)
+                    guard value == 0 || value == 1 else {
+                        throw AidgeError.invalidModel("\(type) attribute '\(flag)' must be 0 or 1, got \(value)")
+                    }
+                }
+                guard !x.shape.isEmpty else { throw AidgeError.shapeMismatch("\(type) cannot scan a scalar") }
+                return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+            }
+        }
 }
