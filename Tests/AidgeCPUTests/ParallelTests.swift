@@ -28,19 +28,24 @@ final class ParallelTests: XCTestCase {
         }
     }
 
-    func testNestedCallsRunOnTheirCaller() {
-        var total = [Int](repeating: 0, count: 8)
+    /// `forEach` over `outer` items, each summing a nested `forEach` over 100 (which runs serially inside a job).
+    private static func nestedTotals(_ outer: Int) -> [Int] {
+        var total = [Int](repeating: 0, count: outer)
         total.withUnsafeMutableBufferPointer { buffer in
             nonisolated(unsafe) let b = buffer
-            Parallel.forEach(8) { outer in
-                for i in outer {
+            Parallel.forEach(outer) { range in
+                for i in range {
                     var inner = 0
-                    Parallel.forEach(100) { r in inner += r.count }  // runs serially inside a job
+                    Parallel.forEach(100) { r in inner += r.count }
                     b[i] = inner
                 }
             }
         }
-        XCTAssertEqual(total, [Int](repeating: 100, count: 8))
+        return total
+    }
+
+    func testNestedCallsRunOnTheirCaller() {
+        XCTAssertEqual(Self.nestedTotals(8), [Int](repeating: 100, count: 8))
     }
 
     func testConcurrentCallersAllComplete() {
@@ -72,18 +77,7 @@ final class ParallelTests: XCTestCase {
             let count = (round * 7919) % 257
             XCTAssertEqual(Self.visits(count), [Int](repeating: 1, count: count), "count \(count)")
         }
-        var total = [Int](repeating: 0, count: 4)
-        total.withUnsafeMutableBufferPointer { buffer in
-            nonisolated(unsafe) let b = buffer
-            Parallel.forEach(4) { outer in
-                for i in outer {
-                    var inner = 0
-                    Parallel.forEach(100) { r in inner += r.count }
-                    b[i] = inner
-                }
-            }
-        }
-        XCTAssertEqual(total, [Int](repeating: 100, count: 4))
+        XCTAssertEqual(Self.nestedTotals(4), [Int](repeating: 100, count: 4))
         XCTAssertFalse(Parallel.shareOpenMPThreads(false))
         XCTAssertEqual(Self.visits(100), [Int](repeating: 1, count: 100))
     }
