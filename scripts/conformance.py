@@ -90,24 +90,22 @@ class CaseFailure(Exception):
     """The engine ran the case and gave wrong numbers."""
 
 
-def _read_value(path: Path) -> Any:
-    """A .pb input or expected output: a numpy array, or a list / None for sequences and optionals."""
+def _read_value(path: Path, value_type: Any) -> Any:
+    """A .pb input or expected output, read as the graph declares it: a numpy array for a tensor, a list for a
+    sequence, None or the value for an optional, a dict for a map."""
     import onnx
     from onnx import numpy_helper
 
-    data = path.read_bytes()
-    for proto_type, convert in ((onnx.TensorProto, numpy_helper.to_array),
-                                (onnx.SequenceProto, numpy_helper.to_list),
-                                (onnx.OptionalProto, numpy_helper.to_optional)):
-        proto = proto_type()
-        try:
-            proto.ParseFromString(data)
-        except Exception:
-            continue
-        if proto_type is onnx.TensorProto and not proto.dims and not proto.raw_data and proto.data_type == 0:
-            continue  # parsed as an empty tensor: it is one of the other kinds
-        return convert(proto)
-    raise ValueError(f"{path.name} is not a TensorProto, SequenceProto or OptionalProto")
+    if value_type.HasField("sequence_type"):
+        proto, convert = onnx.SequenceProto(), numpy_helper.to_list
+    elif value_type.HasField("optional_type"):
+        proto, convert = onnx.OptionalProto(), numpy_helper.to_optional
+    elif value_type.HasField("map_type"):
+        proto, convert = onnx.MapProto(), numpy_helper.to_dict
+    else:
+        proto, convert = onnx.TensorProto(), numpy_helper.to_array
+    proto.ParseFromString(path.read_bytes())
+    return convert(proto)
 
 
 def _compare(actual: Any, expected: Any, rtol: float, atol: float, what: str) -> None:
@@ -146,6 +144,7 @@ def _compare(actual: Any, expected: Any, rtol: float, atol: float, what: str) ->
 def run_case(case_dir: str) -> tuple[str, str]:
     """("pass" | "fail" | "error", message) for one case directory."""
     import numpy as np
+    import onnx
 
     import aidge
     import aidge.onnx
@@ -155,12 +154,14 @@ def run_case(case_dir: str) -> tuple[str, str]:
     rtol, atol = tolerances.get("rtol", 1e-3), tolerances.get("atol", 1e-7)
     try:
         graph = aidge.onnx.load(str(path / "model.onnx"))
+        declared = onnx.load(str(path / "model.onnx"), load_external_data=False).graph
         sets = sorted(p for p in path.iterdir() if p.name.startswith("test_data_set_"))
         if not sets:
             return "error", "the case has no data set"
         for data_set in sets:
-            inputs = [_read_value(p) for p in sorted(data_set.glob("input_*.pb"), key=lambda p: int(p.stem[6:]))]
-            expected = [_read_value(p) for p in sorted(data_set.glob("output_*.pb"), key=lambda p: int(p.stem[7:]))]
+            inputs = [_read_value(data_set / f"input_{i}.pb", v.type) for i, v in enumerate(declared.input)
+                      if (data_set / f"input_{i}.pb").exists()]
+            expected = [_read_value(data_set / f"output_{i}.pb", v.type) for i, v in enumerate(declared.output)]
             for k, value in enumerate(inputs):
                 if not isinstance(value, np.ndarray):
                     return "error", f"input {k} is a {type(value).__name__} (only tensors can be fed)"
