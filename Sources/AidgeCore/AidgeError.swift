@@ -15,11 +15,13 @@ public enum AidgeError: Error, Sendable, CustomStringConvertible, Equatable {
     case io(String)
     /// The processor lacks what the kernels need.
     case unsupportedProcessor(String)
+    /// A shape-deciding input (axes, a target shape, pads) whose value is not known when planning.
+    case unknownValue(String)
 
     public var message: String {
         switch self {
         case .invalidArgument(let m), .shapeMismatch(let m), .unsupportedType(let m), .unsupported(let m),
-            .invalidModel(let m), .io(let m), .unsupportedProcessor(let m):
+            .invalidModel(let m), .io(let m), .unsupportedProcessor(let m), .unknownValue(let m):
             return m
         }
     }
@@ -37,6 +39,7 @@ public enum AidgeError: Error, Sendable, CustomStringConvertible, Equatable {
         case .invalidModel: return .invalidModel(text)
         case .io: return .io(text)
         case .unsupportedProcessor: return .unsupportedProcessor(text)
+        case .unknownValue: return .unknownValue(text)
         }
     }
 }

@@ -46,6 +46,44 @@ final class SchedulerTests: XCTestCase {
         assertClose(y3[0].converted(to: Float.self), reference(x3))
     }
 
+    /// x -> Reshape(shape) -> Relu, the target shape given as a graph input (flattened and squeezed first).
+    private func reshapeFedShape() throws -> GraphView {
+        let reshape = Node(Operator("Reshape"), inputCount: 2)
+        let flatten = Node(Operator("Flatten", attributes: ["axis": .int(0)]))
+        let squeeze = Node(Operator("Squeeze"), inputCount: 1)
+        let relu = ReLU(name: "relu")
+        try flatten.addChild(squeeze)
+        try squeeze.addChild(reshape, input: 1)
+        try reshape.addChild(relu)
+        let graph = GraphView(name: "fed")
+        for node in [flatten, squeeze, reshape, relu] { graph.add(node, includeProducers: false) }
+        graph.inputs = [
+            GraphInput(name: "x", dtype: .float32, shape: nil, consumers: [(reshape, 0)]),
+            GraphInput(name: "shape", dtype: .int64, shape: nil, consumers: [(flatten, 0)]),
+        ]
+        graph.outputs = [GraphOutput(name: "y", node: relu)]
+        return graph
+    }
+
+    func testShapeDecidingGraphInputsPlanPerValue() throws {
+        let scheduler = Scheduler(try reshapeFedShape())
+        let values = randomFloats(6)
+        let x = try Tensor(values, shape: [6])
+        for target in [[2, 3], [3, 2], [6, 1], [2, 3]] {
+            let y = try scheduler.forward([x, Tensor(target.map(Int64.init))])[0]
+            XCTAssertEqual(y.shape, target)
+            XCTAssertEqual(y.converted(to: Float.self), values.map { max($0, 0) })
+        }
+        XCTAssertThrowsError(try scheduler.forward([x, Tensor([Int64(4), 2])])) { error in
+            XCTAssertTrue("\(error)".contains("cannot reshape"), "\(error)")
+        }
+        // Only small inputs of rank 0 or 1 are taken as shape-deciding: a shape held in a matrix stays unknown.
+        let matrix = Scheduler(try reshapeFedShape())
+        XCTAssertThrowsError(try matrix.forward([x, try Tensor([Int64(2), 3], shape: [1, 2])])) { error in
+            XCTAssertTrue("\(error)".contains("must be known"), "\(error)")
+        }
+    }
+
     func testOutputsStayValidAfterLaterRuns() throws {
         let scheduler = Scheduler(try chain())
         let x1 = randomFloats(8, seed: 1)

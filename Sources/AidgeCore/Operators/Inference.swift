@@ -13,7 +13,7 @@ extension Array where Element == ValueInfo? {
     public func constant(_ i: Int, _ what: String) throws -> Tensor {
         let info = try required(i)
         guard let value = info.value else {
-            throw AidgeError.unsupported("\(what) (input \(i)) must be known before running (computed from shapes or constants)")
+            throw AidgeError.unknownValue("\(what) (input \(i)) must be known before running (computed from shapes or constants)")
         }
         return value
     }

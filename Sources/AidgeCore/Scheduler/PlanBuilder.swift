@@ -15,12 +15,17 @@ struct PlanBuilder {
 
     private typealias Value = ValueID
 
-    func build(_ shapes: [[Int]]) throws -> Plan {
+    /// Plans for graph inputs of these shapes; `known` gives the values of those inputs that decide shapes.
+    func build(_ shapes: [[Int]], known: [Int: Tensor] = [:]) throws -> Plan {
         let order = try graph.topologicalOrder()
         var inputOf: [OutputRef: Int] = [:]  // (consumer node, input index) -> graph input
         var inputInfos: [ValueInfo] = []
         for (k, input) in graph.inputs.enumerated() {
-            inputInfos.append(ValueInfo(dtype: input.dtype, shape: k < shapes.count ? shapes[k] : []))
+            if let value = known[k] {
+                inputInfos.append(ValueInfo(value))
+            } else {
+                inputInfos.append(ValueInfo(dtype: input.dtype, shape: k < shapes.count ? shapes[k] : []))
+            }
             for c in input.consumers { inputOf[OutputRef(node: ObjectIdentifier(c.node), index: c.index)] = k }
         }
 

@@ -18,8 +18,17 @@ public final class Scheduler {
     private struct PlanKey: Hashable {
         let shapes: [[Int]]
         let mode: PlanMode
+        /// The bytes of the inputs in `valueInputs`, whose values the plan was built for.
+        var values: [[UInt8]] = []
     }
     private var plans: [PlanKey: Plan] = [:]
+    /// Graph inputs whose values decide shapes (axes, a target shape, pads fed as inputs): empty until planning
+    /// finds such a value unknown; from then on plans are built, and cached, per value of these inputs.
+    private var valueInputs: [Int] = []
+    /// Largest graph input (in elements) taken as shape-deciding when planning needs input values.
+    private static let valueInputLimit = 64
+    /// Most plans kept per value of the shape-deciding inputs.
+    private static let planLimit = 32
 
     public init(_ graph: GraphView, backend: String = "cpu") {
         self.graph = graph
@@ -47,7 +56,7 @@ public final class Scheduler {
     public func forward(_ inputs: [Tensor], mode: PlanMode) throws -> Recording {
         let inputs = try checked(inputs)
         if mode.training || mode.recording { parametersVary = true }
-        let plan = try self.plan(for: inputs.map(\.shape), mode: mode)
+        let plan = try self.plan(for: inputs, mode: mode)
         return try plan.run(inputs)
     }
 
@@ -112,7 +121,7 @@ public final class Scheduler {
     /// Runs the graph `runs` times on `inputs` and returns each kernel call's mean time, in execution order.
     public func profile(_ inputs: [Tensor], runs: Int) throws -> [(node: Node, seconds: Double)] {
         let inputs = try checked(inputs)
-        let plan = try self.plan(for: inputs.map(\.shape), mode: currentMode)
+        let plan = try self.plan(for: inputs, mode: currentMode)
         var total = [Double](repeating: 0, count: plan.steps.count)
         try total.withUnsafeMutableBufferPointer { buffer in
             for _ in 0..<max(runs, 1) { _ = try plan.run(inputs, stepSeconds: buffer) }
@@ -129,9 +138,40 @@ public final class Scheduler {
         return plan
     }
 
+    /// The plan for these inputs: by their shapes, and also by the values of the shape-deciding ones once
+    /// planning from shapes alone has failed for want of such a value.
+    private func plan(for inputs: [Tensor], mode: PlanMode) throws -> Plan {
+        let shapes = inputs.map(\.shape)
+        if valueInputs.isEmpty {
+            do {
+                return try plan(for: shapes, mode: mode)
+            } catch AidgeError.unknownValue(let message) {
+                let small = inputs.indices.filter {
+                    inputs[$0].rank <= 1 && inputs[$0].count <= Self.valueInputLimit
+                }
+                guard !small.isEmpty else { throw AidgeError.unknownValue(message) }
+                valueInputs = small
+            }
+        }
+        let values = valueInputs.map { k in
+            Array(UnsafeRawBufferPointer(start: inputs[k].rawPointer, count: inputs[k].byteCount))
+        }
+        let key = PlanKey(shapes: shapes, mode: mode, values: values)
+        if let plan = plans[key] { return plan }
+        // Plans per value must not grow without bound when such an input varies from run to run.
+        if plans.count >= Self.planLimit { plans = [:] }
+        var known: [Int: Tensor] = [:]
+        for k in valueInputs { known[k] = inputs[k].copy() }
+        let plan = try PlanBuilder(graph: graph, backend: backend, foldLimit: foldLimit, mode: mode)
+            .build(shapes, known: known)
+        plans[key] = plan
+        return plan
+    }
+
     /// Drops cached plans and the last recording (after the graph or its weights were edited).
     public func resetPlans() {
         plans = [:]
+        valueInputs = []
         lastRecording = nil
         lastInputs = []
     }

@@ -90,7 +90,7 @@ enum Exceptions {
         switch error {
         case .invalidArgument, .shapeMismatch, .invalidModel: cls = value
         case .unsupportedType: cls = type
-        case .unsupported: cls = notSupported
+        case .unsupported, .unknownValue: cls = notSupported
         case .io: cls = file
         case .unsupportedProcessor: cls = processor
         }
