@@ -23,6 +23,8 @@ public enum CPUBackend: Backend {
         registerResizeKernels(registry)
         registerShapeKernels(registry)
         registerIndexingKernels(registry)
+        registerScatterKernels(registry)
+        registerTopKKernels(registry)
         registerRecurrentKernels(registry)
         registerGradientKernels(registry)
     }

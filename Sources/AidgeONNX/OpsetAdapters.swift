@@ -58,6 +58,8 @@ enum OpsetAdapters {
                 setInput(&node, 2, scales)
             }
             asymmetricNearestFloor(&node)
+        case "Scatter":  // deprecated in opset 11 for its new name
+            node.type = "ScatterElements"
         case "Dropout" where opset < 12:
             node.attributes = [:]
         case "Softmax" where opset < 13, "LogSoftmax" where opset < 13, "Hardmax" where opset < 13:

@@ -151,7 +151,14 @@ final class ElementwiseTests: XCTestCase {
         let x = Tensor([5.5, -5.5, 5.5] as [Float])
         let y = Tensor([2, 2, -2] as [Float])
         XCTAssertEqual(try runOperator("Mod", ["fmod": .int(1)], inputs: [x, y])[0].scalars(as: Float.self), [1.5, -1.5, 1.5])
-        expectThrows(["fmod"]) { _ = try runOperator("Mod", inputs: [x, y]) }
+        // Float fmod = 0: NumPy's mod (the divisor's sign; zeros take it too; a zero divisor gives NaN).
+        let floorMod = try runOperator(
+            "Mod", inputs: [Tensor([5.5, -5.5, 5.5, -4, 4, 1] as [Float]), Tensor([2, 2, -2, 2, -2, 0] as [Float])])[0]
+        let values = try floorMod.scalars(as: Float.self)
+        XCTAssertEqual(Array(values[..<5]), [1.5, 0.5, -0.5, 0, -0])
+        XCTAssertEqual(values[3].sign, .plus)
+        XCTAssertEqual(values[4].sign, .minus)
+        XCTAssertTrue(values[5].isNaN)
     }
 
     func testPow() throws {

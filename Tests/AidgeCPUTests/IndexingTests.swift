@@ -119,6 +119,30 @@ final class IndexingTests: XCTestCase {
         }
     }
 
+    /// Indices that user data brings out of range are clear errors, not out-of-bounds accesses.
+    func testScatterAndGatherNDIndexErrors() throws {
+        let data = Tensor([Float](repeating: 0, count: 4))
+        let index = Tensor([Int64(7)])
+        XCTAssertThrowsError(
+            try runOperator(
+                "ScatterElements", inputs: [data, index, Tensor([Float(1)])])
+        ) { XCTAssertTrue("\($0)".contains("ScatterElements index 7 is out of range"), "\($0)") }
+        XCTAssertThrowsError(
+            try runOperator("ScatterND", inputs: [data, try Tensor([Int64(-5)], shape: [1, 1]), Tensor([Float(1)])])
+        ) { XCTAssertTrue("\($0)".contains("ScatterND index -5 is out of range"), "\($0)") }
+        XCTAssertThrowsError(
+            try runOperator("GatherND", inputs: [data, try Tensor([Int64(4)], shape: [1, 1])])
+        ) { XCTAssertTrue("\($0)".contains("GatherND index 4 is out of range"), "\($0)") }
+        // In range, negative indices count from the end; a later duplicate wins; add accumulates.
+        let scattered = try runOperator(
+            "ScatterElements", inputs: [data, Tensor([Int64(-1), 0, -1]), Tensor([Float(1), 2, 3])])[0]
+        XCTAssertEqual(try scattered.scalars(as: Float.self), [2, 0, 0, 3])
+        let added = try runOperator(
+            "ScatterElements", ["reduction": .string("add")],
+            inputs: [data, Tensor([Int64(-1), 0, -1]), Tensor([Float(1), 2, 3])])[0]
+        XCTAssertEqual(try added.scalars(as: Float.self), [2, 0, 0, 4])
+    }
+
     /// Shape -> Gather -> Unsqueeze -> Concat -> Reshape, all int64, as exporters write "flatten all but the batch
     /// dimension": the planner evaluates the shape arithmetic ahead of time and only the Reshape copy runs.
     func testShapeArithmeticChainIsPlannedAheadOfTime() throws {

@@ -27,6 +27,26 @@ func registerActivationKernels(_ registry: KernelRegistry) {
         let gamma = try request.attributes.float("gamma", default: 1.050_701_022_148_132_324_218_75)
         return try makeKernel(Activation(kind: .selu, alpha: alpha, beta: gamma), request)
     }
+    registry.register("Softsign", backend: "cpu") { try makeKernel(Activation(kind: .softsign), $0) }
+    registry.register("Mish", backend: "cpu") { try makeKernel(Activation(kind: .mish), $0) }
+    registry.register("ThresholdedRelu", backend: "cpu") { request in
+        let alpha = try request.attributes.float("alpha", default: 1)
+        return try makeKernel(Activation(kind: .thresholdedRelu, alpha: alpha), request)
+    }
+    registry.register("Celu", backend: "cpu") { request in
+        let alpha = try request.attributes.float("alpha", default: 1)
+        guard alpha != 0 else { throw AidgeError.invalidModel("Celu alpha must not be 0") }
+        return try makeKernel(Activation(kind: .celu, alpha: alpha), request)
+    }
+    registry.register("Swish", backend: "cpu") { request in
+        let alpha = try request.attributes.float("alpha", default: 1)
+        return try makeKernel(Activation(kind: .swish, alpha: alpha), request)
+    }
+    registry.register("Shrink", backend: "cpu") { request in
+        let lambd = try request.attributes.float("lambd", default: 0.5)
+        let bias = try request.attributes.float("bias", default: 0)
+        return try makeKernel(Activation(kind: .shrink, alpha: lambd, beta: bias), request)
+    }
     registry.register("Gelu", backend: "cpu") { request in
         let approximate = try request.attributes.string("approximate", default: "none")
         switch approximate {
@@ -39,12 +59,16 @@ func registerActivationKernels(_ registry: KernelRegistry) {
     registry.register("PRelu", backend: "cpu") { try makeKernel(PReluFamily(), $0) }
     registry.register("Softmax", backend: "cpu") { try makeSoftmaxKernel($0, log: false) }
     registry.register("LogSoftmax", backend: "cpu") { try makeSoftmaxKernel($0, log: true) }
+    registry.register("Hardmax", backend: "cpu") { try makeKernel(HardmaxFamily(), $0) }
 }
 
 // MARK: - Element-wise activations
 
 struct Activation: KernelFamily {
-    enum Kind { case relu, leakyRelu, sigmoid, tanh, hardSigmoid, hardSwish, gelu, geluTanh, elu, selu, softplus }
+    enum Kind {
+        case relu, leakyRelu, sigmoid, tanh, hardSigmoid, hardSwish, gelu, geluTanh, elu, selu, softplus
+        case softsign, thresholdedRelu, celu, mish, swish, shrink
+    }
     let kind: Kind
     var alpha: Float = 0
     var beta: Float = 0
@@ -79,6 +103,12 @@ struct Activation: KernelFamily {
         case .elu: return try unaryKernel(EluOp<T>(alpha: a, gamma: 1), request, grain: scalar)
         case .selu: return try unaryKernel(EluOp<T>(alpha: a, gamma: b), request, grain: scalar)
         case .softplus: return try unaryKernel(SoftplusOp<T>(), request, grain: scalar)
+        case .softsign: return try unaryKernel(SoftsignOp<T>(), request)
+        case .thresholdedRelu: return try unaryKernel(ThresholdedReluOp<T>(alpha: a), request)
+        case .celu: return try unaryKernel(CeluOp<T>(alpha: a), request, grain: scalar)
+        case .mish: return try unaryKernel(MishOp<T>(), request, grain: scalar)
+        case .swish: return try unaryKernel(SwishOp<T>(alpha: a), request, grain: scalar)
+        case .shrink: return try unaryKernel(ShrinkOp<T>(lambd: a, bias: b), request)
         }
     }
 
@@ -185,6 +215,66 @@ struct EluOp<T: MathFloat>: UnaryElementOp {
 struct SoftplusOp<T: MathFloat>: UnaryElementOp {
     @inline(__always) func callAsFunction(_ x: T) -> T {
         x > 0 ? x + T.mathLog1p(T.mathExp(-x)) : T.mathLog1p(T.mathExp(x))
+    }
+}
+
+/// x / (1 + |x|).
+struct SoftsignOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x / (1 + x.magnitude) }
+}
+/// x above alpha, else 0.
+struct ThresholdedReluOp<T: MathFloat>: UnaryElementOp {
+    let alpha: T
+    @inline(__always) func callAsFunction(_ x: T) -> T { x > alpha ? x : 0 }
+}
+/// max(0, x) + min(0, alpha (e^(x / alpha) - 1)).
+struct CeluOp<T: MathFloat>: UnaryElementOp {
+    let alpha: T
+    @inline(__always) func callAsFunction(_ x: T) -> T { x > 0 ? x : alpha * T.mathExpm1(x / alpha) }
+}
+/// x tanh(softplus(x)).
+struct MishOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { x * T.mathTanh(SoftplusOp<T>()(x)) }
+}
+/// x sigmoid(alpha x).
+struct SwishOp<T: MathFloat>: UnaryElementOp {
+    let alpha: T
+    @inline(__always) func callAsFunction(_ x: T) -> T { x / (1 + T.mathExp(-alpha * x)) }
+}
+/// x + bias below -lambd, x - bias above lambd, 0 between.
+struct ShrinkOp<T: MathFloat>: UnaryElementOp {
+    let lambd: T
+    let bias: T
+    @inline(__always) func callAsFunction(_ x: T) -> T { x < -lambd ? x + bias : x > lambd ? x - bias : 0 }
+}
+
+// MARK: - Hardmax
+
+/// Hardmax: 1 at the first largest element along `axis`, 0 elsewhere (NaN counts as largest, as in NumPy's argmax).
+struct HardmaxFamily: KernelFamily {
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        let shape = request.outputs[0].shape
+        let axis = try ShapeUtil.axis(try request.attributes.int("axis", default: -1), rank: max(shape.count, 1))
+        let n = shape.isEmpty ? 1 : shape[axis]
+        let inner = shape.isEmpty ? 1 : ShapeUtil.count(Array(shape[(axis + 1)...]))
+        let outer = ShapeUtil.count(shape) / max(n * inner, 1)
+        return ClosureKernel { inputs, outputs in
+            let x = try presentInput(inputs, 0).pointer(as: T.self)
+            let y = try firstOutput(outputs).pointer(as: T.self)
+            Parallel.forEach(outer * inner, grain: max(1, 4096 / max(n, 1))) { range in
+                for line in range {
+                    let base = (line / inner) * n * inner + line % inner
+                    var best = 0
+                    for k in 0..<n {
+                        let v = x[base + k * inner]
+                        let top = x[base + best * inner]
+                        if !top.isNaN && (v > top || v.isNaN) { best = k }
+                        y[base + k * inner] = 0
+                    }
+                    if n > 0 { y[base + best * inner] = 1 }
+                }
+            }
+        }
     }
 }
 

@@ -35,6 +35,23 @@ func registerDataKernels(_ registry: KernelRegistry) {
         }
     }
 
+    registry.register("EyeLike", backend: "cpu") { request in
+        let dtype = request.outputs[0].dtype
+        let shape = request.outputs[0].shape
+        let one = Tensor(scalar: Float(1)).cast(to: dtype)
+        let k = try request.attributes.int("k", default: 0)
+        return ClosureKernel { _, outputs in
+            let y = try firstOutput(outputs)
+            y.rawPointer.initializeMemory(as: UInt8.self, repeating: 0, count: y.byteCount)
+            let size = dtype.byteSize
+            for row in 0..<shape[0] {
+                let column = row + k
+                guard column >= 0, column < shape[1] else { continue }
+                (y.rawPointer + (row * shape[1] + column) * size).copyMemory(from: one.rawPointer, byteCount: size)
+            }
+        }
+    }
+
     registry.register("Range", backend: "cpu") { request in
         let dtype = try request.input(0).dtype
         guard OperatorSchema.numericTypes.contains(dtype) else { throw request.unsupportedType(dtype) }

@@ -19,6 +19,10 @@ func registerElementwiseKernels(_ registry: KernelRegistry) {
         let fmod = try request.attributes.int("fmod", default: 0) == 1
         return try makeKernel(ModFamily(fmod: fmod), request)
     }
+    let bitwise: [(String, BitwiseFamily.Kind)] = [("BitwiseAnd", .and), ("BitwiseOr", .or), ("BitwiseXor", .xor)]
+    for (type, kind) in bitwise {
+        registry.register(type, backend: "cpu") { try makeKernel(BitwiseFamily(kind: kind), $0, bitwiseIntegers: true) }
+    }
     registry.register("BitShift", backend: "cpu") { request in
         try makeKernel(BitShiftFamily(left: try request.attributes.string("direction") == "LEFT"), request)
     }
@@ -48,11 +52,17 @@ func registerElementwiseKernels(_ registry: KernelRegistry) {
     let unary: [(String, UnaryMath.Kind)] = [
         ("Neg", .neg), ("Abs", .abs), ("Sign", .sign), ("Floor", .floor), ("Ceil", .ceil), ("Round", .round),
         ("Sqrt", .sqrt), ("Reciprocal", .reciprocal), ("Exp", .exp), ("Log", .log), ("Erf", .erf), ("Sin", .sin),
-        ("Cos", .cos),
+        ("Cos", .cos), ("BitwiseNot", .bitwiseNot), ("IsNaN", .isNaN),
     ]
     for (type, kind) in unary {
         registry.register(type, backend: "cpu") { try makeKernel(UnaryMath(kind: kind), $0) }
     }
+    registry.register("IsInf", backend: "cpu") { request in
+        let negative = try request.attributes.int("detect_negative", default: 1) != 0
+        let positive = try request.attributes.int("detect_positive", default: 1) != 0
+        return try makeKernel(UnaryMath(kind: .isInf(negative: negative, positive: positive)), request)
+    }
+    registerTrigonometryKernels(registry)
 }
 
 // MARK: - Arithmetic
@@ -332,14 +342,52 @@ struct FModOp<T: MathFloat>: BinaryElementOp {
 struct ModFamily: KernelFamily {
     let fmod: Bool
     func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
-        guard fmod else { throw AidgeError.invalidModel("Mod on \(T.dtype) needs fmod = 1") }
-        return try binaryKernel(FModOp<T>(), request, grain: ElementCost.scalar)
+        fmod
+            ? try binaryKernel(FModOp<T>(), request, grain: ElementCost.scalar)
+            : try binaryKernel(FloatFloorModOp<T>(), request, grain: ElementCost.scalar)
     }
     func integer<T: FixedWidthInteger & ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws
         -> any Kernel
     {
         fmod ? try binaryKernel(TruncModOp<T>(), request) : try binaryKernel(FloorModOp<T>(), request)
     }
+}
+
+/// x mod y with the sign of y, as NumPy's `mod`: a zero remainder takes y's sign, y = 0 gives NaN.
+struct FloatFloorModOp<T: MathFloat>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T, _ y: T) -> T {
+        let r = T.mathFmod(x, y)
+        if r == 0 { return y < 0 ? -0.0 : 0 }
+        return (r < 0) != (y < 0) ? r + y : r
+    }
+}
+
+/// BitwiseAnd, BitwiseOr, BitwiseXor on integers, broadcast.
+struct BitwiseFamily: KernelFamily {
+    enum Kind { case and, or, xor }
+    let kind: Kind
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        throw request.unsupportedType(T.dtype)
+    }
+    func integer<T: FixedWidthInteger & ArithmeticElement>(_ type: T.Type, _ request: KernelRequest) throws
+        -> any Kernel
+    {
+        switch kind {
+        case .and: return try binaryKernel(BitwiseAndOp<T>(), request)
+        case .or: return try binaryKernel(BitwiseOrOp<T>(), request)
+        case .xor: return try binaryKernel(BitwiseXorOp<T>(), request)
+        }
+    }
+}
+
+struct BitwiseAndOp<T: FixedWidthInteger & ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T, _ y: T) -> T { x & y }
+}
+struct BitwiseOrOp<T: FixedWidthInteger & ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T, _ y: T) -> T { x | y }
+}
+struct BitwiseXorOp<T: FixedWidthInteger & ArithmeticElement>: BinaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T, _ y: T) -> T { x ^ y }
 }
 
 /// BitShift: a shift by a negative amount or by the bit width or more leaves only the sign fill (-1 for a right
@@ -509,7 +557,10 @@ private func whereKernel<T: FixedWidthInteger>(_: T.Type, _ request: KernelReque
 // MARK: - Unary math
 
 struct UnaryMath: KernelFamily {
-    enum Kind { case neg, abs, sign, floor, ceil, round, sqrt, reciprocal, exp, log, erf, sin, cos }
+    enum Kind {
+        case neg, abs, sign, floor, ceil, round, sqrt, reciprocal, exp, log, erf, sin, cos, bitwiseNot, isNaN
+        case isInf(negative: Bool, positive: Bool)
+    }
     let kind: Kind
 
     func float32(_ request: KernelRequest) throws -> any Kernel {
@@ -540,6 +591,10 @@ struct UnaryMath: KernelFamily {
         case .erf: return try unaryKernel(ErfOp<T>(), request, grain: scalar)
         case .sin: return try unaryKernel(SinOp<T>(), request, grain: scalar)
         case .cos: return try unaryKernel(CosOp<T>(), request, grain: scalar)
+        case .isNaN: return try unaryKernel(IsNaNOp<T>(), request)
+        case .isInf(let negative, let positive):
+            return try unaryKernel(IsInfOp<T>(negative: negative, positive: positive), request)
+        case .bitwiseNot: throw request.unsupportedType(T.dtype)
         }
     }
 
@@ -550,6 +605,7 @@ struct UnaryMath: KernelFamily {
         case .neg: return try unaryKernel(IntegerNegOp<T>(), request)
         case .abs: return try unaryKernel(IntegerAbsOp<T>(), request)
         case .sign: return try unaryKernel(IntegerSignOp<T>(), request)
+        case .bitwiseNot: return try unaryKernel(BitwiseNotOp<T>(), request)
         default: throw request.unsupportedType(T.dtype)
         }
     }
@@ -595,6 +651,17 @@ struct SinOp<T: MathFloat>: UnaryElementOp {
 }
 struct CosOp<T: MathFloat>: UnaryElementOp {
     @inline(__always) func callAsFunction(_ x: T) -> T { T.mathCos(x) }
+}
+struct IsNaNOp<T: MathFloat>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> Bool { x.isNaN }
+}
+struct IsInfOp<T: MathFloat>: UnaryElementOp {
+    let negative: Bool
+    let positive: Bool
+    @inline(__always) func callAsFunction(_ x: T) -> Bool { x.isInfinite && (x < 0 ? negative : positive) }
+}
+struct BitwiseNotOp<T: FixedWidthInteger & ArithmeticElement>: UnaryElementOp {
+    @inline(__always) func callAsFunction(_ x: T) -> T { ~x }
 }
 /// Wrapping negation (the most negative value stays itself).
 struct IntegerNegOp<T: FixedWidthInteger & ArithmeticElement>: UnaryElementOp {

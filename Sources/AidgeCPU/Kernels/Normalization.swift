@@ -18,6 +18,7 @@ func registerNormalizationKernels(_ registry: KernelRegistry) {
         case let other: throw request.unsupportedType(other)
         }
     }
+    registry.register("LpNormalization", backend: "cpu") { try makeKernel(LpNormalizationFamily(), $0) }
     registry.register("InstanceNormalization", backend: "cpu") { request in
         switch try request.input(0).dtype {
         case .float32: return specialized(try InstanceNormKernel<Float>(request))
@@ -420,6 +421,34 @@ private final class LayerNormKernel<T: NormElement>: Kernel {
                 }
                 if let meanOutput { storeStatistic(meanOutput, r, mean) }
                 if let invOutput { storeStatistic(invOutput, r, inv) }
+            }
+        }
+    }
+}
+
+/// LpNormalization: each line along `axis` divided by its L1 or L2 norm (a zero norm gives NaN, as 0 / 0 does).
+private struct LpNormalizationFamily: KernelFamily {
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        let shape = request.outputs[0].shape
+        let axis = try ShapeUtil.axis(try request.attributes.int("axis", default: -1), rank: max(shape.count, 1))
+        let squares = try request.attributes.int("p", default: 2) == 2
+        let n = shape.isEmpty ? 1 : shape[axis]
+        let inner = shape.isEmpty ? 1 : ShapeUtil.count(Array(shape[(axis + 1)...]))
+        let lines = ShapeUtil.count(shape) / max(n, 1)
+        return ClosureKernel { inputs, outputs in
+            let x = try presentInput(inputs, 0).pointer(as: T.self)
+            let y = try firstOutput(outputs).pointer(as: T.self)
+            Parallel.forEach(lines, grain: max(1, 8192 / max(n, 1))) { range in
+                for line in range {
+                    let base = (line / inner) * n * inner + line % inner
+                    var norm: Double = 0
+                    for k in 0..<n {
+                        let v = Double(x[base + k * inner])
+                        norm += squares ? v * v : abs(v)
+                    }
+                    let scale = 1 / (squares ? norm.squareRoot() : norm)
+                    for k in 0..<n { y[base + k * inner] = T(Double(x[base + k * inner]) * scale) }
+                }
             }
         }
     }

@@ -17,6 +17,20 @@ func registerShapeKernels(_ registry: KernelRegistry) {
                 elementSize: x.dtype.byteSize))
     }
 
+    for (type, toDepth) in [("DepthToSpace", false), ("SpaceToDepth", true)] {
+        registry.register(type, backend: "cpu") { request in
+            let x = try request.input(0)
+            let (_, _, _, _, block) = try ShapeOperators.blockShape(type, x.shape, request.attributes)
+            let crd = try request.attributes.string("mode", default: "DCR") == "CRD"
+            let (view, perm) = ShapeOperators.blockPermutation(x.shape, block: block, crd: crd, toDepth: toDepth)
+            let strides = ShapeUtil.contiguousStrides(view)
+            return try StridedCopyKernel(
+                StridedCopy(
+                    shape: perm.map { view[$0] }, strides: perm.map { strides[$0] }, offset: 0,
+                    elementSize: x.dtype.byteSize))
+        }
+    }
+
     registry.register("Expand", backend: "cpu") { request in
         let x = try request.input(0)
         let out = request.outputs[0].shape

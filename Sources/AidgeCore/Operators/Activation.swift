@@ -2,15 +2,17 @@
 extension OperatorSchema {
     static let activationSchemas: [OperatorSchema] =
         [unary("Relu", types: signedTypes)]
-        + ["LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Softplus"].map {
-            unary($0, types: floatTypes)
-        }
+        + [
+            "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Softplus", "Softsign",
+            "ThresholdedRelu", "Celu", "Mish", "Swish", "Shrink",
+        ].map { unary($0, types: floatTypes) }
         + [
             OperatorSchema("Gelu", inputs: ["X"], infer: geluInference),
             OperatorSchema("Clip", inputs: ["input", "min", "max"], minInputs: 1, nonDifferentiable: [1, 2], infer: clipInference),
             OperatorSchema("PRelu", inputs: ["X", "slope"], infer: preluInference),
             OperatorSchema("Softmax", inputs: ["input"], infer: softmaxInference),
             OperatorSchema("LogSoftmax", inputs: ["input"], infer: softmaxInference),
+            OperatorSchema("Hardmax", inputs: ["input"], infer: softmaxInference),
         ]
 
     /// Gelu: `approximate` is "none" (erf) or "tanh".

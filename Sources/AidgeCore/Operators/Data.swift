@@ -108,6 +108,21 @@ extension OperatorSchema {
             return [ValueInfo(dtype: target.dtype, shape: x.shape)]
         },
 
+        // A 2-D tensor with ones on diagonal k, of the input's shape and of `dtype` (default: the input's).
+        OperatorSchema("EyeLike", inputs: ["input"], nonDifferentiable: [0]) { attributes, inputs in
+            let x = try inputs.required(0)
+            guard x.shape.count == 2 else { throw AidgeError.shapeMismatch("EyeLike needs a 2-D input, got \(x.shape)") }
+            var dtype = x.dtype
+            if attributes.has("dtype") {
+                let code = try attributes.int("dtype")
+                guard let d = DType(onnx: code) else {
+                    throw AidgeError.unsupportedType("EyeLike to ONNX data type \(code) is not supported")
+                }
+                dtype = d
+            }
+            return [ValueInfo(dtype: dtype, shape: x.shape)]
+        },
+
         OperatorSchema("Shape", inputs: ["data"], nonDifferentiable: [0]) { attributes, inputs in
             let x = try inputs.required(0)
             let rank = x.shape.count

@@ -17,7 +17,16 @@ extension OperatorSchema {
         + ["Floor", "Ceil", "Round", "Sqrt", "Reciprocal", "Exp", "Log", "Erf", "Sin", "Cos"].map {
             unary($0, types: floatTypes)
         }
+        + ["Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh"].map {
+            unary($0, types: floatTypes)
+        }
         + [unary("Not", types: [.bool])]
+        + ["BitwiseAnd", "BitwiseOr", "BitwiseXor"].map { arithmetic($0, types: integerTypes) }
+        + [unary("BitwiseNot", types: integerTypes)]
+        + [
+            OperatorSchema("IsNaN", inputs: ["X"], infer: floatClassInference),
+            OperatorSchema("IsInf", inputs: ["X"], infer: floatClassInference),
+        ]
 
     /// Signed numbers (floats and signed integers): the types that negation and absolute value take.
     static let signedTypes: Set<DType> = Set(DType.allCases.filter { $0.isSigned })
@@ -31,9 +40,9 @@ extension OperatorSchema {
     }
 
     /// A two-input arithmetic operator on numbers; the output has the inputs' dtype and their broadcast shape.
-    static func arithmetic(_ type: String) -> OperatorSchema {
+    static func arithmetic(_ type: String, types: Set<DType> = numericTypes) -> OperatorSchema {
         OperatorSchema(type, inputs: ["A", "B"]) { _, inputs in
-            let (dtype, shape) = try broadcastInputs(inputs, types: numericTypes)
+            let (dtype, shape) = try broadcastInputs(inputs, types: types)
             return [ValueInfo(dtype: dtype, shape: shape)]
         }
     }
@@ -72,7 +81,13 @@ extension OperatorSchema {
         return [ValueInfo(dtype: x.dtype, shape: try ShapeUtil.broadcast(x.shape, y.shape))]
     }
 
-    /// Mod: floating-point inputs need `fmod = 1`, as in ONNX.
+    /// IsNaN and IsInf: a bool per element of a float input.
+    static let floatClassInference: Inference = { _, inputs in
+        let x = try inputs.required(0)
+        try expect(x, in: floatTypes)
+        return [ValueInfo(dtype: .bool, shape: x.shape)]
+    }
+
     /// BitShift: integers of one dtype, broadcast; `direction` is "LEFT" or "RIGHT".
     static let bitShiftInference: Inference = { attributes, inputs in
         let (dtype, shape) = try broadcastInputs(inputs, types: integerTypes)
@@ -86,14 +101,12 @@ extension OperatorSchema {
     /// The integer dtypes.
     static let integerTypes: Set<DType> = [.int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64]
 
+    /// Mod: `fmod = 0` takes the divisor's sign (Python's %), `fmod = 1` the dividend's (C's fmod).
     static let modInference: Inference = { attributes, inputs in
         let (dtype, shape) = try broadcastInputs(inputs, types: numericTypes)
         let fmod = try attributes.int("fmod", default: 0)
         guard fmod == 0 || fmod == 1 else {
             throw AidgeError.invalidModel("attribute 'fmod' must be 0 or 1, got \(fmod)")
-        }
-        if dtype.isFloatingPoint && fmod == 0 {
-            throw AidgeError.invalidModel("Mod on \(dtype) needs fmod = 1 (integer modulo is for integer types)")
         }
         return [ValueInfo(dtype: dtype, shape: shape)]
     }

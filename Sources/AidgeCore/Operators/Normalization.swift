@@ -1,4 +1,4 @@
-/// Normalisations: BatchNormalization, LayerNormalization and InstanceNormalization.
+/// Normalisations: BatchNormalization, LayerNormalization, InstanceNormalization and LpNormalization.
 
 /// Shape rules of the normalisations, shared by the schemas and the kernels.
 public enum Normalizations {
@@ -88,6 +88,16 @@ extension OperatorSchema {
 
         // Y = (x - mean) / sqrt(var + epsilon) * scale[c] + B[c], statistics over the spatial axes of each
         // (n, c).
+        // X divided by its L1 or L2 norm along `axis`.
+        OperatorSchema("LpNormalization", inputs: ["input"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: floatTypes)
+            _ = try ShapeUtil.axis(try attributes.int("axis", default: -1), rank: max(x.shape.count, 1))
+            let p = try attributes.int("p", default: 2)
+            guard p == 1 || p == 2 else { throw AidgeError.invalidModel("LpNormalization p must be 1 or 2, got \(p)") }
+            return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+        },
+
         OperatorSchema("InstanceNormalization", inputs: ["input", "scale", "B"]) { _, inputs in
             let x = try inputs.required(0)
             try expect(x, in: floatTypes, "InstanceNormalization input")

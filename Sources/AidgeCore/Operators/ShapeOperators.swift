@@ -30,6 +30,36 @@ public enum ShapeOperators {
         return n
     }
 
+    /// DepthToSpace and SpaceToDepth: the NCHW dimensions of `shape` and the checked `blocksize`; `mode` must be
+    /// DCR or CRD.
+    public static func blockShape(_ type: String, _ shape: [Int], _ attributes: Attributes) throws
+        -> (Int, Int, Int, Int, Int)
+    {
+        guard shape.count == 4 else { throw AidgeError.shapeMismatch("\(type) needs a 4-D input, got shape \(shape)") }
+        let block = try attributes.int("blocksize")
+        guard block > 0 else { throw AidgeError.invalidModel("\(type) blocksize must be positive, got \(block)") }
+        let mode = try attributes.string("mode", default: "DCR")
+        guard mode == "DCR" || mode == "CRD" else {
+            throw AidgeError.invalidModel("\(type) mode must be \"DCR\" or \"CRD\", got \"\(mode)\"")
+        }
+        return (shape[0], shape[1], shape[2], shape[3], block)
+    }
+
+    /// DepthToSpace (or, with `toDepth`, SpaceToDepth) as a permutation of a 6-D view of the input: the view's
+    /// shape and the permutation that gives the output's order.
+    public static func blockPermutation(
+        _ shape: [Int], block: Int, crd: Bool, toDepth: Bool
+    ) -> (view: [Int], perm: [Int]) {
+        let (b, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        if toDepth {
+            return ([b, c, h / block, block, w / block, block], crd ? [0, 1, 3, 5, 2, 4] : [0, 3, 5, 1, 2, 4])
+        }
+        let depth = c / (block * block)
+        return crd
+            ? ([b, depth, block, block, h, w], [0, 1, 4, 2, 5, 3])
+            : ([b, block, block, depth, h, w], [0, 3, 4, 1, 5, 2])
+    }
+
     /// Reshape's output shape: 0 copies the input dimension (unless `allowZero`), one -1 is inferred.
     public static func reshape(_ input: [Int], to requested: [Int], allowZero: Bool) throws -> [Int] {
         var out = requested
@@ -330,6 +360,25 @@ extension OperatorSchema {
             let upper = try attributes.int("upper", default: 1)
             guard upper == 0 || upper == 1 else { throw AidgeError.invalidModel("Trilu upper must be 0 or 1, got \(upper)") }
             return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+        },
+
+        OperatorSchema("DepthToSpace", inputs: ["input"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            let (b, c, h, w, block) = try ShapeOperators.blockShape("DepthToSpace", x.shape, attributes)
+            guard c % (block * block) == 0 else {
+                throw AidgeError.shapeMismatch(
+                    "DepthToSpace needs channels (\(c)) divisible by blocksize² (\(block * block))")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: [b, c / (block * block), h * block, w * block])]
+        },
+
+        OperatorSchema("SpaceToDepth", inputs: ["input"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            let (b, c, h, w, block) = try ShapeOperators.blockShape("SpaceToDepth", x.shape, attributes)
+            guard h % block == 0, w % block == 0 else {
+                throw AidgeError.shapeMismatch("SpaceToDepth needs height and width divisible by blocksize \(block), got \(x.shape)")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: [b, c * block * block, h / block, w / block])]
         },
 
         OperatorSchema("Tile", inputs: ["input", "repeats"]) { _, inputs in
