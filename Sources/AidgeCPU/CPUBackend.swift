@@ -25,6 +25,7 @@ public enum CPUBackend: Backend {
         registerIndexingKernels(registry)
         registerScatterKernels(registry)
         registerTopKKernels(registry)
+        registerLossKernels(registry)
         registerRecurrentKernels(registry)
         registerGradientKernels(registry)
     }

@@ -13,5 +13,6 @@ extension OperatorSchema {
         shapeSchemas,
         indexingSchemas,
         recurrentSchemas,
+        lossSchemas,
     ]
 }
