@@ -26,6 +26,7 @@ public enum CPUBackend: Backend {
         registerScatterKernels(registry)
         registerTopKKernels(registry)
         registerLossKernels(registry)
+        registerAttentionKernels(registry)
         registerRecurrentKernels(registry)
         registerGradientKernels(registry)
     }

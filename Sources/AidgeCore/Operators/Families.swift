@@ -14,5 +14,6 @@ extension OperatorSchema {
         indexingSchemas,
         recurrentSchemas,
         lossSchemas,
+        attentionSchemas,
     ]
 }

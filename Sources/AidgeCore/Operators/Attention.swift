@@ -1,0 +1,136 @@
+/// ONNX's Attention: softmax(Q Kᵀ · scale + bias) V over heads, with an optional key/value cache (past → present),
+/// grouped-query heads, a boolean or additive mask, causal and sliding-window masking, padding lengths and a
+/// softcap. Q, K and V are (batch, heads, sequence, head size), or 3-D (batch, sequence, heads × head size) with
+/// the head counts given as attributes.
+
+/// The dimensions of one Attention node, read from its inputs' shapes and attributes (shared by the schema and the
+/// kernels).
+public struct AttentionLayout: Sendable {
+    public let batch: Int
+    public let queryHeads: Int
+    public let kvHeads: Int
+    public let querySequence: Int
+    /// Keys and values of this call (the cache holds `pastSequence` more before them).
+    public let kvSequence: Int
+    public let pastSequence: Int
+    public let headSize: Int
+    public let valueHeadSize: Int
+    /// Whether Q, K, V and Y are 3-D (heads packed in the last dimension).
+    public let packed: Bool
+
+    public var totalSequence: Int { pastSequence + kvSequence }
+
+    public init(_ attributes: Attributes, _ inputs: [ValueInfo?]) throws {
+        let q = try inputs.required(0)
+        let k = try inputs.required(1)
+        let v = try inputs.required(2)
+        guard q.shape.count == 3 || q.shape.count == 4, k.shape.count == q.shape.count, v.shape.count == q.shape.count
+        else {
+            throw AidgeError.shapeMismatch(
+                "Attention takes Q, K and V all 3-D or all 4-D, got \(q.shape), \(k.shape), \(v.shape)")
+        }
+        packed = q.shape.count == 3
+        batch = q.shape[0]
+        guard k.shape[0] == batch, v.shape[0] == batch else {
+            throw AidgeError.shapeMismatch("Attention Q, K and V differ in batch: \(q.shape), \(k.shape), \(v.shape)")
+        }
+        if packed {
+            queryHeads = try attributes.int("q_num_heads")
+            kvHeads = try attributes.int("kv_num_heads")
+            guard queryHeads > 0, kvHeads > 0, q.shape[2] % queryHeads == 0, k.shape[2] % kvHeads == 0,
+                v.shape[2] % kvHeads == 0
+            else {
+                throw AidgeError.shapeMismatch(
+                    "Attention hidden sizes \(q.shape[2]), \(k.shape[2]), \(v.shape[2]) do not split into "
+                        + "\(queryHeads) query heads and \(kvHeads) key/value heads")
+            }
+            querySequence = q.shape[1]
+            kvSequence = k.shape[1]
+            headSize = q.shape[2] / queryHeads
+            guard k.shape[2] / kvHeads == headSize else {
+                throw AidgeError.shapeMismatch("Attention Q and K head sizes differ: \(q.shape), \(k.shape)")
+            }
+            valueHeadSize = v.shape[2] / kvHeads
+            guard v.shape[1] == kvSequence else {
+                throw AidgeError.shapeMismatch("Attention K and V lengths differ: \(k.shape), \(v.shape)")
+            }
+        } else {
+            (queryHeads, querySequence, headSize) = (q.shape[1], q.shape[2], q.shape[3])
+            (kvHeads, kvSequence, valueHeadSize) = (k.shape[1], k.shape[2], v.shape[3])
+            guard k.shape[3] == headSize, v.shape[1] == kvHeads, v.shape[2] == kvSequence else {
+                throw AidgeError.shapeMismatch("Attention Q, K and V do not fit: \(q.shape), \(k.shape), \(v.shape)")
+            }
+        }
+        guard kvHeads > 0, queryHeads % kvHeads == 0 else {
+            throw AidgeError.shapeMismatch(
+                "Attention needs query heads (\(queryHeads)) a multiple of key/value heads (\(kvHeads))")
+        }
+        let pastKey = inputs.optional(4)
+        let pastValue = inputs.optional(5)
+        guard (pastKey == nil) == (pastValue == nil) else {
+            throw AidgeError.invalidModel("Attention past_key and past_value go together")
+        }
+        if let pastKey, let pastValue {
+            pastSequence = pastKey.shape.count == 4 ? pastKey.shape[2] : -1
+            guard pastKey.shape == [batch, kvHeads, pastSequence, headSize],
+                pastValue.shape == [batch, kvHeads, pastSequence, valueHeadSize]
+            else {
+                throw AidgeError.shapeMismatch(
+                    "Attention past_key \(pastKey.shape) and past_value \(pastValue.shape) do not fit "
+                        + "(batch \(batch), \(kvHeads) heads, head sizes \(headSize) and \(valueHeadSize))")
+            }
+        } else {
+            pastSequence = 0
+        }
+    }
+}
+
+extension OperatorSchema {
+    static let attentionSchemas: [OperatorSchema] = [
+        OperatorSchema(
+            "Attention", inputs: ["Q", "K", "V", "attn_mask", "past_key", "past_value", "nonpad_kv_seqlen"],
+            minInputs: 3, outputs: 4, nonDifferentiable: [3, 6]
+        ) { attributes, inputs in
+            let layout = try AttentionLayout(attributes, inputs)
+            let q = try inputs.required(0)
+            try expect(q, in: floatTypes, "Q")
+            for i in 1...2 where try inputs.required(i).dtype != q.dtype {
+                throw AidgeError.unsupportedType("Attention Q, K and V must share one dtype")
+            }
+            let total = layout.totalSequence
+            if let mask = inputs.optional(3) {
+                guard mask.dtype == .bool || floatTypes.contains(mask.dtype) else {
+                    throw AidgeError.unsupportedType("Attention attn_mask must be bool or float, got \(mask.dtype)")
+                }
+                let target = [layout.batch, layout.queryHeads, layout.querySequence, total]
+                let aligned = Array(target.suffix(mask.shape.count))
+                guard mask.shape.count <= 4, !mask.shape.isEmpty,
+                    zip(mask.shape.dropLast(), aligned.dropLast()).allSatisfy({ $0 == 1 || $0 == $1 }),
+                    mask.shape[mask.shape.count - 1] <= total
+                else {
+                    throw AidgeError.shapeMismatch(
+                        "Attention attn_mask of shape \(mask.shape) does not broadcast to \(target)")
+                }
+            }
+            if let lengths = inputs.optional(6) {
+                guard lengths.dtype == .int64, lengths.shape == [layout.batch], layout.pastSequence == 0 else {
+                    throw AidgeError.shapeMismatch(
+                        "Attention nonpad_kv_seqlen must be int64 of shape [\(layout.batch)], without past_key")
+                }
+            }
+            let mode = try attributes.int("qk_matmul_output_mode", default: 0)
+            guard (0...3).contains(mode) else {
+                throw AidgeError.invalidModel("Attention qk_matmul_output_mode must be 0 to 3, got \(mode)")
+            }
+            let y = layout.packed
+                ? [layout.batch, layout.querySequence, layout.queryHeads * layout.valueHeadSize]
+                : [layout.batch, layout.queryHeads, layout.querySequence, layout.valueHeadSize]
+            return [
+                ValueInfo(dtype: q.dtype, shape: y),
+                ValueInfo(dtype: q.dtype, shape: [layout.batch, layout.kvHeads, total, layout.headSize]),
+                ValueInfo(dtype: q.dtype, shape: [layout.batch, layout.kvHeads, total, layout.valueHeadSize]),
+                ValueInfo(dtype: q.dtype, shape: [layout.batch, layout.queryHeads, layout.querySequence, total]),
+            ]
+        }
+    ]
+}
