@@ -25,9 +25,13 @@ extension Tensor {
             return (p, acc.1 || o)
         }
         guard !overflow, count < Int.max / 8 else { throw AidgeError.invalidModel("\(what) is too large: shape \(shape)") }
-        let bytes = count * dtype.byteSize
+        // 4-bit and 2-bit types are packed in files (low bits first) and take a byte each in memory.
+        let packing = dtype.elementsPerPackedByte
+        let bytes = (count * dtype.byteSize + packing - 1) / packing
         self.init(zeros: shape, dtype: dtype)
-        let out = rawPointer
+        let packed = packing == 1 ? nil : Tensor(zeros: [bytes], dtype: .uint8)
+        let out = packed?.rawPointer ?? rawPointer
+        defer { if let packed { Self.unpack(packed, into: self) } }
 
         if proto.hasDataLocation && proto.dataLocation == .external {
             var location: String?
@@ -89,7 +93,36 @@ extension Tensor {
         case .uint16, .float16, .bfloat16: try fill(proto.int32Data, UInt16.self) { UInt16(truncatingIfNeeded: $0) }
         case .uint8: try fill(proto.int32Data, UInt8.self) { UInt8(truncatingIfNeeded: $0) }
         case .bool: try fill(proto.int32Data, Bool.self) { $0 != 0 }
+        case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .int4, .uint4, .int2, .uint2:
+            guard proto.int32Data.count == bytes else {
+                throw AidgeError.invalidModel("\(what) has \(proto.int32Data.count) values, its shape \(shape) needs \(bytes)")
+            }
+            let p = out.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<bytes { p[i] = UInt8(truncatingIfNeeded: proto.int32Data[i]) }
         }
+    }
+
+    /// Spreads packed sub-byte elements (low bits first) into one byte each.
+    static func unpack(_ packed: Tensor, into tensor: Tensor) {
+        let perByte = tensor.dtype.elementsPerPackedByte
+        let width = 8 / perByte
+        let mask = UInt8((1 << width) - 1)
+        let source = packed.pointer(as: UInt8.self)
+        let target = tensor.pointer(as: UInt8.self)
+        for i in 0..<tensor.count { target[i] = source[i / perByte] >> UInt8((i % perByte) * width) & mask }
+    }
+
+    /// The bytes of this tensor's elements as ONNX stores them (sub-byte elements packed, low bits first).
+    var onnxBytes: Data {
+        let c = contiguous()
+        let perByte = dtype.elementsPerPackedByte
+        guard perByte > 1 else { return Data(bytes: c.rawPointer, count: c.byteCount) }
+        let width = 8 / perByte
+        let mask = UInt8((1 << width) - 1)
+        var bytes = [UInt8](repeating: 0, count: (count + perByte - 1) / perByte)
+        let source = c.pointer(as: UInt8.self)
+        for i in 0..<count { bytes[i / perByte] |= (source[i] & mask) << UInt8((i % perByte) * width) }
+        return Data(bytes)
     }
 }
 
@@ -100,7 +133,6 @@ extension Onnx_TensorProto {
         self.name = name
         dataType = Int32(tensor.dtype.onnxDataType)
         dims = tensor.shape.map { Int64($0) }
-        let c = tensor.contiguous()
-        rawData = Data(bytes: c.rawPointer, count: c.byteCount)
+        rawData = tensor.onnxBytes
     }
 }

@@ -107,6 +107,15 @@ class dtype(enum.Enum):
     uint32 = "uint32"
     uint64 = "uint64"
     boolean = "bool"
+    float8_e4m3fn = "float8_e4m3fn"
+    float8_e4m3fnuz = "float8_e4m3fnuz"
+    float8_e5m2 = "float8_e5m2"
+    float8_e5m2fnuz = "float8_e5m2fnuz"
+    float4_e2m1fn = "float4_e2m1fn"
+    int4 = "int4"
+    uint4 = "uint4"
+    int2 = "int2"
+    uint2 = "uint2"
 
     def __repr__(self) -> str:
         return f"dtype.{self.name}"
@@ -124,12 +133,18 @@ def _dtype_name(value: Any) -> str:
     return np.dtype(value).name
 
 
+# The dtypes NumPy holds through ml_dtypes (one element per byte or two, no buffer-protocol format).
+_ML_DTYPES = {"bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn",
+              "int4", "uint4", "int2", "uint2"}
+
+
 def _share(array: np.ndarray, copy: bool) -> "Tensor":
     """A tensor over a NumPy array's memory (or a copy of it)."""
     if array.dtype.hasobject:
         raise TypeError("object arrays cannot become tensors: give a numeric array")
-    if array.dtype.name == "bfloat16":  # ml_dtypes: no buffer-protocol format, so view the bits
-        return _aidge.from_buffer(array.view(np.uint16), copy=copy, dtype="bfloat16")
+    if array.dtype.name in _ML_DTYPES:  # ml_dtypes: no buffer-protocol format, so view the bits
+        bits = np.uint16 if array.dtype.itemsize == 2 else np.uint8
+        return _aidge.from_buffer(array.view(bits), copy=copy, dtype=array.dtype.name)
     return _aidge.from_buffer(array, copy=copy)
 
 
@@ -200,13 +215,13 @@ class Tensor(_aidge.TensorBase):
 
     # NumPy views.
     def numpy(self) -> np.ndarray:
-        """A NumPy array sharing this tensor's memory (bfloat16: an ``ml_dtypes.bfloat16`` view)."""
-        if self.dtype_name == "bfloat16":
+        """A NumPy array sharing this tensor's memory (bfloat16, float8, int4...: an ``ml_dtypes`` view)."""
+        if self.dtype_name in _ML_DTYPES:
             try:
                 import ml_dtypes
             except ImportError as error:
-                raise TypeError("bfloat16 tensors need ml_dtypes for a NumPy view (pip install ml_dtypes)") from error
-            return np.asarray(self._bits()).view(ml_dtypes.bfloat16)
+                raise TypeError(f"{self.dtype_name} tensors need ml_dtypes for a NumPy view (pip install ml_dtypes)") from error
+            return np.asarray(self._bits()).view(getattr(ml_dtypes, self.dtype_name))
         # Through a memoryview, so that a buffer that cannot be exported (more than 64 dimensions) raises its own
         # error: np.asarray(self) would fall back on __array__, which calls this again, until RecursionError.
         return np.asarray(memoryview(self))

@@ -31,7 +31,9 @@ func registerDataKernels(_ registry: KernelRegistry) {
 
     for type in ["Cast", "CastLike"] {
         registry.register(type, backend: "cpu") { request in
-            CastKernel(from: try request.input(0).dtype, to: request.outputs[0].dtype)
+            CastKernel(
+                from: try request.input(0).dtype, to: request.outputs[0].dtype,
+                saturate: try request.attributes.int("saturate", default: 1) != 0)
         }
     }
 
@@ -104,10 +106,14 @@ final class FillKernel: Kernel {
 final class CastKernel: Kernel {
     let from: DType
     let to: DType
+    /// Whether values out of an 8-bit float's range become its largest value (ONNX's default) rather than
+    /// infinity or NaN.
+    let saturate: Bool
 
-    init(from: DType, to: DType) {
+    init(from: DType, to: DType, saturate: Bool = true) {
         self.from = from
         self.to = to
+        self.saturate = saturate
     }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
@@ -127,6 +133,13 @@ final class CastKernel: Kernel {
         let toSize = to.byteSize
         let from = self.from
         let to = self.to
+        if !saturate, let encode = MiniFloats.encoder(to, saturate: false) {
+            let wide = x.cast(to: .float64)
+            let w = wide.pointer(as: Double.self)
+            let d = dst.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<x.count { d[i] = encode(w[i]) }
+            return
+        }
         Parallel.forEach(x.count, grain: 1 << 15) { range in
             castElements(
                 UnsafeRawPointer(src + range.lowerBound * fromSize), from, dst + range.lowerBound * toSize, to,

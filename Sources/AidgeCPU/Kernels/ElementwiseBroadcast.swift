@@ -440,6 +440,6 @@ func makeKernel<F: KernelFamily>(
     case .uint16: return try family.integer(UInt16.self, request)
     case .uint32: return try family.integer(UInt32.self, request)
     case .uint64: return try family.integer(UInt64.self, request)
-    case .bfloat16, .bool: throw request.unsupportedType(dtype)
+    default: throw request.unsupportedType(dtype)  // bfloat16, bool, the low-precision storage types
     }
 }

@@ -3,7 +3,7 @@
 
 extension DType {
     /// The dtype of an ONNX `TensorProto.DataType` number (1 float32, 7 int64, 9 bool, ...), or nil for a type
-    /// the engine does not hold (strings, complex numbers, 8-bit floats).
+    /// the engine does not hold (strings, complex numbers, float8e8m0, 6-bit floats).
     public init?(onnx code: Int) {
         switch code {
         case 1: self = .float32
@@ -19,6 +19,15 @@ extension DType {
         case 12: self = .uint32
         case 13: self = .uint64
         case 16: self = .bfloat16
+        case 17: self = .float8E4M3FN
+        case 18: self = .float8E4M3FNUZ
+        case 19: self = .float8E5M2
+        case 20: self = .float8E5M2FNUZ
+        case 21: self = .uint4
+        case 22: self = .int4
+        case 23: self = .float4E2M1
+        case 25: self = .uint2
+        case 26: self = .int2
         default: return nil
         }
     }
@@ -39,6 +48,15 @@ extension DType {
         case .uint32: return 12
         case .uint64: return 13
         case .bfloat16: return 16
+        case .float8E4M3FN: return 17
+        case .float8E4M3FNUZ: return 18
+        case .float8E5M2: return 19
+        case .float8E5M2FNUZ: return 20
+        case .uint4: return 21
+        case .int4: return 22
+        case .float4E2M1: return 23
+        case .uint2: return 25
+        case .int2: return 26
         }
     }
 }

@@ -81,6 +81,11 @@ enum DLPack {
             t = tensor.copy()
             copied = true
         }
+        guard !t.dtype.isLowPrecision else {
+            throw PythonError(
+                kind: .unsupportedType,
+                message: "\(t.dtype) tensors have no DLPack type: use Tensor.numpy() (an ml_dtypes view)")
+        }
         let export = Export(t)
         let context = Unmanaged.passRetained(export).toOpaque()
         if versioned {
@@ -142,6 +147,7 @@ enum DLPack {
         case .bool: code = 6
         case .int8, .int16, .int32, .int64: code = 0
         case .uint8, .uint16, .uint32, .uint64: code = 1
+        default: code = 1  // low-precision types are refused before export
         }
         return DLDataType(code: code, bits: bits, lanes: 1)
     }

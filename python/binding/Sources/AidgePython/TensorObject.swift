@@ -87,7 +87,7 @@ enum TensorType {
 
 // MARK: - Buffer protocol (export)
 
-/// PEP 3118 format strings, one per dtype (bfloat16 has none).
+/// PEP 3118 format strings, one per dtype (bfloat16 and the low-precision types have none).
 nonisolated(unsafe) private let formats: [DType: UnsafePointer<CChar>] = {
     var table: [DType: UnsafePointer<CChar>] = [:]
     let codes: [(DType, String)] = [
@@ -125,7 +125,7 @@ private let getBuffer: @convention(c) (PyObjectRef?, UnsafeMutablePointer<Py_buf
         if flags & PyBUF_FORMAT != 0 {
             guard let f = formats[tensor.dtype] else {
                 throw PythonError.buffer(
-                    "\(tensor.dtype) has no buffer-protocol format: use Tensor.numpy() (an ml_dtypes.bfloat16 view) or DLPack")
+                    "\(tensor.dtype) has no buffer-protocol format: use Tensor.numpy() (an ml_dtypes view)")
             }
             format = f
         }
