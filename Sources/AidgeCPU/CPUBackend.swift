@@ -27,6 +27,7 @@ public enum CPUBackend: Backend {
         registerTopKKernels(registry)
         registerLossKernels(registry)
         registerAttentionKernels(registry)
+        registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)
         registerGradientKernels(registry)
     }

@@ -15,5 +15,6 @@ extension OperatorSchema {
         recurrentSchemas,
         lossSchemas,
         attentionSchemas,
+        quantizationSchemas,
     ]
 }
