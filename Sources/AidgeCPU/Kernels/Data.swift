@@ -3,7 +3,7 @@ import AidgeCore
 /// Kernels of the data operators: Identity, Dropout, Constant, ConstantOfShape, Cast, CastLike, Shape, Size
 /// and Range.
 func registerDataKernels(_ registry: KernelRegistry) {
-    for type in ["Identity", "Dropout"] {
+    for type in ["Identity", "Dropout", "BitCast"] {
         registry.register(type, backend: "cpu") { _ in CopyKernel() }
     }
 

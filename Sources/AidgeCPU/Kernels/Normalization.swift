@@ -19,6 +19,7 @@ func registerNormalizationKernels(_ registry: KernelRegistry) {
         }
     }
     registry.register("LpNormalization", backend: "cpu") { try makeKernel(LpNormalizationFamily(), $0) }
+    registry.register("RMSNormalization", backend: "cpu") { try makeKernel(RMSNormalizationFamily(), $0) }
     registry.register("InstanceNormalization", backend: "cpu") { request in
         switch try request.input(0).dtype {
         case .float32: return specialized(try InstanceNormKernel<Float>(request))
@@ -448,6 +449,47 @@ private struct LpNormalizationFamily: KernelFamily {
                     }
                     let scale = 1 / (squares ? norm.squareRoot() : norm)
                     for k in 0..<n { y[base + k * inner] = T(Double(x[base + k * inner]) * scale) }
+                }
+            }
+        }
+    }
+}
+
+/// RMSNormalization: each row (the dimensions from `axis` on) scaled by the reciprocal of its root mean square
+/// (computed in double), then by `scale`, broadcast to the input.
+private struct RMSNormalizationFamily: KernelFamily {
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        let shape = request.outputs[0].shape
+        let scaleShape = try request.input(1).shape
+        let axis = try Normalizations.layerAxis(request.attributes, rank: max(shape.count, 1))
+        let epsilon = Double(try request.attributes.float("epsilon", default: 1e-5))
+        let n = ShapeUtil.count(Array(shape[min(axis, shape.count)...]))
+        let rows = ShapeUtil.count(shape) / max(n, 1)
+        // The scale's element for each output element, by NumPy broadcasting.
+        let aligned = [Int](repeating: 1, count: shape.count - scaleShape.count) + scaleShape
+        let contiguous = ShapeUtil.contiguousStrides(aligned)
+        let strides = aligned.indices.map { aligned[$0] == 1 ? 0 : contiguous[$0] }
+        let outputStrides = ShapeUtil.contiguousStrides(shape)
+        // Usually the scale spans only the normalised dimensions: one row of indices serves every row.
+        let perRow = strides.prefix(axis).allSatisfy { $0 == 0 }
+        let scaleIndex: [Int] = (0..<(perRow ? n : ShapeUtil.count(shape))).map { e in
+            var offset = 0
+            for d in shape.indices { offset += (e / outputStrides[d]) % shape[d] * strides[d] }
+            return offset
+        }
+        let rowStride = perRow ? 0 : n
+        return ClosureKernel { inputs, outputs in
+            let x = try presentInput(inputs, 0).pointer(as: T.self)
+            let w = try presentInput(inputs, 1).pointer(as: T.self)
+            let y = try firstOutput(outputs).pointer(as: T.self)
+            Parallel.forEach(rows, grain: max(1, 8192 / max(n, 1))) { range in
+                for row in range {
+                    let base = row * n
+                    var squares: Double = 0
+                    for k in 0..<n { squares += Double(x[base + k]) * Double(x[base + k]) }
+                    let r = 1 / (squares / Double(n) + epsilon).squareRoot()
+                    let indices = row * rowStride
+                    for k in 0..<n { y[base + k] = T(Double(x[base + k]) * r * Double(w[scaleIndex[indices + k]])) }
                 }
             }
         }

@@ -120,6 +120,19 @@ extension OperatorSchema {
             return [ValueInfo(dtype: dtype, shape: x.shape)]
         },
 
+        // The same bytes read as another dtype of the same width.
+        OperatorSchema("BitCast", inputs: ["input"], nonDifferentiable: [0]) { attributes, inputs in
+            let x = try inputs.required(0)
+            let code = try attributes.int("to")
+            guard let dtype = DType(onnx: code) else {
+                throw AidgeError.unsupportedType("BitCast to ONNX data type \(code) is not supported")
+            }
+            guard dtype.byteSize == x.dtype.byteSize, !dtype.isLowPrecision, !x.dtype.isLowPrecision else {
+                throw AidgeError.unsupportedType("BitCast needs dtypes of one width, got \(x.dtype) to \(dtype)")
+            }
+            return [ValueInfo(dtype: dtype, shape: x.shape)]
+        },
+
         OperatorSchema("CastLike", inputs: ["input", "target_type"], nonDifferentiable: [1]) { _, inputs in
             let x = try inputs.required(0)
             let target = try inputs.required(1)

@@ -1,4 +1,5 @@
-/// Normalisations: BatchNormalization, LayerNormalization, InstanceNormalization and LpNormalization.
+/// Normalisations: BatchNormalization, LayerNormalization, RMSNormalization, InstanceNormalization and
+/// LpNormalization.
 
 /// Shape rules of the normalisations, shared by the schemas and the kernels.
 public enum Normalizations {
@@ -88,6 +89,21 @@ extension OperatorSchema {
 
         // Y = (x - mean) / sqrt(var + epsilon) * scale[c] + B[c], statistics over the spatial axes of each
         // (n, c).
+        // X / sqrt(mean(X² over the axes from `axis` on) + epsilon) · scale (scale broadcast to X).
+        OperatorSchema("RMSNormalization", inputs: ["X", "scale"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            let scale = try inputs.required(1)
+            try expect(x, in: floatTypes, "RMSNormalization input")
+            guard scale.dtype == x.dtype else {
+                throw AidgeError.unsupportedType("RMSNormalization scale is \(scale.dtype), X is \(x.dtype)")
+            }
+            _ = try Normalizations.layerAxis(attributes, rank: max(x.shape.count, 1))
+            guard Normalizations.broadcasts(scale.shape, to: x.shape) else {
+                throw AidgeError.shapeMismatch("RMSNormalization scale \(scale.shape) does not broadcast to X \(x.shape)")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+        },
+
         // X divided by its L1 or L2 norm along `axis`.
         OperatorSchema("LpNormalization", inputs: ["input"]) { attributes, inputs in
             let x = try inputs.required(0)
