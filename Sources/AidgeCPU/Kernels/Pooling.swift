@@ -1,6 +1,7 @@
 import AidgeCore
 
 func registerPoolingKernels(_ registry: KernelRegistry) {
+    registry.register("LpPool", backend: "cpu") { try makeKernel(LpPoolFamily(), $0) }
     registry.register("MaxPool", backend: "cpu") { request in
         let x = try request.input(0)
         switch x.dtype {
@@ -404,4 +405,56 @@ final class GlobalPoolKernel: Kernel {
 @inline(__always)
 func maxLanes(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
     a.replacing(with: b, where: b .> a)
+}
+
+/// LpPool on any number of spatial dimensions: (sum of |x|^p over each window's taps inside the input)^(1/p),
+/// in double.
+private struct LpPoolFamily: KernelFamily {
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        let shape = try request.input(0).shape
+        let window = try PoolGeometry.window(request.attributes, shape, what: "LpPool")
+        let p = Double(try request.attributes.int("p", default: 2))
+        let planes = shape[0] * shape[1]
+        let inputPlane = ShapeUtil.count(window.input)
+        let outputPlane = ShapeUtil.count(window.output)
+        let taps = ShapeUtil.count(window.kernel)
+        let inputStrides = ShapeUtil.contiguousStrides(window.input)
+        let rank = window.rank
+        return ClosureKernel { inputs, outputs in
+            let x = try presentInput(inputs, 0).pointer(as: T.self)
+            let y = try firstOutput(outputs).pointer(as: T.self)
+            Parallel.forEach(planes * outputPlane, grain: max(1, 4096 / max(taps, 1))) { range in
+                for item in range {
+                    let (plane, o) = (item / outputPlane, item % outputPlane)
+                    var sum: Double = 0
+                    for t in 0..<taps {
+                        var offset = 0
+                        var inside = true
+                        var (oRest, tRest) = (o, t)
+                        for d in stride(from: rank - 1, through: 0, by: -1) {
+                            let out = oRest % window.output[d]
+                            let tap = tRest % window.kernel[d]
+                            oRest /= window.output[d]
+                            tRest /= window.kernel[d]
+                            let i = out * window.strides[d] - window.padsBegin[d] + tap * window.dilations[d]
+                            if i < 0 || i >= window.input[d] { inside = false; break }
+                            offset += i * inputStrides[d]
+                        }
+                        if inside { sum += Double(x[plane * inputPlane + offset].magnitude).power(p) }
+                    }
+                    y[item] = T(sum.power(1 / p))
+                }
+            }
+        }
+    }
+}
+
+extension Double {
+    /// self^p; squares and square roots exactly rounded.
+    @inline(__always) fileprivate func power(_ p: Double) -> Double {
+        if p == 2 { return self * self }
+        if p == 0.5 { return squareRoot() }
+        if p == 1 { return self }
+        return Double.mathPow(self, p)
+    }
 }

@@ -1,4 +1,4 @@
-/// Pooling: MaxPool and AveragePool over sliding windows (1-D, 2-D, 3-D; ONNX's latest attributes: kernel_shape,
+/// Pooling: MaxPool, AveragePool and LpPool over sliding windows (1-D, 2-D, 3-D; ONNX's latest attributes: kernel_shape,
 /// strides, pads, auto_pad, dilations, ceil_mode, count_include_pad, storage_order), and the global pools.
 extension OperatorSchema {
     static let poolingSchemas: [OperatorSchema] = [
@@ -6,6 +6,14 @@ extension OperatorSchema {
         // (the default) does not compute it.
         OperatorSchema("MaxPool", inputs: ["X"], infer: maxPoolInference),
         OperatorSchema("AveragePool", inputs: ["X"], infer: averagePoolInference),
+        // (sum over the window of |x|^p)^(1/p); padding adds nothing.
+        OperatorSchema("LpPool", inputs: ["X"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: floatTypes, "X")
+            let window = try PoolGeometry.window(attributes, x.shape, what: "LpPool")
+            guard try attributes.int("p", default: 2) >= 1 else { throw AidgeError.invalidModel("LpPool p must be >= 1") }
+            return [ValueInfo(dtype: x.dtype, shape: Array(x.shape.prefix(2)) + window.output)]
+        },
         OperatorSchema("GlobalAveragePool", inputs: ["X"], infer: globalPoolInference(floatTypes)),
         OperatorSchema("GlobalMaxPool", inputs: ["X"], infer: globalPoolInference(floatTypes)),
     ]
