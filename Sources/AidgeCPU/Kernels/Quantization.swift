@@ -6,6 +6,42 @@ import AidgeCore
 func registerQuantizationKernels(_ registry: KernelRegistry) {
     registry.register("QuantizeLinear", backend: "cpu") { try makeKernel(QuantizeFamily(), $0) }
     registry.register("DequantizeLinear", backend: "cpu") { try DequantizeKernel($0) }
+    registry.register("MatMulInteger", backend: "cpu") { request in
+        let product = try IntegerMatMul(a: try request.input(0).shape, b: try request.input(1).shape)
+        return ClosureKernel { inputs, outputs in
+            let y = try firstOutput(outputs).pointer(as: Int32.self)
+            try product.run(
+                try presentInput(inputs, 0), zeroA: inputs.count > 2 ? inputs[2] : nil,
+                try presentInput(inputs, 1), zeroB: inputs.count > 3 ? inputs[3] : nil
+            ) { i, c in y[i] = c }
+        }
+    }
+    registry.register("QLinearMatMul", backend: "cpu") { request in
+        let product = try IntegerMatMul(a: try request.input(0).shape, b: try request.input(3).shape)
+        let output = request.outputs[0].dtype
+        let range: ClosedRange<Double> = output == .int8 ? -128...127 : 0...255
+        return ClosureKernel { inputs, outputs in
+            let scales = try [1, 4, 6].map { try presentInput(inputs, $0) }
+            // ONNX computes a_scale · b_scale / y_scale in the scales' precision.
+            let multiplier: Double
+            if scales[0].dtype == .float16 {
+                let s = scales.map { $0.pointer(as: Float16.self).pointee }
+                multiplier = Double(s[0] * s[1] / s[2])
+            } else {
+                let s = scales.map { $0.doubles()[0] }
+                multiplier = Double(Float(s[0]) * Float(s[1]) / Float(s[2]))
+            }
+            let zero = try presentInput(inputs, 7).doubles()[0]
+            let y = try firstOutput(outputs)
+            let bytes = y.pointer(as: UInt8.self)
+            try product.run(
+                try presentInput(inputs, 0), zeroA: inputs[2], try presentInput(inputs, 3), zeroB: inputs[5]
+            ) { i, c in
+                let v = min(max((Double(c) * multiplier + zero).rounded(.toNearestOrEven), range.lowerBound), range.upperBound)
+                bytes[i] = output == .int8 ? UInt8(bitPattern: Int8(v)) : UInt8(v)
+            }
+        }
+    }
     registry.register("DynamicQuantizeLinear", backend: "cpu") { _ in
         ClosureKernel { inputs, outputs in
             let x = try presentInput(inputs, 0)
@@ -140,5 +176,50 @@ private final class DequantizeKernel: Kernel {
             v[i] = Double(Float(v[i] - zero[k]) * Float(s[k]))
         }
         castElements(inputs.rawPointer, .float64, y.rawPointer, output, x.count)
+    }
+}
+
+/// The int32 matmul of 8-bit operands shifted by per-tensor zero points, with NumPy's batch broadcasting; hands each
+/// output element to a closure that stores it.
+private struct IntegerMatMul {
+    let shape: OperatorSchema.MatMulShape
+
+    init(a: [Int], b: [Int]) throws { shape = try OperatorSchema.matMulShape(a, b) }
+
+    func run(_ a: Tensor, zeroA: Tensor?, _ b: Tensor, zeroB: Tensor?, store: (Int, Int32) -> Void) throws {
+        let (m, k, n) = (shape.m, shape.k, shape.n)
+        let za = Int32(zeroA?.integers().first ?? 0)
+        let zb = Int32(zeroB?.integers().first ?? 0)
+        let left = Self.widened(a)
+        let right = Self.widened(b)
+        let batchStrides = ShapeUtil.contiguousStrides(shape.batch)
+        for batch in 0..<ShapeUtil.count(shape.batch) {
+            let offsetA = Self.offset(batch, shape.batch, batchStrides, shape.batchA) * m * k
+            let offsetB = Self.offset(batch, shape.batch, batchStrides, shape.batchB) * k * n
+            for i in 0..<m {
+                for j in 0..<n {
+                    var c: Int32 = 0
+                    for p in 0..<k { c &+= (left[offsetA + i * k + p] &- za) &* (right[offsetB + p * n + j] &- zb) }
+                    store((batch * m + i) * n + j, c)
+                }
+            }
+        }
+    }
+
+    private static func widened(_ t: Tensor) -> [Int32] {
+        t.dtype == .int8
+            ? (0..<t.count).map { Int32(t.pointer(as: Int8.self)[$0]) }
+            : (0..<t.count).map { Int32(t.pointer(as: UInt8.self)[$0]) }
+    }
+
+    /// The index into an operand's batch (`own`, right-aligned, size-1 dimensions broadcast) of output batch `i`.
+    private static func offset(_ i: Int, _ batch: [Int], _ strides: [Int], _ own: [Int]) -> Int {
+        var index = 0
+        let shift = batch.count - own.count
+        for (d, size) in own.enumerated() {
+            let coordinate = (i / strides[d + shift]) % batch[d + shift]
+            index = index * size + (size == 1 ? 0 : coordinate)
+        }
+        return index
     }
 }

@@ -49,6 +49,16 @@ public struct QuantizationLayout: Sendable {
 }
 
 extension OperatorSchema {
+    /// Checks that the inputs at `indices` (scales, zero points), where present, hold one value each.
+    static func checkScalars(_ inputs: [ValueInfo?], _ indices: [Int], _ type: String) throws {
+        for i in indices {
+            guard let info = inputs.optional(i) else { continue }
+            guard info.count == 1 else {
+                throw AidgeError.unsupported("\(type) input \(i) must hold one value (per-tensor), got shape \(info.shape)")
+            }
+        }
+    }
+
     /// The dtypes a quantised tensor may have.
     public static let quantizedTypes: Set<DType> = [
         .int8, .uint8, .int16, .uint16, .int4, .uint4, .int2, .uint2, .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2,
@@ -105,6 +115,34 @@ extension OperatorSchema {
                 dtype = d
             }
             return [ValueInfo(dtype: dtype, shape: x.shape)]
+        },
+        // (A - a_zero_point) @ (B - b_zero_point) in int32, zero points per tensor.
+        OperatorSchema(
+            "MatMulInteger", inputs: ["A", "B", "a_zero_point", "b_zero_point"], minInputs: 2,
+            nonDifferentiable: [0, 1, 2, 3]
+        ) { _, inputs in
+            let a = try inputs.required(0)
+            let b = try inputs.required(1)
+            try expect(a, in: [.int8, .uint8], "A")
+            try expect(b, in: [.int8, .uint8], "B")
+            try checkScalars(inputs, [2, 3], "MatMulInteger")
+            return [ValueInfo(dtype: .int32, shape: try matMulShape(a.shape, b.shape).output)]
+        },
+        // The int32 product of the zero-point-shifted operands, requantised: a_scale · b_scale / y_scale, plus
+        // y_zero_point, rounded half to even and clamped.
+        OperatorSchema(
+            "QLinearMatMul",
+            inputs: ["a", "a_scale", "a_zero_point", "b", "b_scale", "b_zero_point", "y_scale", "y_zero_point"],
+            nonDifferentiable: Set(0..<8)
+        ) { _, inputs in
+            let a = try inputs.required(0)
+            let b = try inputs.required(3)
+            try expect(a, in: [.int8, .uint8], "a")
+            try expect(b, in: [.int8, .uint8], "b")
+            try checkScalars(inputs, [1, 2, 4, 5, 6, 7], "QLinearMatMul")
+            let y = try inputs.required(7)
+            try expect(y, in: [.int8, .uint8], "y_zero_point")
+            return [ValueInfo(dtype: y.dtype, shape: try matMulShape(a.shape, b.shape).output)]
         },
         // uint8 quantisation with the scale and zero point that map [min(x, 0), max(x, 0)] onto [0, 255].
         OperatorSchema("DynamicQuantizeLinear", inputs: ["x"], outputs: 3) { _, inputs in
