@@ -14,7 +14,11 @@ final class TensorFileTests: XCTestCase {
         for dtype in DType.allCases {
             let tensor = Tensor(zeros: [2, 3, 2], dtype: dtype)
             let raw = tensor.rawPointer.assumingMemoryBound(to: UInt8.self)
-            for i in 0..<tensor.byteCount { raw[i] = dtype == .bool ? UInt8(i % 3 == 0 ? 1 : 0) : UInt8((i * 37 + 11) & 0xFF) }
+            // Sub-byte elements (packed in the file) keep their value in the low bits of their byte.
+            let mask = UInt8((1 << (8 / dtype.elementsPerPackedByte)) - 1)
+            for i in 0..<tensor.byteCount {
+                raw[i] = dtype == .bool ? UInt8(i % 3 == 0 ? 1 : 0) : UInt8((i * 37 + 11) & 0xFF) & mask
+            }
             let decoded = try TensorFile.decode(try TensorFile.encode(tensor, name: "t"))
             XCTAssertEqual(decoded.dtype, dtype)
             XCTAssertEqual(decoded.shape, [2, 3, 2])
