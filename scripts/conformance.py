@@ -321,6 +321,10 @@ def run(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(sorted(listed | passing)) + "\n")
         print(f"{path}: {len(listed | passing)} passing cases listed")
+    node = [r for r in results.values() if r["kind"] == "node"]
+    if node:  # the summary line CI ends with
+        passed = sum(r["status"] == "pass" for r in node)
+        print(f"node cases: {passed} passed, {len(node) - passed} failed")
     return status
 
 
