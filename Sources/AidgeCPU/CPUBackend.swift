@@ -27,6 +27,7 @@ public enum CPUBackend: Backend {
         registerTopKKernels(registry)
         registerLossKernels(registry)
         registerAttentionKernels(registry)
+        registerRotaryEmbeddingKernels(registry)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)
         registerGradientKernels(registry)

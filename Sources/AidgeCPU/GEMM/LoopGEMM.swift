@@ -7,6 +7,14 @@ protocol LoopGEMMElement: TensorElement {
     static func multiplyAdd(_ acc: Self, _ a: Self, _ b: Self) -> Self
 }
 
+/// float16 accumulates in float32, rounding to float16 once per product term as NumPy's float16 matmul does.
+extension Float16: LoopGEMMElement {
+    @inline(__always) static var zeroValue: Float16 { 0 }
+    @inline(__always) static func multiplyAdd(_ acc: Float16, _ a: Float16, _ b: Float16) -> Float16 {
+        Float16(Float(acc) + Float(a) * Float(b))
+    }
+}
+
 extension Double: LoopGEMMElement {
     @inline(__always) static var zeroValue: Double { 0 }
     @inline(__always) static func multiplyAdd(_ acc: Double, _ a: Double, _ b: Double) -> Double { acc + a * b }

@@ -60,6 +60,9 @@ func registerActivationKernels(_ registry: KernelRegistry) {
     registry.register("Softmax", backend: "cpu") { try makeSoftmaxKernel($0, log: false) }
     registry.register("LogSoftmax", backend: "cpu") { try makeSoftmaxKernel($0, log: true) }
     registry.register("Hardmax", backend: "cpu") { try makeKernel(HardmaxFamily(), $0) }
+    registry.register("SwiGLU", backend: "cpu") { request in
+        try makeKernel(SwiGLUFamily(alpha: try request.attributes.float("alpha", default: 1)), request)
+    }
 }
 
 // MARK: - Element-wise activations
@@ -246,6 +249,18 @@ struct ShrinkOp<T: MathFloat>: UnaryElementOp {
     let lambd: T
     let bias: T
     @inline(__always) func callAsFunction(_ x: T) -> T { x < -lambd ? x + bias : x > lambd ? x - bias : 0 }
+}
+
+/// SwiGLU: the Swish gate of A times B (the gate rounded to the input's type first, as ONNX does).
+struct SwiGLUFamily: KernelFamily {
+    let alpha: Float
+    func float<T: MathFloat>(_ type: T.Type, _ request: KernelRequest) throws -> any Kernel {
+        try binaryKernel(SwiGLUOp<T>(alpha: T(alpha)), request, grain: ElementCost.scalar)
+    }
+}
+struct SwiGLUOp<T: MathFloat>: BinaryElementOp {
+    let alpha: T
+    @inline(__always) func callAsFunction(_ a: T, _ b: T) -> T { a * (1 / (1 + T.mathExp(-alpha * a))) * b }
 }
 
 // MARK: - Hardmax

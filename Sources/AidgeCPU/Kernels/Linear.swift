@@ -14,7 +14,7 @@ func registerLinearKernels(_ registry: KernelRegistry) {
         let dtype = try request.input(0).dtype
         switch dtype {
         case .float32: return try MatMulF32Kernel(request)
-        case .float64, .int32, .int64, .uint32, .uint64: return try MatMulLoopKernel(request)
+        case .float64, .float16, .int32, .int64, .uint32, .uint64: return try MatMulLoopKernel(request)
         default: throw request.unsupportedType(dtype)
         }
     }
@@ -411,6 +411,7 @@ final class MatMulLoopKernel: Kernel {
         }
         switch dtype {
         case .float64: compute(a, b, out, Double.self)
+        case .float16: compute(a, b, out, Float16.self)
         case .int32: compute(a, b, out, Int32.self)
         case .int64: compute(a, b, out, Int64.self)
         case .uint32: compute(a, b, out, UInt32.self)

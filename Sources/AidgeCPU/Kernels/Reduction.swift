@@ -151,6 +151,18 @@ extension Double: ReductionElement {
         unsafeBitCast(unsafeBitCast(a, to: SIMD8<UInt64>.self) & 0x7FFF_FFFF_FFFF_FFFF, to: SIMD8<Double>.self)
     }
 }
+extension Float16: ReductionElement {
+    @inline(__always) static func reduceLog(_ a: Float16) -> Float16 { Float16(logf(Float(a))) }
+    @inline(__always) static func reduceMax(_ a: SIMD8<Float16>, _ b: SIMD8<Float16>) -> SIMD8<Float16> {
+        b.replacing(with: a, where: (a .> b) .| (a .!= a))
+    }
+    @inline(__always) static func reduceMin(_ a: SIMD8<Float16>, _ b: SIMD8<Float16>) -> SIMD8<Float16> {
+        b.replacing(with: a, where: (a .< b) .| (a .!= a))
+    }
+    @inline(__always) static func reduceAbs(_ a: SIMD8<Float16>) -> SIMD8<Float16> {
+        unsafeBitCast(unsafeBitCast(a, to: SIMD8<UInt16>.self) & 0x7FFF, to: SIMD8<Float16>.self)
+    }
+}
 extension Int32: ReductionElement {
     @inline(__always) static func reduceMax(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> {
         b.replacing(with: a, where: a .> b)
@@ -517,6 +529,7 @@ private func makeReduceKernel(_ request: KernelRequest) throws -> any Kernel {
         return type == "ReduceLogSumExp" ? specialized(LogSumExpKernel<Float>(setup)) : try make(Float.self)
     case .float64:
         return type == "ReduceLogSumExp" ? specialized(LogSumExpKernel<Double>(setup)) : try make(Double.self)
+    case .float16 where type != "ReduceLogSumExp": return try make(Float16.self)
     case .int32 where !floatOnly: return try make(Int32.self)
     case .int64 where !floatOnly: return try make(Int64.self)
     default: throw request.unsupportedType(setup.dtype)

@@ -31,6 +31,30 @@ func registerShapeKernels(_ registry: KernelRegistry) {
         }
     }
 
+    registry.register("ReverseSequence", backend: "cpu") { request in
+        let x = try request.input(0)
+        let (batch, time) = try ShapeOperators.sequenceAxes(request.attributes, rank: x.shape.count)
+        let strides = ShapeUtil.contiguousStrides(x.shape)
+        let size = x.dtype.byteSize
+        let steps = x.shape[time]
+        return ClosureKernel { inputs, outputs in
+            let data = try presentInput(inputs, 0)
+            let lengths = try presentInput(inputs, 1).pointer(as: Int64.self)
+            let y = try firstOutput(outputs)
+            for b in 0..<x.shape[batch] where lengths[b] < 0 || lengths[b] > steps {
+                throw AidgeError.invalidArgument(
+                    "ReverseSequence length \(lengths[b]) of batch entry \(b) is out of range for \(steps) steps")
+            }
+            for e in 0..<data.count {
+                let b = e / strides[batch] % x.shape[batch]
+                let t = e / strides[time] % steps
+                let length = Int(lengths[b])
+                let source = t < length ? e + (length - 1 - 2 * t) * strides[time] : e
+                (y.rawPointer + e * size).copyMemory(from: data.rawPointer + source * size, byteCount: size)
+            }
+        }
+    }
+
     registry.register("Expand", backend: "cpu") { request in
         let x = try request.input(0)
         let out = request.outputs[0].shape

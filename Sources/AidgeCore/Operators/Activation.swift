@@ -13,6 +13,16 @@ extension OperatorSchema {
             OperatorSchema("Softmax", inputs: ["input"], infer: softmaxInference),
             OperatorSchema("LogSoftmax", inputs: ["input"], infer: softmaxInference),
             OperatorSchema("Hardmax", inputs: ["input"], infer: softmaxInference),
+            // A · sigmoid(alpha · A) · B, on two inputs of one shape.
+            OperatorSchema("SwiGLU", inputs: ["A", "B"]) { _, inputs in
+                let a = try inputs.required(0)
+                let b = try inputs.required(1)
+                try expect(a, in: floatTypes, "A")
+                guard a.dtype == b.dtype, a.shape == b.shape else {
+                    throw AidgeError.shapeMismatch("SwiGLU needs A and B of one dtype and shape, got \(a.shape) and \(b.shape)")
+                }
+                return [ValueInfo(dtype: a.dtype, shape: a.shape)]
+            },
         ]
 
     /// Gelu: `approximate` is "none" (erf) or "tanh".

@@ -1,4 +1,4 @@
-/// ONNX's Attention: softmax(Q Kᵀ · scale + bias) V over heads, with an optional key/value cache (past → present),
+/// ONNX's Attention and RotaryEmbedding. Attention: softmax(Q Kᵀ · scale + bias) V over heads, with an optional key/value cache (past → present),
 /// grouped-query heads, a boolean or additive mask, causal and sliding-window masking, padding lengths and a
 /// softcap. Q, K and V are (batch, heads, sequence, head size), or 3-D (batch, sequence, heads × head size) with
 /// the head counts given as attributes.
@@ -131,6 +131,76 @@ extension OperatorSchema {
                 ValueInfo(dtype: q.dtype, shape: [layout.batch, layout.kvHeads, total, layout.valueHeadSize]),
                 ValueInfo(dtype: q.dtype, shape: [layout.batch, layout.queryHeads, layout.querySequence, total]),
             ]
-        }
+        },
+        // Rotates pairs of each head's first rotary_embedding_dim features by the angles of the cos/sin caches (at
+        // position_ids when given, else one row per batch and position): halves, or interleaved pairs.
+        OperatorSchema(
+            "RotaryEmbedding", inputs: ["X", "cos_cache", "sin_cache", "position_ids"], minInputs: 3,
+            nonDifferentiable: [1, 2, 3]
+        ) { attributes, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: floatTypes, "X")
+            _ = try RotaryLayout(attributes, inputs)
+            return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+        },
     ]
+}
+
+/// The dimensions of a RotaryEmbedding node (shared by the schema and the kernel).
+public struct RotaryLayout: Sendable {
+    public let batch: Int
+    public let sequence: Int
+    public let heads: Int
+    public let headSize: Int
+    /// Features rotated per head (the rest pass through).
+    public let rotated: Int
+    /// (batch, heads, sequence, head size) rather than (batch, sequence, heads × head size).
+    public let headsFirst: Bool
+    public let interleaved: Bool
+    /// Rows of the caches (positions) when `position_ids` picks them.
+    public let positions: Int?
+
+    public init(_ attributes: Attributes, _ inputs: [ValueInfo?]) throws {
+        let x = try inputs.required(0)
+        let cos = try inputs.required(1)
+        let sin = try inputs.required(2)
+        guard x.shape.count == 3 || x.shape.count == 4 else {
+            throw AidgeError.shapeMismatch("RotaryEmbedding takes a 3-D or 4-D input, got \(x.shape)")
+        }
+        headsFirst = x.shape.count == 4
+        batch = x.shape[0]
+        if headsFirst {
+            (heads, sequence, headSize) = (x.shape[1], x.shape[2], x.shape[3])
+        } else {
+            heads = try attributes.int("num_heads")
+            guard heads > 0, x.shape[2] % heads == 0 else {
+                throw AidgeError.shapeMismatch("RotaryEmbedding hidden size \(x.shape[2]) does not split into \(heads) heads")
+            }
+            (sequence, headSize) = (x.shape[1], x.shape[2] / heads)
+        }
+        let dim = try attributes.int("rotary_embedding_dim", default: 0)
+        rotated = dim == 0 ? headSize : dim
+        guard rotated % 2 == 0, rotated <= headSize else {
+            throw AidgeError.invalidModel("RotaryEmbedding rotary_embedding_dim \(rotated) must be even and <= \(headSize)")
+        }
+        interleaved = try attributes.int("interleaved", default: 0) != 0
+        guard cos.shape == sin.shape, cos.dtype == x.dtype, sin.dtype == x.dtype, cos.shape.last == rotated / 2 else {
+            throw AidgeError.shapeMismatch(
+                "RotaryEmbedding caches must be \(x.dtype) of one shape ending in \(rotated / 2), got \(cos.shape), \(sin.shape)")
+        }
+        if let ids = inputs.optional(3) {
+            try OperatorSchema.expect(ids, in: [.int64], "position_ids")
+            guard ids.shape == [batch, sequence], cos.shape.count == 2 else {
+                throw AidgeError.shapeMismatch(
+                    "RotaryEmbedding position_ids must be [\(batch), \(sequence)] with 2-D caches, got \(ids.shape), \(cos.shape)")
+            }
+            positions = cos.shape[0]
+        } else {
+            guard cos.shape == [batch, sequence, rotated / 2] else {
+                throw AidgeError.shapeMismatch(
+                    "RotaryEmbedding caches without position_ids must be [\(batch), \(sequence), \(rotated / 2)], got \(cos.shape)")
+            }
+            positions = nil
+        }
+    }
 }

@@ -30,6 +30,17 @@ public enum ShapeOperators {
         return n
     }
 
+    /// ReverseSequence's batch and time axes: 0 and 1 in either order, on an input of rank 2 or more.
+    public static func sequenceAxes(_ attributes: Attributes, rank: Int) throws -> (batch: Int, time: Int) {
+        let batch = try attributes.int("batch_axis", default: 1)
+        let time = try attributes.int("time_axis", default: 0)
+        guard rank >= 2, Set([batch, time]) == [0, 1] else {
+            throw AidgeError.invalidModel(
+                "ReverseSequence needs batch_axis and time_axis 0 and 1 on an input of rank >= 2, got \(batch), \(time)")
+        }
+        return (batch, time)
+    }
+
     /// DepthToSpace and SpaceToDepth: the NCHW dimensions of `shape` and the checked `blocksize`; `mode` must be
     /// DCR or CRD.
     public static func blockShape(_ type: String, _ shape: [Int], _ attributes: Attributes) throws
@@ -379,6 +390,20 @@ extension OperatorSchema {
                 throw AidgeError.shapeMismatch("SpaceToDepth needs height and width divisible by blocksize \(block), got \(x.shape)")
             }
             return [ValueInfo(dtype: x.dtype, shape: [b, c * block * block, h / block, w / block])]
+        },
+
+        // The first sequence_lens[b] steps along time_axis reversed, for each batch entry b along batch_axis.
+        OperatorSchema("ReverseSequence", inputs: ["input", "sequence_lens"], nonDifferentiable: [1]) {
+            attributes, inputs in
+            let x = try inputs.required(0)
+            let lengths = try inputs.required(1)
+            try expect(lengths, in: [.int64], "sequence_lens")
+            let (batch, _) = try ShapeOperators.sequenceAxes(attributes, rank: x.shape.count)
+            guard lengths.shape == [x.shape[batch]] else {
+                throw AidgeError.shapeMismatch(
+                    "ReverseSequence sequence_lens must have shape [\(x.shape[batch])], got \(lengths.shape)")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: x.shape)]
         },
 
         OperatorSchema("Tile", inputs: ["input", "repeats"]) { _, inputs in
