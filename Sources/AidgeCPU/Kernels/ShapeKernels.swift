@@ -31,6 +31,25 @@ func registerShapeKernels(_ registry: KernelRegistry) {
         }
     }
 
+    registry.register("CenterCropPad", backend: "cpu") { request in
+        let input = try request.input(0).shape
+        let output = request.outputs[0].shape
+        // The copied box: its size, and where it starts in the input (a crop) and in the output (a pad).
+        let box = zip(input, output).map { min($0, $1) }
+        let inputStrides = ShapeUtil.contiguousStrides(input)
+        let outputStrides = ShapeUtil.contiguousStrides(output)
+        let source = input.indices.reduce(0) { $0 + max(input[$1] - output[$1], 0) / 2 * inputStrides[$1] }
+        let target = input.indices.reduce(0) { $0 + max(output[$1] - input[$1], 0) / 2 * outputStrides[$1] }
+        return ClosureKernel { inputs, outputs in
+            let x = try presentInput(inputs, 0)
+            let y = try firstOutput(outputs)
+            y.rawPointer.initializeMemory(as: UInt8.self, repeating: 0, count: y.byteCount)
+            let from = try Tensor(storage: x.storage, dtype: x.dtype, shape: box, strides: inputStrides, offset: x.offset + source)
+            let to = try Tensor(storage: y.storage, dtype: y.dtype, shape: box, strides: outputStrides, offset: y.offset + target)
+            copyElements(from: from, to: to)
+        }
+    }
+
     registry.register("ReverseSequence", backend: "cpu") { request in
         let x = try request.input(0)
         let (batch, time) = try ShapeOperators.sequenceAxes(request.attributes, rank: x.shape.count)

@@ -30,6 +30,19 @@ public enum ShapeOperators {
         return n
     }
 
+    /// CenterCropPad's output shape: `target` on `axes` (default: every axis), the input's elsewhere.
+    public static func centerCropPad(_ input: [Int], target: [Int], _ attributes: Attributes) throws -> [Int] {
+        let axes = try attributes.ints("axes", default: Array(input.indices)).map {
+            try ShapeUtil.axis($0, rank: input.count, context: "CenterCropPad axes")
+        }
+        guard axes.count == target.count, Set(axes).count == axes.count, target.allSatisfy({ $0 >= 0 }) else {
+            throw AidgeError.shapeMismatch("CenterCropPad shape \(target) does not match axes \(axes)")
+        }
+        var shape = input
+        for (axis, size) in zip(axes, target) { shape[axis] = size }
+        return shape
+    }
+
     /// ReverseSequence's batch and time axes: 0 and 1 in either order, on an input of rank 2 or more.
     public static func sequenceAxes(_ attributes: Attributes, rank: Int) throws -> (batch: Int, time: Int) {
         let batch = try attributes.int("batch_axis", default: 1)
@@ -390,6 +403,15 @@ extension OperatorSchema {
                 throw AidgeError.shapeMismatch("SpaceToDepth needs height and width divisible by blocksize \(block), got \(x.shape)")
             }
             return [ValueInfo(dtype: x.dtype, shape: [b, c * block * block, h / block, w / block])]
+        },
+
+        // Crops or zero-pads `axes` (default: all) to `shape`, centred (an odd difference leaves the extra element
+        // at the end).
+        OperatorSchema("CenterCropPad", inputs: ["input_data", "shape"], nonDifferentiable: [1]) { attributes, inputs in
+            let x = try inputs.required(0)
+            let target = try inputs.shapeOperatorIntegers(1, "CenterCropPad shape")
+            let shape = try ShapeOperators.centerCropPad(x.shape, target: target, attributes)
+            return [ValueInfo(dtype: x.dtype, shape: shape)]
         },
 
         // The first sequence_lens[b] steps along time_axis reversed, for each batch entry b along batch_axis.
