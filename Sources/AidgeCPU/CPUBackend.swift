@@ -28,6 +28,7 @@ public enum CPUBackend: Backend {
         registerLossKernels(registry)
         registerAttentionKernels(registry)
         registerRotaryEmbeddingKernels(registry)
+        registerDeterminantKernels(registry)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)
         registerGradientKernels(registry)

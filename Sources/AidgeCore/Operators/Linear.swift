@@ -1,9 +1,18 @@
 /// Matrix products: Gemm (ONNX's general matrix multiply with optional transposes and a broadcast C) and MatMul
-/// (NumPy `matmul`: 1-D operands promoted, batch dimensions broadcast).
+/// (NumPy `matmul`: 1-D operands promoted, batch dimensions broadcast), and Det (determinants of square matrices).
 extension OperatorSchema {
     static let linearSchemas: [OperatorSchema] = [
         OperatorSchema("Gemm", inputs: ["A", "B", "C"], minInputs: 2, infer: gemmInference),
         OperatorSchema("MatMul", inputs: ["A", "B"], infer: matMulInference),
+        // The determinant of each (…, M, M) matrix.
+        OperatorSchema("Det", inputs: ["X"]) { _, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: floatTypes, "X")
+            guard x.shape.count >= 2, x.shape[x.shape.count - 1] == x.shape[x.shape.count - 2] else {
+                throw AidgeError.shapeMismatch("Det needs square matrices (…, M, M), got shape \(x.shape)")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: Array(x.shape.dropLast(2)))]
+        },
         OperatorSchema("Linear", inputs: ["X", "W", "B"], minInputs: 2, infer: linearInference),
     ]
 
