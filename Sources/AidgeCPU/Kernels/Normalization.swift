@@ -70,7 +70,7 @@ private final class NormScratch<T: NormElement> {
 
 /// Element `i` of a float tensor of any floating dtype, as a Double.
 @inline(__always)
-private func parameter(_ t: Tensor, _ i: Int) -> Double {
+func parameter(_ t: Tensor, _ i: Int) -> Double {
     switch t.dtype {
     case .float32: return Double(t.pointer(as: Float.self)[i])
     case .float64: return t.pointer(as: Double.self)[i]

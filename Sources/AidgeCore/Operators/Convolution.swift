@@ -4,6 +4,11 @@ extension OperatorSchema {
     static let convolutionSchemas: [OperatorSchema] = [
         OperatorSchema("Conv", inputs: ["X", "W", "B"], minInputs: 2, infer: convInference),
         OperatorSchema("ConvTranspose", inputs: ["X", "W", "B"], minInputs: 2, infer: convTransposeInference),
+        OperatorSchema("Col2Im", inputs: ["input", "image_shape", "block_shape"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            let geometry = try Col2ImGeometry(attributes: attributes, inputs: inputs)
+            return [ValueInfo(dtype: x.dtype, shape: [x.shape[0], geometry.channels] + geometry.image)]
+        },
     ]
 
     static let convInference: Inference = { attributes, inputs in
@@ -307,5 +312,52 @@ extension WindowGeometry {
         self.padsBegin = padsBegin
         self.padsEnd = padsEnd
         self.output = output
+    }
+}
+
+/// Col2Im's geometry: image and kernel sizes (known inputs), strides, pads, dilations, and the blocks along each
+/// image dimension.
+public struct Col2ImGeometry: Sendable {
+    public let image: [Int]
+    public let kernel: [Int]
+    public let strides: [Int]
+    public let pads: [Int]
+    public let dilations: [Int]
+    public let blocks: [Int]
+    public let channels: Int
+
+    public init(attributes: Attributes, inputs: [ValueInfo?]) throws {
+        let x = try inputs.required(0)
+        image = try inputs.constant(1, "Col2Im image_shape").integers()
+        kernel = try inputs.constant(2, "Col2Im block_shape").integers()
+        let rank = image.count
+        strides = try attributes.ints("strides", default: Array(repeating: 1, count: rank))
+        dilations = try attributes.ints("dilations", default: Array(repeating: 1, count: rank))
+        let allPads = try attributes.ints("pads", default: Array(repeating: 0, count: 2 * rank))
+        guard rank > 0, kernel.count == rank, strides.count == rank, dilations.count == rank, allPads.count == 2 * rank,
+            image.allSatisfy({ $0 > 0 }), kernel.allSatisfy({ $0 > 0 }), strides.allSatisfy({ $0 > 0 }),
+            dilations.allSatisfy({ $0 > 0 }), allPads.allSatisfy({ $0 >= 0 })
+        else {
+            throw AidgeError.invalidModel(
+                "Col2Im needs positive image_shape \(image), block_shape \(kernel), strides \(strides) and dilations "
+                    + "\(dilations) of one rank, and 2 x rank non-negative pads \(allPads)")
+        }
+        pads = Array(allPads.prefix(rank))
+        let (image, kernel, strides, dilations) = (image, kernel, strides, dilations)
+        let blocks: [Int] = (0..<rank).map { (d: Int) -> Int in
+            let span: Int = dilations[d] * (kernel[d] - 1) + 1
+            let padded: Int = image[d] + allPads[d] + allPads[d + rank]
+            return (padded - span) / strides[d] + 1
+        }
+        self.blocks = blocks
+        let kernelSize = ShapeUtil.count(kernel)
+        guard x.shape.count == 3, x.shape[1] % kernelSize == 0, x.shape[2] == ShapeUtil.count(blocks),
+            blocks.allSatisfy({ $0 > 0 })
+        else {
+            throw AidgeError.shapeMismatch(
+                "Col2Im input of shape \(ShapeUtil.text(x.shape)) must be (N, C x \(kernelSize), \(ShapeUtil.count(blocks))) "
+                    + "for blocks \(blocks)")
+        }
+        channels = x.shape[1] / kernelSize
     }
 }

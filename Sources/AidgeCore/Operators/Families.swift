@@ -5,6 +5,7 @@ extension OperatorSchema {
         elementwiseSchemas,
         activationSchemas,
         linearSchemas,
+        einsumSchemas,
         convolutionSchemas,
         poolingSchemas,
         normalizationSchemas,

@@ -114,6 +114,40 @@ extension OperatorSchema {
             return [ValueInfo(dtype: x.dtype, shape: x.shape)]
         },
 
+        OperatorSchema("LRN", inputs: ["X"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: [.float32, .float64, .float16], "LRN input")
+            guard x.shape.count >= 3, try attributes.int("size") > 0 else {
+                throw AidgeError.shapeMismatch("LRN needs an input (N, C, D1, ...) and a positive size, got shape \(x.shape)")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+        },
+        // Opset 18 had one scale and bias per group, opset 21 one per channel: both are taken.
+        OperatorSchema("GroupNormalization", inputs: ["X", "scale", "bias"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: [.float32, .float64, .float16], "GroupNormalization input")
+            let groups = try attributes.int("num_groups")
+            guard x.shape.count >= 2, groups > 0, x.shape[1] % groups == 0 else {
+                throw AidgeError.shapeMismatch(
+                    "GroupNormalization needs an input (N, C, ...) whose C divides into num_groups (\(groups)), got \(x.shape)")
+            }
+            for i in 1...2 {
+                let p = try inputs.required(i)
+                guard p.shape.count == 1, p.count == x.shape[1] || p.count == groups else {
+                    throw AidgeError.shapeMismatch(
+                        "GroupNormalization \(i == 1 ? "scale" : "bias") must hold one value per channel, got shape \(p.shape)")
+                }
+            }
+            return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+        },
+        OperatorSchema("MeanVarianceNormalization", inputs: ["X"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: [.float32, .float64, .float16], "MeanVarianceNormalization input")
+            for axis in try attributes.ints("axes", default: [0, 2, 3]) {
+                _ = try ShapeUtil.axis(axis, rank: x.shape.count, context: "MeanVarianceNormalization axes")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: x.shape)]
+        },
         OperatorSchema("InstanceNormalization", inputs: ["input", "scale", "B"]) { _, inputs in
             let x = try inputs.required(0)
             try expect(x, in: floatTypes, "InstanceNormalization input")

@@ -16,6 +16,21 @@ extension OperatorSchema {
         },
         OperatorSchema("GlobalAveragePool", inputs: ["X"], infer: globalPoolInference(floatTypes)),
         OperatorSchema("GlobalMaxPool", inputs: ["X"], infer: globalPoolInference(floatTypes)),
+        OperatorSchema("MaxUnpool", inputs: ["X", "I", "output_shape"], minInputs: 2) { attributes, inputs in
+            let x = try inputs.required(0)
+            try expect(x, in: [.float32, .float64, .float16], "MaxUnpool X")
+            let indices = try inputs.required(1)
+            guard indices.shape == x.shape else {
+                throw AidgeError.shapeMismatch("MaxUnpool indices \(indices.shape) must have X's shape \(x.shape)")
+            }
+            let unpooled = try MaxUnpoolGeometry.unpooledShape(attributes, input: x.shape)
+            guard inputs.optional(2) != nil else { return [ValueInfo(dtype: x.dtype, shape: unpooled)] }
+            let output = try inputs.constant(2, "MaxUnpool output_shape").integers()
+            guard output.count == unpooled.count, zip(output, unpooled).allSatisfy({ $0 >= $1 }) else {
+                throw AidgeError.shapeMismatch("MaxUnpool output_shape \(output) must cover the unpooled shape \(unpooled)")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: output)]
+        },
     ]
 
     /// The types MaxPool takes (ONNX adds 8-bit integers to the floats).
@@ -67,5 +82,24 @@ public enum PoolGeometry {
             throw AidgeError.shapeMismatch("\(what): empty output \(window.output) for input \(ShapeUtil.text(shape))")
         }
         return window
+    }
+}
+
+/// MaxUnpool's unpooled shape: (in - 1) · stride - pads + kernel along each spatial dimension.
+public enum MaxUnpoolGeometry {
+    public static func unpooledShape(_ attributes: Attributes, input: [Int]) throws -> [Int] {
+        let kernel = try attributes.ints("kernel_shape")
+        let rank = kernel.count
+        let strides = try attributes.ints("strides", default: Array(repeating: 1, count: rank))
+        let pads = try attributes.ints("pads", default: Array(repeating: 0, count: 2 * rank))
+        guard input.count == rank + 2, strides.count == rank, pads.count == 2 * rank else {
+            throw AidgeError.invalidModel(
+                "MaxUnpool kernel_shape \(kernel), strides \(strides) and pads \(pads) do not fit an input of shape \(input)")
+        }
+        let spatial = (0..<rank).map { d in (input[d + 2] - 1) * strides[d] - pads[d] - pads[d + rank] + kernel[d] }
+        guard spatial.allSatisfy({ $0 > 0 }) else {
+            throw AidgeError.shapeMismatch("MaxUnpool gives a non-positive output size \(spatial)")
+        }
+        return Array(input.prefix(2)) + spatial
     }
 }

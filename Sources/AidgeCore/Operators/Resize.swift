@@ -214,5 +214,40 @@ extension OperatorSchema {
             let geometry = try ResizeGeometry(type: "Upsample", attributes: attributes, inputs: inputs)
             return [ValueInfo(dtype: x.dtype, shape: geometry.outputShape)]
         },
+        // Samples X (N, C, D1…Dr) at the normalised points of grid (N, H1…Hk, r), last coordinate first.
+        OperatorSchema("GridSample", inputs: ["X", "grid"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            let grid = try inputs.required(1)
+            try expect(x, in: [.float32, .float64, .float16], "X")
+            try expect(grid, in: [.float32, .float64, .float16], "grid")
+            let r = x.shape.count - 2
+            guard r >= 1, grid.shape.count == r + 2, grid.shape[0] == x.shape[0], grid.shape.last == r else {
+                throw AidgeError.shapeMismatch(
+                    "GridSample needs X (N, C, D1…Dr) and grid (N, H1…Hr, r), got \(ShapeUtil.text(x.shape)) and "
+                        + "\(ShapeUtil.text(grid.shape))")
+            }
+            let mode = try attributes.string("mode", default: "linear")
+            guard ["linear", "bilinear", "nearest", "cubic", "bicubic"].contains(mode) else {
+                throw AidgeError.invalidModel("GridSample mode '\(mode)' is not one of linear, nearest, cubic")
+            }
+            let padding = try attributes.string("padding_mode", default: "zeros")
+            guard ["zeros", "border", "reflection"].contains(padding) else {
+                throw AidgeError.invalidModel("GridSample padding_mode '\(padding)' is not one of zeros, border, reflection")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: Array(x.shape.prefix(2)) + grid.shape.dropFirst().dropLast())]
+        },
+        // The sampling grid (N, D1…Dr, r) of theta (N, r, r + 1) for an output of size (N, C, D1…Dr).
+        OperatorSchema("AffineGrid", inputs: ["theta", "size"]) { attributes, inputs in
+            let theta = try inputs.required(0)
+            try expect(theta, in: [.float32, .float64, .float16], "AffineGrid theta")
+            let size = try inputs.constant(1, "AffineGrid size").integers()
+            let r = size.count - 2
+            guard r == 2 || r == 3, theta.shape == [size[0], r, r + 1], size.allSatisfy({ $0 >= 0 }) else {
+                throw AidgeError.shapeMismatch(
+                    "AffineGrid needs theta (N, 2, 3) with size (N, C, H, W), or (N, 3, 4) with (N, C, D, H, W); got "
+                        + "\(ShapeUtil.text(theta.shape)) and \(size)")
+            }
+            return [ValueInfo(dtype: theta.dtype, shape: [size[0]] + size.dropFirst(2) + [r])]
+        },
     ]
 }
