@@ -39,6 +39,7 @@ public enum CPUBackend: Backend {
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)
         registerGradientKernels(registry)
+        BFloat16Fallback.install(registry)
     }
 
     /// Whether the GEMM uses its AVX-512 kernel for full tiles (default: when the processor has AVX-512). Turning

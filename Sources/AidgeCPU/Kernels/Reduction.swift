@@ -186,6 +186,65 @@ extension Int64: ReductionElement {
     }
 }
 
+extension Int8: ReductionElement {
+    @inline(__always) static func reduceMax(_ a: SIMD8<Int8>, _ b: SIMD8<Int8>) -> SIMD8<Int8> {
+        b.replacing(with: a, where: a .> b)
+    }
+    @inline(__always) static func reduceMin(_ a: SIMD8<Int8>, _ b: SIMD8<Int8>) -> SIMD8<Int8> {
+        b.replacing(with: a, where: a .< b)
+    }
+    @inline(__always) static func reduceAbs(_ a: SIMD8<Int8>) -> SIMD8<Int8> {
+        a.replacing(with: 0 &- a, where: a .< 0)
+    }
+}
+extension Int16: ReductionElement {
+    @inline(__always) static func reduceMax(_ a: SIMD8<Int16>, _ b: SIMD8<Int16>) -> SIMD8<Int16> {
+        b.replacing(with: a, where: a .> b)
+    }
+    @inline(__always) static func reduceMin(_ a: SIMD8<Int16>, _ b: SIMD8<Int16>) -> SIMD8<Int16> {
+        b.replacing(with: a, where: a .< b)
+    }
+    @inline(__always) static func reduceAbs(_ a: SIMD8<Int16>) -> SIMD8<Int16> {
+        a.replacing(with: 0 &- a, where: a .< 0)
+    }
+}
+extension UInt8: ReductionElement {
+    @inline(__always) static func reduceMax(_ a: SIMD8<UInt8>, _ b: SIMD8<UInt8>) -> SIMD8<UInt8> {
+        b.replacing(with: a, where: a .> b)
+    }
+    @inline(__always) static func reduceMin(_ a: SIMD8<UInt8>, _ b: SIMD8<UInt8>) -> SIMD8<UInt8> {
+        b.replacing(with: a, where: a .< b)
+    }
+    @inline(__always) static func reduceAbs(_ a: SIMD8<UInt8>) -> SIMD8<UInt8> { a }
+}
+extension UInt16: ReductionElement {
+    @inline(__always) static func reduceMax(_ a: SIMD8<UInt16>, _ b: SIMD8<UInt16>) -> SIMD8<UInt16> {
+        b.replacing(with: a, where: a .> b)
+    }
+    @inline(__always) static func reduceMin(_ a: SIMD8<UInt16>, _ b: SIMD8<UInt16>) -> SIMD8<UInt16> {
+        b.replacing(with: a, where: a .< b)
+    }
+    @inline(__always) static func reduceAbs(_ a: SIMD8<UInt16>) -> SIMD8<UInt16> { a }
+}
+extension UInt32: ReductionElement {
+    @inline(__always) static func reduceMax(_ a: SIMD8<UInt32>, _ b: SIMD8<UInt32>) -> SIMD8<UInt32> {
+        b.replacing(with: a, where: a .> b)
+    }
+    @inline(__always) static func reduceMin(_ a: SIMD8<UInt32>, _ b: SIMD8<UInt32>) -> SIMD8<UInt32> {
+        b.replacing(with: a, where: a .< b)
+    }
+    @inline(__always) static func reduceAbs(_ a: SIMD8<UInt32>) -> SIMD8<UInt32> { a }
+}
+extension UInt64: ReductionElement {
+    @inline(__always) static func reduceMax(_ a: SIMD8<UInt64>, _ b: SIMD8<UInt64>) -> SIMD8<UInt64> {
+        b.replacing(with: a, where: a .> b)
+    }
+    @inline(__always) static func reduceMin(_ a: SIMD8<UInt64>, _ b: SIMD8<UInt64>) -> SIMD8<UInt64> {
+        b.replacing(with: a, where: a .< b)
+    }
+    @inline(__always) static func reduceAbs(_ a: SIMD8<UInt64>) -> SIMD8<UInt64> { a }
+}
+
 @inline(__always) private func loadVector<T: SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD8<T> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<T>.self)
 }
@@ -532,6 +591,13 @@ private func makeReduceKernel(_ request: KernelRequest) throws -> any Kernel {
     case .float16 where type != "ReduceLogSumExp": return try make(Float16.self)
     case .int32 where !floatOnly: return try make(Int32.self)
     case .int64 where !floatOnly: return try make(Int64.self)
+    case .uint32 where !floatOnly: return try make(UInt32.self)
+    case .uint64 where !floatOnly: return try make(UInt64.self)
+    case .int8 where !floatOnly: return try make(Int8.self)
+    case .int16 where !floatOnly: return try make(Int16.self)
+    case .uint16 where !floatOnly: return try make(UInt16.self)
+    // bool is 0 or 1 in a byte: its maximum and minimum are the bytes'.
+    case .uint8 where !floatOnly, .bool where type == "ReduceMax" || type == "ReduceMin": return try make(UInt8.self)
     default: throw request.unsupportedType(setup.dtype)
     }
 }

@@ -9,6 +9,38 @@ func registerScatterKernels(_ registry: KernelRegistry) {
         let batch = try request.attributes.int("batch_dims", default: 0)
         return try GatherNDKernel(data: data, indices: indices.shape, batchDims: batch)
     }
+    registry.register("TensorScatter", backend: "cpu") { request in
+        let cache = try request.input(0)
+        let updateShape = try request.input(1).shape
+        let axis = try ShapeUtil.axis(try request.attributes.int("axis", default: -2), rank: cache.shape.count)
+        let circular = try request.attributes.string("mode", default: "linear") == "circular"
+        let rowBytes = ShapeUtil.count(Array(cache.shape[(axis + 1)...])) * cache.dtype.byteSize
+        let capacity = cache.shape[axis]
+        let length = updateShape[axis]
+        let prefixes = ShapeUtil.count(Array(cache.shape[..<axis]))
+        let perBatch = prefixes / max(cache.shape[0], 1)
+        let node = request.nodeName
+        return ClosureKernel { inputs, outputs in
+            let x = try presentInput(inputs, 0)
+            let update = try presentInput(inputs, 1)
+            let y = try firstOutput(outputs)
+            copyElements(from: x, to: y)
+            let indices = inputs.count > 2 ? inputs[2]?.pointer(as: Int64.self) : nil
+            for prefix in 0..<prefixes {
+                let start = Int(indices?[prefix / max(perBatch, 1)] ?? 0)
+                for s in 0..<length {
+                    var row = start + s
+                    if circular { row = ((row % capacity) + capacity) % capacity }
+                    guard row >= 0 && row < capacity else {
+                        throw AidgeError.invalidArgument(
+                            "TensorScatter node \(node): write index \(start) + \(s) is outside the cache's \(capacity) rows")
+                    }
+                    (y.rawPointer + (prefix * capacity + row) * rowBytes).copyMemory(
+                        from: update.rawPointer + (prefix * length + s) * rowBytes, byteCount: rowBytes)
+                }
+            }
+        }
+    }
     registry.register("ScatterND", backend: "cpu") { request in
         let data = try request.input(0)
         let layout = try ScatterNDLayout(data: data.shape, indices: try request.input(1).shape)

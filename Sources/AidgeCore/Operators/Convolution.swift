@@ -262,12 +262,11 @@ public struct ConvTransposeGeometry: Sendable {
         }
         if let target {
             for i in 0..<n {
+                // A negative total extends the result past the full one (zeros plus the bias), as ONNX's
+                // reference does; the halves are floored.
                 let total = full[i] - target[i]
-                guard total >= 0 else {
-                    throw AidgeError.shapeMismatch(
-                        "ConvTranspose output size \(target[i]) along spatial axis \(i) exceeds the full result \(full[i])")
-                }
-                padsBegin[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
+                let half = total >= 0 ? total / 2 : -((-total + 1) / 2)
+                padsBegin[i] = autoPad == "SAME_UPPER" ? half : total - half
                 padsEnd[i] = total - padsBegin[i]
             }
         } else if autoPad == "NOTSET" {

@@ -3,6 +3,29 @@
 
 extension OperatorSchema {
     static let indexingSchemas: [OperatorSchema] = [
+        // A KV cache written in place: update's rows go to the cache along `axis`, from each batch's write index
+        // (linear), or wrapping around the cache (circular).
+        OperatorSchema("TensorScatter", inputs: ["past_cache", "update", "write_indices"], minInputs: 2) { attributes, inputs in
+            let cache = try inputs.required(0)
+            let update = try inputs.required(1)
+            let axis = try ShapeUtil.axis(try attributes.int("axis", default: -2), rank: cache.shape.count, context: "TensorScatter axis")
+            guard update.dtype == cache.dtype, update.shape.count == cache.shape.count, axis > 0,
+                (0..<cache.shape.count).allSatisfy({ $0 == axis ? update.shape[$0] <= cache.shape[$0] : update.shape[$0] == cache.shape[$0] })
+            else {
+                throw AidgeError.shapeMismatch(
+                    "TensorScatter update \(update.dtype) \(ShapeUtil.text(update.shape)) does not fit the cache "
+                        + "\(cache.dtype) \(ShapeUtil.text(cache.shape)) along axis \(axis)")
+            }
+            if let indices = inputs.optional(2) {
+                guard indices.dtype == .int64, indices.shape == [cache.shape[0]] else {
+                    throw AidgeError.shapeMismatch("TensorScatter write_indices must be int64 of shape [\(cache.shape[0])]")
+                }
+            }
+            guard ["linear", "circular"].contains(try attributes.string("mode", default: "linear")) else {
+                throw AidgeError.invalidModel("TensorScatter mode must be linear or circular")
+            }
+            return [ValueInfo(dtype: cache.dtype, shape: cache.shape)]
+        },
         // out[a..., i..., b...] = data[a..., indices[i...], b...] along `axis`; negative indices count from the end.
         OperatorSchema("Gather", inputs: ["data", "indices"], window: gatherWindow) { attributes, inputs in
             let data = try inputs.required(0)

@@ -59,7 +59,8 @@ public enum Reductions {
     static func dtypes(_ type: String) -> Set<DType> {
         let base: Set<DType> = [.float32, .float64, .float16, .bfloat16, .int32, .int64, .uint32, .uint64]
         switch type {
-        case "ReduceMax", "ReduceMin", "ArgMax", "ArgMin": return base.union([.int8, .uint8, .int16, .uint16])
+        case "ReduceMax", "ReduceMin": return base.union([.int8, .uint8, .int16, .uint16, .bool])
+        case "ArgMax", "ArgMin": return base.union([.int8, .uint8, .int16, .uint16])
         default: return base
         }
     }
