@@ -36,6 +36,7 @@ public enum CPUBackend: Backend {
         registerCol2ImKernels(registry)
         registerMaxUnpoolKernels(registry)
         registerAffineGridKernels(registry)
+        registerSignalKernels(registry)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)
         registerGradientKernels(registry)

@@ -58,6 +58,10 @@ enum OpsetAdapters {
                 setInput(&node, 2, scales)
             }
             asymmetricNearestFloor(&node)
+        case "DFT" where opset < 20:  // axis (default 1) became input 2
+            let axis = try node.attributes.int("axis", default: 1)
+            node.attributes["axis"] = nil
+            setInput(&node, 2, .constant(Tensor(scalar: Int64(axis))))
         case "Scatter":  // deprecated in opset 11 for its new name
             node.type = "ScatterElements"
         case "Dropout" where opset < 12:

@@ -11,6 +11,7 @@ extension OperatorSchema {
         normalizationSchemas,
         reductionSchemas,
         resizeSchemas,
+        signalSchemas,
         shapeSchemas,
         indexingSchemas,
         recurrentSchemas,
