@@ -1,12 +1,13 @@
 import Aidge
+import AidgeNPY
 import ArgumentParser
 
 @main
 struct AidgeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aidge",
-        abstract: "Run, inspect and benchmark ONNX models with the Aidge engine.",
-        subcommands: [RunCommand.self, InspectCommand.self, BenchCommand.self, OpsCommand.self])
+        abstract: "Run, check, inspect and benchmark ONNX models with the Aidge engine.",
+        subcommands: [RunCommand.self, CheckCommand.self, InspectCommand.self, BenchCommand.self, OpsCommand.self])
 }
 
 /// Options every command that loads a model shares.
@@ -60,21 +61,34 @@ struct ModelOptions: ParsableArguments {
     func inputShapes(_ graph: GraphView, batch: Int? = nil) throws -> [[Int]] {
         let overrides = try shapeOverrides(graph)
         return try graph.inputs.map { input in
-            if let shape = overrides[input.name] { return shape }
-            guard let dims = input.shape else {
-                throw AidgeError.invalidArgument("input '\(input.name)' has no declared shape: give --shape \(input.name)=...")
-            }
-            return try dims.enumerated().map { k, dim in
-                switch dim {
-                case .fixed(let n): return n
-                case .symbolic(let s):
-                    if k == 0, let batch { return batch }
-                    throw AidgeError.invalidArgument(
-                        "input '\(input.name)' has a symbolic dimension '\(s)': give --shape \(input.name)=...")
-                }
+            try inputShape(input, overrides: overrides) { _, axis in axis == 0 ? batch : nil }
+        }
+    }
+
+    /// The concrete shape of `input`: its `--shape` in `overrides`, else its declared dimensions, a symbolic one
+    /// taking the value `symbolic(name, axis)` gives (nil: the user must give `--shape`).
+    func inputShape(
+        _ input: GraphInput, overrides: [String: [Int]], symbolic: (String, Int) -> Int?
+    ) throws -> [Int] {
+        if let shape = overrides[input.name] { return shape }
+        guard let dims = input.shape else {
+            throw AidgeError.invalidArgument("input '\(input.name)' has no declared shape: give --shape \(input.name)=...")
+        }
+        return try dims.enumerated().map { k, dim in
+            switch dim {
+            case .fixed(let n): return n
+            case .symbolic(let s):
+                if let n = symbolic(s, k) { return n }
+                throw AidgeError.invalidArgument(
+                    "input '\(input.name)' has a symbolic dimension '\(s)': give --shape \(input.name)=...")
             }
         }
     }
+}
+
+/// The tensor in an input file: ONNX `TensorProto` for `.pb`, NumPy `.npy` otherwise.
+func readInput(_ path: String) throws -> Tensor {
+    path.hasSuffix(".pb") ? try TensorFile.read(path) : try NPY.read(path)
 }
 
 /// Random input data, deterministic per input.

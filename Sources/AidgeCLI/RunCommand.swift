@@ -41,7 +41,7 @@ struct RunCommand: ParsableCommand {
                     "the model has \(graph.inputs.count) inputs (\(graph.inputs.map(\.name).joined(separator: ", "))), "
                         + "\(inputs.count) --input files were given (or use --random)")
             }
-            fed = try inputs.map { path in path.hasSuffix(".pb") ? try TensorFile.read(path) : try NPY.read(path) }
+            fed = try inputs.map(readInput)
         }
         try FileIO.createDirectory(outputDir)
         let outputs = try Scheduler(graph).forward(fed)

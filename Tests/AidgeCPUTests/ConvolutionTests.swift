@@ -237,8 +237,10 @@ final class ConvolutionTests: XCTestCase {
             }
             let expected = try Scheduler(try build()).forward([x])[0]
             let graph = try build()
+            let actNames = graph.nodes.first { $0.type == "Relu" || $0.type == "Clip" }?.outputNames
             XCTAssertEqual(try Recipes.fuseActivation(graph), 1, kind)
             XCTAssertEqual(graph.nodes.filter { $0.type != "Producer" }.map(\.type), ["Conv"], kind)
+            XCTAssertEqual(graph.nodes.first { $0.type == "Conv" }?.outputNames, actNames, kind)
             XCTAssertEqual(graph.producers.count, 2, kind)
             let got = try Scheduler(graph).forward([x])[0]
             assertClose(try got.scalars(as: Float.self), try expected.scalars(as: Float.self), kind)

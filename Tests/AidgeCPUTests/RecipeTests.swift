@@ -29,6 +29,7 @@ final class RecipeTests: XCTestCase {
         let before = try Scheduler(graph).forward([x])[0].converted(to: Float.self)
         XCTAssertEqual(try Recipes.fuseBatchNorm(graph), 1)
         XCTAssertFalse(graph.nodes.contains { $0.type == "BatchNormalization" })
+        XCTAssertEqual(conv.outputNames, bn.outputNames, "the fused convolution carries the normalised value's name")
         let after = try Scheduler(graph).forward([x])[0].converted(to: Float.self)
         assertClose(after, before, atol: 1e-5, rtol: 1e-5)
     }

@@ -36,6 +36,7 @@ extension Recipes {
             }
             guard try graph.bypass(act) else { continue }  // the bound Producers go with it
             source.op.attributes = attributes
+            source.outputNames = act.outputNames  // the value is the activation's now
             fused += 1
         }
         return fused

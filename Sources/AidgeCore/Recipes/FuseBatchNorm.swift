@@ -44,6 +44,7 @@ extension Recipes {
             graph.add(wNode, includeProducers: false)
             graph.add(bNode, includeProducers: false)
             try graph.replaceUses(of: (bn, 0), with: (conv, 0))
+            conv.outputNames = bn.outputNames  // the convolution now carries the normalised value
             let old = bn.parents.compactMap { $0 }.filter { $0.type == "Producer" }
             bn.disconnectInputs()
             graph.remove(bn)
