@@ -37,6 +37,8 @@ public enum CPUBackend: Backend {
         registerMaxUnpoolKernels(registry)
         registerAffineGridKernels(registry)
         registerSignalKernels(registry)
+        registerLinearAttentionKernels(registry)
+        ControlFlowKernels.register(registry, backend: name)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)
         registerGradientKernels(registry)

@@ -12,6 +12,7 @@ extension OperatorSchema {
         reductionSchemas,
         resizeSchemas,
         signalSchemas,
+        controlFlowSchemas,
         shapeSchemas,
         indexingSchemas,
         recurrentSchemas,

@@ -17,6 +17,7 @@ public final class Scheduler {
     private var parametersVary = false
     private struct PlanKey: Hashable {
         let shapes: [[Int]]
+        var dtypes: [DType] = []
         let mode: PlanMode
         /// The bytes of the inputs in `valueInputs`, whose values the plan was built for.
         var values: [[UInt8]] = []
@@ -30,9 +31,21 @@ public final class Scheduler {
     /// Most plans kept per value of the shape-deciding inputs.
     private static let planLimit = 32
 
+    /// Whether inputs are checked against the graph's declared dtypes and shapes (a subgraph's inputs that
+    /// come from its enclosing graph declare none).
+    private let checksDeclaredInputs: Bool
+
     public init(_ graph: GraphView, backend: String = "cpu") {
         self.graph = graph
         self.backend = backend
+        checksDeclaredInputs = true
+    }
+
+    /// A scheduler for a control flow operator's subgraph, planned for whatever dtypes it is fed.
+    init(subgraph: Subgraph, backend: String) {
+        graph = subgraph.graph
+        self.backend = backend
+        checksDeclaredInputs = false
     }
 
     /// The mode `forward` uses: the graph's training flag, recording when training or asked to.
@@ -142,9 +155,18 @@ public final class Scheduler {
     /// planning from shapes alone has failed for want of such a value.
     private func plan(for inputs: [Tensor], mode: PlanMode) throws -> Plan {
         let shapes = inputs.map(\.shape)
+        let dtypes = inputs.map(\.dtype)
+        let builder = PlanBuilder(graph: graph, backend: backend, foldLimit: foldLimit, mode: mode)
+        func infos(_ known: [Int: Tensor]) -> [ValueInfo] {
+            inputs.indices.map { k in known[k].map { ValueInfo($0) } ?? ValueInfo(dtype: dtypes[k], shape: shapes[k]) }
+        }
         if valueInputs.isEmpty {
             do {
-                return try plan(for: shapes, mode: mode)
+                let key = PlanKey(shapes: shapes, dtypes: dtypes, mode: mode)
+                if let plan = plans[key] { return plan }
+                let plan = try builder.build(infos: infos([:]))
+                plans[key] = plan
+                return plan
             } catch AidgeError.unknownValue(let message) {
                 let small = inputs.indices.filter {
                     inputs[$0].rank <= 1 && inputs[$0].count <= Self.valueInputLimit
@@ -156,14 +178,13 @@ public final class Scheduler {
         let values = valueInputs.map { k in
             Array(UnsafeRawBufferPointer(start: inputs[k].rawPointer, count: inputs[k].byteCount))
         }
-        let key = PlanKey(shapes: shapes, mode: mode, values: values)
+        let key = PlanKey(shapes: shapes, dtypes: dtypes, mode: mode, values: values)
         if let plan = plans[key] { return plan }
         // Plans per value must not grow without bound when such an input varies from run to run.
         if plans.count >= Self.planLimit { plans = [:] }
         var known: [Int: Tensor] = [:]
         for k in valueInputs { known[k] = inputs[k].copy() }
-        let plan = try PlanBuilder(graph: graph, backend: backend, foldLimit: foldLimit, mode: mode)
-            .build(shapes, known: known)
+        let plan = try builder.build(infos: infos(known))
         plans[key] = plan
         return plan
     }
@@ -188,6 +209,7 @@ public final class Scheduler {
                 throw AidgeError.unsupported(
                     "input '\(declared.name)' is on \(tensor.device); running it needs the CUDA backend")
             }
+            guard checksDeclaredInputs else { return tensor.contiguous() }
             guard tensor.dtype == declared.dtype else {
                 throw AidgeError.unsupportedType(
                     "input '\(declared.name)' must be \(declared.dtype), got \(tensor.dtype)")
