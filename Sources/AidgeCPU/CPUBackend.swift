@@ -38,6 +38,7 @@ public enum CPUBackend: Backend {
         registerAffineGridKernels(registry)
         registerSignalKernels(registry)
         registerLinearAttentionKernels(registry)
+        registerDataDependentKernels(registry)
         ControlFlowKernels.register(registry, backend: name)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)

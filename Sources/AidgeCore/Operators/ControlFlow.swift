@@ -25,9 +25,14 @@ extension OperatorSchema {
 enum ControlFlowInference {
     /// The outputs of `subgraph` fed `inputs`: dtypes and shapes, and values where planning computed them.
     static func outputs(_ subgraph: Subgraph, _ inputs: [ValueInfo]) throws -> [ValueInfo] {
-        let plan = try PlanBuilder(
-            graph: subgraph.graph, backend: PlanningContext.backend, foldLimit: 1 << 16, mode: .inference
-        ).build(infos: inputs)
+        let plan: Plan
+        do {
+            plan = try PlanBuilder(
+                graph: subgraph.graph, backend: PlanningContext.backend, foldLimit: 1 << 16, mode: .inference
+            ).build(infos: inputs)
+        } catch let stop as PlanBuilder.ValuesNeeded {
+            throw stop.error
+        }
         return zip(plan.outputInfos, plan.outputSources).map { info, source in
             if case .constant(let value) = source { return ValueInfo(value) }
             return info

@@ -13,6 +13,7 @@ extension OperatorSchema {
         resizeSchemas,
         signalSchemas,
         controlFlowSchemas,
+        dataDependentSchemas,
         shapeSchemas,
         indexingSchemas,
         recurrentSchemas,

@@ -95,6 +95,11 @@ struct PlanBuilder {
             var outputs: [ValueInfo]
             do {
                 outputs = try schema.outputs(node.op.attributes, inputInfo)
+            } catch AidgeError.unknownValue(let message)
+                where !inputInfo.allSatisfy({ $0 == nil || $0?.value != nil })
+            {
+                throw ValuesNeeded(
+                    node: id, error: AidgeError.unknownValue(message).aidgePrefixed("\(node.type) node \(node.name)"))
             } catch {
                 throw error.aidgePrefixed("\(node.type) node \(node.name)")
             }
@@ -238,6 +243,14 @@ struct PlanBuilder {
         return Plan(
             steps: steps, mode: mode, arenaByteCount: size, inputInfos: inputInfos, outputSources: outputSources,
             outputValues: outputValues, outputInfos: outputInfos, parameterNodes: parameterNodes)
+    }
+}
+
+extension PlanBuilder {
+    /// Planning stopped at a node whose outputs depend on values its inputs hold, which are not known yet.
+    struct ValuesNeeded: Error {
+        let node: ObjectIdentifier
+        let error: AidgeError
     }
 }
 
