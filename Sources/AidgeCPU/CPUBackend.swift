@@ -39,11 +39,13 @@ public enum CPUBackend: Backend {
         registerSignalKernels(registry)
         registerLinearAttentionKernels(registry)
         registerDataDependentKernels(registry)
+        registerCausalConvWithStateKernels(registry)
+        registerIntegerConvolutionKernels(registry)
         ControlFlowKernels.register(registry, backend: name)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)
         registerGradientKernels(registry)
-        BFloat16Fallback.install(registry)
+        HalfPrecisionFallback.install(registry)
     }
 
     /// Whether the GEMM uses its AVX-512 kernel for full tiles (default: when the processor has AVX-512). Turning
