@@ -155,15 +155,28 @@ def test_if_inside_loop_reads_values_two_levels_out() -> None:
     assert_same(*both(model, feeds))
 
 
-def test_loop_with_data_dependent_scan_length_is_a_clear_error() -> None:
-    """The trip count comes from a large input's values: the stacked output's length cannot be planned."""
+@pytest.mark.parametrize("computed", [False, True])
+def test_loop_scan_length_decided_by_the_data(computed: bool) -> None:
+    """The loop stops when its carried value passes a limit, so the stacked output's length depends on the data:
+    the loop is planned per value of the inputs it reads, or, when they are computed by the graph, after them."""
     model = loop_model(with_scan=True)
-    for k in (2, 3):  # s0 and a: too large to be taken as known values
+    for k in (2, 3):
         model.graph.input[k].type.tensor_type.shape.dim[0].dim_value = 100
-    feeds = [np.array(50, dtype=np.int64), np.array(True), np.zeros(100, np.float32), np.ones(100, np.float32),
-             np.array(3.0, dtype=np.float32)]
-    with pytest.raises(Exception, match="trip count"):
-        aidge.onnx.load(model).run(*feeds)
+    if computed:  # the loop reads Abs(s0) instead of s0
+        model.graph.node.insert(0, helper.make_node("Abs", ["s0"], ["s0_abs"]))
+        model.graph.node[1].input[2] = "s0_abs"
+    rng = np.random.default_rng(7)
+    runs = [{"M": np.array(50, dtype=np.int64), "cond": np.array(True),
+             "s0": rng.standard_normal(100).astype(np.float32), "a": np.full(100, 1.1, np.float32),
+             "limit": np.array(limit, dtype=np.float32)} for limit in (3.0, 8.0, 1e9)]
+    graph = aidge.onnx.load(model)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    lengths = []
+    for feeds in runs:  # one graph, runs of different lengths
+        ours = [t.numpy() for t in graph.run(*feeds.values())]
+        assert_same(ours, session.run(None, feeds))
+        lengths.append(ours[1].shape[0])
+    assert len(set(lengths)) == 3  # three different trip counts
 
 
 @pytest.mark.parametrize("op, attributes", [("Add", {}), ("Celu", {"alpha": 0.7}), ("Softmax", {"axis": -1})])
