@@ -41,6 +41,7 @@ public enum CPUBackend: Backend {
         registerDataDependentKernels(registry)
         registerCausalConvWithStateKernels(registry)
         registerIntegerConvolutionKernels(registry)
+        registerOptimizerKernels(registry)
         ControlFlowKernels.register(registry, backend: name)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)

@@ -31,7 +31,9 @@ public enum ONNX {
         }
         var opsets: [String: Int] = [:]
         for entry in model.opsetImport { opsets[entry.domain == "ai.onnx" ? "" : entry.domain] = Int(entry.version) }
-        guard let opset = opsets[""] else {
+        // A model of other domains only (the training operators) may import no default operator set.
+        let usesDefaultDomain = model.graph.node.contains { $0.domain.isEmpty || $0.domain == "ai.onnx" }
+        guard let opset = opsets[""] ?? (usesDefaultDomain ? nil : 1) else {
             throw AidgeError.invalidModel("the model imports no version of the default ONNX operator set")
         }
         var importer = GraphImporter(baseDirectory: baseDirectory, opset: opset)

@@ -14,6 +14,7 @@ extension OperatorSchema {
         signalSchemas,
         controlFlowSchemas,
         dataDependentSchemas,
+        optimizerSchemas,
         shapeSchemas,
         indexingSchemas,
         recurrentSchemas,
