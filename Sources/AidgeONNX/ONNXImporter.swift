@@ -55,6 +55,7 @@ struct GraphImporter {
     private var values: [String: (node: Node, index: Int)] = [:]
     private var inputIndex: [String: Int] = [:]
     private var usedNames = Set<String>()
+    private var nextSuffix: [String: Int] = [:]
 
     init(baseDirectory: String, opset: Int, isSubgraph: Bool = false) {
         self.baseDirectory = baseDirectory
@@ -110,6 +111,8 @@ struct GraphImporter {
             }
         }
 
+        // Nodes hold their parents strongly: a cycle would never be freed, and ONNX graphs have none.
+        try checkAcyclic(pending)
         for (imported, node) in pending {
             for (i, input) in imported.inputs.enumerated() {
                 switch input {
@@ -159,14 +162,50 @@ struct GraphImporter {
         return graph.inputs.count - 1
     }
 
+    /// Throws when the nodes' edges (by value name) form a cycle; checked before any edge is connected.
+    private func checkAcyclic(_ pending: [(ImportedNode, Node)]) throws {
+        var index: [ObjectIdentifier: Int] = [:]
+        for (k, entry) in pending.enumerated() { index[ObjectIdentifier(entry.1)] = k }
+        let parents: [[Int]] = pending.map { imported, _ in
+            imported.inputs.compactMap { input in
+                guard case .value(let name) = input, let source = values[name] else { return nil }
+                return index[ObjectIdentifier(source.node)]
+            }
+        }
+        var state = [UInt8](repeating: 0, count: pending.count)  // 1: visiting, 2: done
+        for root in pending.indices where state[root] == 0 {
+            var stack: [(node: Int, next: Int)] = [(root, 0)]
+            state[root] = 1
+            while let (node, next) = stack.last {
+                guard next < parents[node].count else {
+                    stack.removeLast()
+                    state[node] = 2
+                    continue
+                }
+                stack[stack.count - 1].next += 1
+                let parent = parents[node][next]
+                switch state[parent] {
+                case 0:
+                    state[parent] = 1
+                    stack.append((parent, 0))
+                case 1:
+                    throw AidgeError.invalidModel("the graph has a cycle through node \(pending[parent].1.name)")
+                default:
+                    break
+                }
+            }
+        }
+    }
+
     private mutating func uniqueName(_ wanted: String?) -> String? {
         guard let wanted, !wanted.isEmpty else { return nil }
         var name = wanted
-        var k = 1
+        var k = nextSuffix[wanted] ?? 1  // many nodes of one name must not cost a scan each
         while !usedNames.insert(name).inserted {
             name = "\(wanted)_\(k)"
             k += 1
         }
+        if name != wanted { nextSuffix[wanted] = k }
         return name
     }
 
