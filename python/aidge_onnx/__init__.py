@@ -10,7 +10,7 @@ from aidge import GraphView
 
 from . import node_import  # noqa: F401
 
-__all__ = ["load_onnx", "register_import", "supported_operators"]
+__all__ = ["export_onnx", "load_onnx", "register_import", "supported_operators"]
 
 # Converters registered by users: ONNX op type -> fn(onnx_node, input_nodes, opset) -> Node | None.
 _CONVERTERS: dict[str, Callable[..., Any]] = {}
@@ -31,6 +31,16 @@ def load_onnx(filename: Any, verbose: bool = False) -> GraphView:
     if _CONVERTERS:
         _apply_converters(graph, filename)
     return graph
+
+
+def export_onnx(graph_view: GraphView, path_to_save: Any, inputs_dims: Any = None, outputs_dims: Any = None,
+                opset: int | None = None) -> None:
+    """Writes ``graph_view`` as an ONNX model at ``path_to_save`` (``.onnx`` is appended when missing, as Aidge does).
+    ``inputs_dims``/``outputs_dims``: one list of dimensions per graph input/output, written as their shapes."""
+    path = os.fspath(path_to_save)
+    if not path.endswith(".onnx"):
+        path += ".onnx"
+    aidge.onnx.export(graph_view, path, opset=opset, input_shapes=inputs_dims, output_shapes=outputs_dims)
 
 
 def _apply_converters(graph: GraphView, source: Any) -> None:

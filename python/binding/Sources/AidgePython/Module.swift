@@ -17,6 +17,7 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             oneArgumentMethod("set_tensor_class", setTensorClassFunction, "set_tensor_class(cls)\n--\n\nThe class of the tensors the engine returns."),
             keywordMethod("zeros", zerosFunction, "zeros(dims, dtype='float32')\n--\n\nA new zero-filled tensor."),
             keywordMethod("load_onnx", loadONNXFunction, "load_onnx(path=None, data=None, base_dir=None)\n--\n\nImports an ONNX model from a file or bytes."),
+            keywordMethod("export_onnx", exportONNXFunction, "export_onnx(graph, path=None, opset=None, external_data=False, size_threshold=1024, input_shapes=None, output_shapes=None)\n--\n\nWrites a graph as an ONNX model at path, or returns the serialized model."),
             oneArgumentMethod("set_num_threads", setThreadsFunction, "set_num_threads(n)\n--\n\nThreads the kernels use (0: every core)."),
             plainMethod("get_num_threads", getThreadsFunction, "get_num_threads()\n--\n\nThreads the kernels use."),
             oneArgumentMethod(
