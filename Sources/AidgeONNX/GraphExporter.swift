@@ -146,8 +146,10 @@ struct GraphExporter: ExportContext {
         var proto = Onnx_GraphProto()
         proto.name = graph.name
         var written: [ExportedNode] = []
+        var capturedValues = Set<String>()  // values of this graph that subgraphs read
         for node in order where node.type != "Producer" {
-            let exported = try exportedNode(node, inputOf: inputOf, read: read)
+            let (exported, captured) = try exportedNode(node, inputOf: inputOf, read: read)
+            capturedValues.formUnion(captured)
             written += try ExportForms.rewrite(exported, opset: opset, context: &self)
         }
 
@@ -170,7 +172,7 @@ struct GraphExporter: ExportContext {
             outputNames.append(output.name)
         }
 
-        var referenced = Set(outputNames)
+        var referenced = Set(outputNames).union(capturedValues)
         for node in written { referenced.formUnion(node.inputs) }
         for node in order {
             guard let tensor = node.producedTensor, let name = valueNames[Port(node: ObjectIdentifier(node), index: 0)]
@@ -213,15 +215,18 @@ struct GraphExporter: ExportContext {
         return proto
     }
 
-    /// `node` with its edges as value names, in the engine's form.
-    private func exportedNode(_ node: Node, inputOf: [Port: String], read: Set<Port>) throws -> ExportedNode {
+    /// `node` with its edges as value names, in the engine's form, and the values its subgraphs read from this
+    /// graph (trailing inputs of the node in the engine, names inside the subgraphs in ONNX).
+    private func exportedNode(
+        _ node: Node, inputOf: [Port: String], read: Set<Port>
+    ) throws -> (node: ExportedNode, captured: [String]) {
         let id = ObjectIdentifier(node)
         var captured = 0
         for case .graph(let subgraph) in node.op.attributes.values.values {
             captured = subgraph.graph.inputs.count - subgraph.formalInputCount
         }
         var inputs: [String] = []
-        for i in 0..<max(node.inputs.count - captured, 0) {
+        for i in node.inputs.indices {
             let port = Port(node: id, index: i)
             if let (parent, index) = node.inputs[i] {
                 guard let name = valueNames[Port(node: ObjectIdentifier(parent), index: index)] else {
@@ -244,7 +249,13 @@ struct GraphExporter: ExportContext {
         var type = node.type
         let domain = node.op.domain == "ai.onnx" ? "" : node.op.domain
         if !domain.isEmpty, type.hasPrefix(domain + ".") { type.removeFirst(domain.count + 1) }
-        return ExportedNode(type: type, domain: domain, name: node.name, attributes: node.op.attributes, inputs: inputs, outputs: outputs)
+        let formal = max(inputs.count - captured, 0)
+        return (
+            ExportedNode(
+                type: type, domain: domain, name: node.name, attributes: node.op.attributes,
+                inputs: Array(inputs.prefix(formal)), outputs: outputs),
+            Array(inputs.dropFirst(formal))
+        )
     }
 
     private func nodeProto(_ node: ExportedNode) throws -> Onnx_NodeProto {

@@ -103,7 +103,9 @@ final class ExportTests: XCTestCase {
         let tensors = Dictionary(uniqueKeysWithValues: again.producers.compactMap { p in p.producedTensor.map { (p.outputNames[0], $0) } })
         XCTAssertEqual(tensors["q"]?.dtype, .int4)
         XCTAssertEqual(tensors["q"]?.integers(), [1, 2, 3, -1, 7])
-        XCTAssertEqual(tensors["h"]?.converted(to: UInt16.self), [0x3C00, 0xC000, 0x3555])
+        let half = try XCTUnwrap(tensors["h"])
+        XCTAssertEqual(half.dtype, .float16)
+        XCTAssertEqual(Data(bytes: half.contiguous().rawPointer, count: 6), h.rawData, "float16 bits kept")
     }
 
     func testExternalDataRoundTrip() throws {

@@ -212,3 +212,33 @@ def test_compat_export_onnx_with_inputs_dims(model_files: dict[str, Path], tmp_p
     aidge_onnx.export_onnx(graph, str(tmp_path / "named.onnx"), outputs_dims=[["batch", 10]], opset=17)
     out = onnx.load(str(tmp_path / "named.onnx")).graph.output[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in out] == ["batch", 10]
+
+
+def test_if_branches_reading_outer_values_round_trip(tmp_path: Path) -> None:
+    """Subgraphs are written with their nodes; the values they read from the enclosing graph stay names there."""
+    from onnx import TensorProto, helper
+
+    then = helper.make_graph([helper.make_node("Add", ["x", "one"], ["t"])], "then", [],
+                             [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2])])
+    other = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["e"])], "else", [],
+                              [helper.make_tensor_value_info("e", TensorProto.FLOAT, [2])])
+    graph_proto = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0), helper.make_node("Greater", ["s", "zero"], ["c"]),
+         helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other, name="if")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [numpy_helper.from_array(np.array(1, np.float32), "one"), numpy_helper.from_array(np.array(0, np.float32), "zero")])
+    original = tmp_path / "if.onnx"
+    onnx.save(helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", 17)]), str(original))
+    graph = aidge.onnx.load(original)
+    exported = tmp_path / "exported.onnx"
+    aidge.onnx.export(graph, exported)
+    proto = onnx.load(str(exported))
+    onnx.checker.check_model(proto, full_check=True)
+    assert [n.op_type for n in proto.graph.node] == ["ReduceSum", "Greater", "If"]
+    assert list(proto.graph.node[2].input) == ["c"]
+    again = aidge.onnx.load(exported)
+    for x, expected in [([1, 2], [2, 3]), ([-1, -2], [1, 4])]:
+        x = np.array(x, np.float32)
+        assert np.array_equal(run(again, x)[0], np.array(expected, np.float32))
+        assert np.array_equal(run_ort(exported, x)[0], np.array(expected, np.float32))
