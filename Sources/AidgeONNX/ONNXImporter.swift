@@ -34,6 +34,7 @@ public enum ONNX {
         guard let opset = opsets[""] else {
             throw AidgeError.invalidModel("the model imports no version of the default ONNX operator set")
         }
+        try ModelValidation.validate(model, opset: opset)
         var importer = GraphImporter(baseDirectory: baseDirectory, opset: opset)
         let graph = try importer.importGraph(model.graph)
         graph.opsetImports = opsets

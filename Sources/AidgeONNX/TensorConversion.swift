@@ -136,3 +136,37 @@ extension Onnx_TensorProto {
         rawData = tensor.onnxBytes
     }
 }
+
+extension Onnx_TensorProto {
+    /// Why this tensor's data does not fit its declared shape ("has 8 bytes of data, its shape [3] needs 12"), or
+    /// nil when it does (also for data types the engine does not read, and for external data, checked when read).
+    var dataSizeProblem: String? {
+        guard let dtype = DType(onnx: Int(dataType)), !(hasDataLocation && dataLocation == .external) else { return nil }
+        let shape = dims.map { Int($0) }
+        guard shape.allSatisfy({ $0 >= 0 }) else { return "has a negative dimension \(shape)" }
+        var count = 1
+        for d in shape {
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, p < Int.max / 8 else { return "is too large: shape \(shape)" }
+            count = p
+        }
+        let packing = dtype.elementsPerPackedByte
+        let bytes = (count * dtype.byteSize + packing - 1) / packing
+        if hasRawData {
+            return rawData.count == bytes ? nil : "has \(rawData.count) bytes of data, its shape \(shape) needs \(bytes)"
+        }
+        let values: Int
+        var needed = count
+        switch dtype {
+        case .float32: values = floatData.count
+        case .float64: values = doubleData.count
+        case .int64: values = int64Data.count
+        case .uint64, .uint32: values = uint64Data.count
+        case .int32, .int16, .int8, .uint16, .uint8, .bool, .float16, .bfloat16: values = int32Data.count
+        case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .int4, .uint4, .int2, .uint2:
+            values = int32Data.count
+            needed = bytes
+        }
+        return values == needed ? nil : "has \(values) values, its shape \(shape) needs \(needed)"
+    }
+}
