@@ -24,6 +24,8 @@ let package = Package(
     products: [
         .library(name: "Aidge", targets: ["Aidge"]),
         .executable(name: "aidge", targets: ["AidgeCLI"]),
+        /// The ONNX importer alone, for the fuzz target in `fuzz/`.
+        .library(name: "AidgeONNX", targets: ["AidgeCore", "AidgeONNX"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),

@@ -37,10 +37,16 @@ public enum CPUBackend: Backend {
         registerMaxUnpoolKernels(registry)
         registerAffineGridKernels(registry)
         registerSignalKernels(registry)
+        registerLinearAttentionKernels(registry)
+        registerDataDependentKernels(registry)
+        registerCausalConvWithStateKernels(registry)
+        registerIntegerConvolutionKernels(registry)
+        registerOptimizerKernels(registry)
+        ControlFlowKernels.register(registry, backend: name)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)
         registerGradientKernels(registry)
-        BFloat16Fallback.install(registry)
+        HalfPrecisionFallback.install(registry)
     }
 
     /// Whether the GEMM uses its AVX-512 kernel for full tiles (default: when the processor has AVX-512). Turning

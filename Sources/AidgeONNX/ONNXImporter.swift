@@ -31,7 +31,9 @@ public enum ONNX {
         }
         var opsets: [String: Int] = [:]
         for entry in model.opsetImport { opsets[entry.domain == "ai.onnx" ? "" : entry.domain] = Int(entry.version) }
-        guard let opset = opsets[""] else {
+        // A model of other domains only (the training operators) may import no default operator set.
+        let usesDefaultDomain = model.graph.node.contains { $0.domain.isEmpty || $0.domain == "ai.onnx" }
+        guard let opset = opsets[""] ?? (usesDefaultDomain ? nil : 1) else {
             throw AidgeError.invalidModel("the model imports no version of the default ONNX operator set")
         }
         try ModelValidation.validate(model, opset: opset)
@@ -47,12 +49,19 @@ public enum ONNX {
 struct GraphImporter {
     let baseDirectory: String
     let opset: Int
+    /// Whether this is a subgraph (an attribute of If, Loop or Scan): names it does not define are values of the
+    /// enclosing graph, which become trailing inputs (`captured`).
+    let isSubgraph: Bool
+    private(set) var captured: [String] = []
     private var values: [String: (node: Node, index: Int)] = [:]
+    private var inputIndex: [String: Int] = [:]
     private var usedNames = Set<String>()
+    private var nextSuffix: [String: Int] = [:]
 
-    init(baseDirectory: String, opset: Int) {
+    init(baseDirectory: String, opset: Int, isSubgraph: Bool = false) {
         self.baseDirectory = baseDirectory
         self.opset = opset
+        self.isSubgraph = isSubgraph
     }
 
     mutating func importGraph(_ proto: Onnx_GraphProto) throws -> GraphView {
@@ -64,7 +73,6 @@ struct GraphImporter {
             values[initializer.name] = (producer, 0)
             graph.add(producer, includeProducers: false)
         }
-        var inputIndex: [String: Int] = [:]
         for input in proto.input where values[input.name] == nil {
             let (dtype, shape) = try valueType(input)
             inputIndex[input.name] = graph.inputs.count
@@ -104,6 +112,8 @@ struct GraphImporter {
             }
         }
 
+        // Nodes hold their parents strongly: a cycle would never be freed, and ONNX graphs have none.
+        try checkAcyclic(pending)
         for (imported, node) in pending {
             for (i, input) in imported.inputs.enumerated() {
                 switch input {
@@ -112,7 +122,7 @@ struct GraphImporter {
                 case .value(let name):
                     if let source = values[name] {
                         try node.setInput(i, from: source.node, output: source.index)
-                    } else if let k = inputIndex[name] {
+                    } else if let k = inputIndex[name] ?? capture(name, into: graph) {
                         graph.inputs[k].consumers.append((node, i))
                     } else {
                         throw AidgeError.invalidModel(
@@ -130,7 +140,7 @@ struct GraphImporter {
         for output in proto.output {
             if let source = values[output.name] {
                 graph.outputs.append(GraphOutput(name: output.name, node: source.node, index: source.index))
-            } else if let k = inputIndex[output.name] {
+            } else if let k = inputIndex[output.name] ?? capture(output.name, into: graph) {
                 // A graph input returned as it is: an Identity makes it a node output.
                 let identity = Node(Operator("Identity"), name: uniqueName("\(output.name)_identity"))
                 identity.outputNames = [output.name]
@@ -144,25 +154,94 @@ struct GraphImporter {
         return graph
     }
 
+    /// In a subgraph, makes `name` (a value of the enclosing graph) a trailing input and returns its index.
+    private mutating func capture(_ name: String, into graph: GraphView) -> Int? {
+        guard isSubgraph else { return nil }
+        captured.append(name)
+        inputIndex[name] = graph.inputs.count
+        graph.inputs.append(GraphInput(name: name, dtype: .float32, shape: nil, consumers: []))
+        return graph.inputs.count - 1
+    }
+
+    /// Throws when the nodes' edges (by value name) form a cycle; checked before any edge is connected.
+    private func checkAcyclic(_ pending: [(ImportedNode, Node)]) throws {
+        var index: [ObjectIdentifier: Int] = [:]
+        for (k, entry) in pending.enumerated() { index[ObjectIdentifier(entry.1)] = k }
+        let parents: [[Int]] = pending.map { imported, _ in
+            imported.inputs.compactMap { input in
+                guard case .value(let name) = input, let source = values[name] else { return nil }
+                return index[ObjectIdentifier(source.node)]
+            }
+        }
+        var state = [UInt8](repeating: 0, count: pending.count)  // 1: visiting, 2: done
+        for root in pending.indices where state[root] == 0 {
+            var stack: [(node: Int, next: Int)] = [(root, 0)]
+            state[root] = 1
+            while let (node, next) = stack.last {
+                guard next < parents[node].count else {
+                    stack.removeLast()
+                    state[node] = 2
+                    continue
+                }
+                stack[stack.count - 1].next += 1
+                let parent = parents[node][next]
+                switch state[parent] {
+                case 0:
+                    state[parent] = 1
+                    stack.append((parent, 0))
+                case 1:
+                    throw AidgeError.invalidModel("the graph has a cycle through node \(pending[parent].1.name)")
+                default:
+                    break
+                }
+            }
+        }
+    }
+
     private mutating func uniqueName(_ wanted: String?) -> String? {
         guard let wanted, !wanted.isEmpty else { return nil }
         var name = wanted
-        var k = 1
+        var k = nextSuffix[wanted] ?? 1  // many nodes of one name must not cost a scan each
         while !usedNames.insert(name).inserted {
             name = "\(wanted)_\(k)"
             k += 1
         }
+        if name != wanted { nextSuffix[wanted] = k }
         return name
     }
 
     private func read(_ proto: Onnx_NodeProto) throws -> ImportedNode {
         var attributes = Attributes()
+        var subgraphs: [(name: String, graph: GraphView, formal: Int, captured: [String])] = []
         for attribute in proto.attribute {
-            if let value = try attributeValue(attribute, node: proto.name) { attributes[attribute.name] = value }
+            if attribute.type == .graph || attribute.hasG {
+                var importer = GraphImporter(baseDirectory: baseDirectory, opset: opset, isSubgraph: true)
+                let graph: GraphView
+                do {
+                    graph = try importer.importGraph(attribute.g)
+                } catch let error as AidgeError {
+                    throw error.prefixed("subgraph '\(attribute.name)' of node \(proto.name) (\(proto.opType))")
+                }
+                let formal = graph.inputs.count - importer.captured.count
+                subgraphs.append((attribute.name, graph, formal, importer.captured))
+            } else if let value = try attributeValue(attribute, node: proto.name) {
+                attributes[attribute.name] = value
+            }
+        }
+        // Every subgraph of the node takes the values any of them reads from this graph, in one order.
+        var captured: [String] = []
+        for subgraph in subgraphs { for name in subgraph.captured where !captured.contains(name) { captured.append(name) } }
+        for subgraph in subgraphs {
+            let formal = Array(subgraph.graph.inputs.prefix(subgraph.formal))
+            let outer = subgraph.graph.inputs.dropFirst(subgraph.formal)
+            subgraph.graph.inputs = formal + captured.map { name in
+                outer.first { $0.name == name } ?? GraphInput(name: name, dtype: .float32, shape: nil, consumers: [])
+            }
+            attributes[subgraph.name] = .graph(Subgraph(subgraph.graph, formalInputCount: subgraph.formal))
         }
         return ImportedNode(
             type: proto.opType, domain: proto.domain == "ai.onnx" ? "" : proto.domain, name: proto.name,
-            attributes: attributes, inputs: proto.input.map { $0.isEmpty ? .absent : .value($0) },
+            attributes: attributes, inputs: proto.input.map { $0.isEmpty ? .absent : .value($0) } + captured.map { .value($0) },
             outputs: proto.output)
     }
 
@@ -198,6 +277,8 @@ struct GraphImporter {
     }
 
     private func valueType(_ info: Onnx_ValueInfoProto) throws -> (DType, [Dim]?) {
+        // A subgraph may leave its inputs' types to inference: they are planned with what they are fed.
+        if isSubgraph && (!info.hasType || info.type.tensorType.elemType == 0) { return (.float32, nil) }
         guard info.hasType, case .tensorType(let t)? = info.type.value else {
             throw AidgeError.unsupportedType("graph input '\(info.name)' is not a tensor")
         }

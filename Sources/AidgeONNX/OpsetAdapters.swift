@@ -62,6 +62,8 @@ enum OpsetAdapters {
             let axis = try node.attributes.int("axis", default: 1)
             node.attributes["axis"] = nil
             setInput(&node, 2, .constant(Tensor(scalar: Int64(axis))))
+        case "Scan" where opset < 9:
+            throw AidgeError.unsupported("Scan of opset \(opset) (batched, with sequence_lens) is not supported; opset 9 and later are")
         case "Scatter":  // deprecated in opset 11 for its new name
             node.type = "ScatterElements"
         case "Dropout" where opset < 12:

@@ -20,19 +20,18 @@ extension Tensor {
         }
         let shape = proto.dims.map { Int($0) }
         guard shape.allSatisfy({ $0 >= 0 }) else { throw AidgeError.invalidModel("\(what) has a negative dimension \(shape)") }
-        let (count, overflow) = shape.reduce((1, false)) { acc, d in
-            let (p, o) = acc.0.multipliedReportingOverflow(by: d)
+        // The strides multiply the dimensions other than 0 too, so that product must not overflow either.
+        let (extent, overflow) = shape.reduce((1, false)) { acc, d in
+            let (p, o) = acc.0.multipliedReportingOverflow(by: Swift.max(d, 1))
             return (p, acc.1 || o)
         }
-        guard !overflow, count < Int.max / 8 else { throw AidgeError.invalidModel("\(what) is too large: shape \(shape)") }
+        guard !overflow, extent < Int.max / 8 else { throw AidgeError.invalidModel("\(what) is too large: shape \(shape)") }
+        let count = shape.contains(0) ? 0 : extent
         // 4-bit and 2-bit types are packed in files (low bits first) and take a byte each in memory.
         let packing = dtype.elementsPerPackedByte
         let bytes = (count * dtype.byteSize + packing - 1) / packing
-        self.init(zeros: shape, dtype: dtype)
-        let packed = packing == 1 ? nil : Tensor(zeros: [bytes], dtype: .uint8)
-        let out = packed?.rawPointer ?? rawPointer
-        defer { if let packed { Self.unpack(packed, into: self) } }
-
+        // The data must be there before the tensor is allocated: a shape alone decides no allocation.
+        var externalData: (path: String, offset: Int)?
         if proto.hasDataLocation && proto.dataLocation == .external {
             var location: String?
             var offset = 0
@@ -56,6 +55,31 @@ extension Tensor {
                 throw AidgeError.invalidModel("\(what): external data length \(length) does not match its \(bytes) bytes")
             }
             let path = baseDirectory + "/" + location
+            let size: Int
+            do {
+                size = try FileIO.size(path)
+            } catch {
+                throw AidgeError.io("external data of \(what): \((error as? AidgeError)?.message ?? "\(error)")")
+            }
+            guard bytes <= size, offset <= size - bytes else {
+                throw AidgeError.io(
+                    "external data of \(what): '\(path)' has \(size) bytes; cannot read \(bytes) bytes at offset \(offset)")
+            }
+            externalData = (path, offset)
+        } else {
+            let available = proto.hasRawData ? proto.rawData.count : Self.typedCount(proto, dtype)
+            let needed = proto.hasRawData || packing > 1 ? bytes : count  // float8: a byte per element
+            guard available == needed else {
+                throw AidgeError.invalidModel(
+                    "\(what) has \(available) \(proto.hasRawData ? "bytes of data" : "values"), its shape \(shape) needs \(needed)")
+            }
+        }
+        self.init(zeros: shape, dtype: dtype)
+        let packed = packing == 1 ? nil : Tensor(zeros: [bytes], dtype: .uint8)
+        let out = packed?.rawPointer ?? rawPointer
+        defer { if let packed { Self.unpack(packed, into: self) } }
+
+        if let (path, offset) = externalData {
             do {
                 try FileIO.read(path, offset: offset, count: bytes, into: out)
             } catch {
@@ -99,6 +123,19 @@ extension Tensor {
             }
             let p = out.assumingMemoryBound(to: UInt8.self)
             for i in 0..<bytes { p[i] = UInt8(truncatingIfNeeded: proto.int32Data[i]) }
+        }
+    }
+
+    /// How many values the typed field that holds `dtype` has.
+    private static func typedCount(_ proto: Onnx_TensorProto, _ dtype: DType) -> Int {
+        switch dtype {
+        case .float32: return proto.floatData.count
+        case .float64: return proto.doubleData.count
+        case .int64: return proto.int64Data.count
+        case .uint64, .uint32: return proto.uint64Data.count
+        case .int32, .int16, .int8, .uint16, .float16, .bfloat16, .uint8, .bool, .float8E4M3FN, .float8E4M3FNUZ,
+            .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .int4, .uint4, .int2, .uint2:
+            return proto.int32Data.count
         }
     }
 

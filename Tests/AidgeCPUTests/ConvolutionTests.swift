@@ -403,9 +403,26 @@ final class ConvolutionTests: XCTestCase {
                 let text = "\($0)"
                 XCTAssertTrue(text.contains("1x3x4x4") && text.contains("2x3x3x3"), text)
             }
-        XCTAssertThrowsError(
-            try runOperator(
-                "ConvTranspose", ["output_shape": .ints([20, 20])],
-                inputs: [Tensor(zeros: [1, 3, 4, 4]), Tensor(zeros: [3, 2, 3, 3])]))
+    }
+
+    /// An output_shape past the full result extends it with the bias, the full result centred as ONNX's reference
+    /// places it (pads of -7 on both sides here: 20 = 6 + 14).
+    func testConvTransposeOutputShapePastTheFullResult() throws {
+        let x = try Tensor(randomFloats(48, seed: 3), shape: [1, 3, 4, 4])
+        let w = try Tensor(randomFloats(54, seed: 4), shape: [3, 2, 3, 3])
+        let b = Tensor([Float(0.25), -0.5])
+        let full = try runOperator("ConvTranspose", inputs: [x, w, b])[0].converted(to: Float.self)
+        let wide = try runOperator("ConvTranspose", ["output_shape": .ints([20, 20])], inputs: [x, w, b])[0]
+        XCTAssertEqual(wide.shape, [1, 2, 20, 20])
+        var expected = [Float](repeating: 0, count: 2 * 20 * 20)
+        for c in 0..<2 {
+            for i in 0..<20 {
+                for j in 0..<20 {
+                    let inside = (7..<13).contains(i) && (7..<13).contains(j)
+                    expected[(c * 20 + i) * 20 + j] = inside ? full[(c * 6 + i - 7) * 6 + j - 7] : (c == 0 ? 0.25 : -0.5)
+                }
+            }
+        }
+        assertClose(wide.converted(to: Float.self), expected)
     }
 }

@@ -205,6 +205,58 @@ final class ImportTests: XCTestCase {
         }
     }
 
+    /// Inputs the loader's fuzz target (fuzz/, scripts/fuzz_onnx.sh) reached: each must be a clear error.
+    func testFuzzedModelsAreClearErrors() throws {
+        // A node that reads its own output (a cycle): rejected before any edge is connected, so nothing leaks.
+        let cycle = ModelMaker.model(
+            nodes: [
+                ModelMaker.node("Relu", ["x"], ["a"], name: "first"),
+                ModelMaker.node("Add", ["a", "c"], ["b"], name: "add"),
+                ModelMaker.node("Relu", ["b"], ["c"], name: "back"),
+            ],
+            inputs: [ModelMaker.valueInfo("x", .float, [1])], outputs: [ModelMaker.valueInfo("c", .float, [1])])
+        XCTAssertThrowsError(try ONNX.load(bytes: try ModelMaker.bytes(cycle))) { error in
+            XCTAssertTrue("\(error)".contains("cycle"), "\(error)")
+        }
+        let selfLoop = ModelMaker.model(
+            nodes: [ModelMaker.node("Squeeze", ["y"], ["y"], name: "sq", [ModelMaker.ints("axes", [0])])],
+            inputs: [], outputs: [ModelMaker.valueInfo("y", .float, [1])], opset: 11)
+        XCTAssertThrowsError(try ONNX.load(bytes: try ModelMaker.bytes(selfLoop))) { error in
+            XCTAssertTrue("\(error)".contains("cycle through node sq"), "\(error)")
+        }
+
+        func load(_ w: Onnx_TensorProto) throws -> GraphView {
+            let m = ModelMaker.model(
+                nodes: [ModelMaker.node("Relu", ["w"], ["y"])], inputs: [], outputs: [ModelMaker.valueInfo("y", .float, [1])],
+                initializers: [w])
+            return try ONNX.load(bytes: try ModelMaker.bytes(m), baseDirectory: "/nonexistent")
+        }
+        // A huge shape with little or no data: an error before anything is allocated.
+        var huge = ModelMaker.floatTensor("w", [1 << 28, 1 << 28], [1])
+        XCTAssertThrowsError(try load(huge)) { XCTAssertTrue("\($0)".contains("has 1 values"), "\($0)") }
+        huge.floatData = []
+        huge.rawData = Data([0, 0, 128, 63])
+        XCTAssertThrowsError(try load(huge)) { XCTAssertTrue("\($0)".contains("has 4 bytes of data"), "\($0)") }
+        huge.clearRawData()
+        huge.dataLocation = .external
+        var entry = Onnx_StringStringEntryProto()
+        entry.key = "location"
+        entry.value = "weights.bin"
+        huge.externalData = [entry]
+        XCTAssertThrowsError(try load(huge)) { XCTAssertTrue("\($0)".contains("external data"), "\($0)") }
+        // No elements, but dimensions whose product overflows (the strides multiply them).
+        let empty = ModelMaker.floatTensor("w", [0, 1 << 40, 1 << 40], [])
+        XCTAssertThrowsError(try load(empty)) { XCTAssertTrue("\($0)".contains("too large"), "\($0)") }
+
+        // Many nodes of one name get distinct names without a scan each.
+        let many = ModelMaker.model(
+            nodes: (0..<3000).map { ModelMaker.node("Relu", [$0 == 0 ? "x" : "v\($0 - 1)"], ["v\($0)"], name: "n") },
+            inputs: [ModelMaker.valueInfo("x", .float, [1])], outputs: [ModelMaker.valueInfo("v2999", .float, [1])])
+        let graph = try ONNX.load(bytes: try ModelMaker.bytes(many))
+        XCTAssertEqual(Set(graph.nodes.map(\.name)).count, 3000)
+        XCTAssertNotNil(graph.node(named: "n_2999"))
+    }
+
     func testUnknownOperatorLoadsAndFailsWhenRun() throws {
         try CPUBackend.register()
         let m = ModelMaker.model(

@@ -7,6 +7,7 @@ public enum AttributeValue: Sendable {
     case floats([Float])
     case strings([String])
     case tensor(Tensor)
+    case graph(Subgraph)
 }
 
 /// Named attributes with typed, defaulted accessors that throw a clear error on a kind mismatch.
@@ -80,6 +81,11 @@ public struct Attributes: Sendable, ExpressibleByDictionaryLiteral {
         default: break
         }
         throw missingOrWrong(name, "a list of strings")
+    }
+
+    public func subgraph(_ name: String) throws -> Subgraph {
+        if case .graph(let g) = values[name] { return g }
+        throw missingOrWrong(name, "a graph")
     }
 
     public func tensor(_ name: String) throws -> Tensor {

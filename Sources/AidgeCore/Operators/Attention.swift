@@ -88,6 +88,18 @@ public struct AttentionLayout: Sendable {
 extension OperatorSchema {
     static let attentionSchemas: [OperatorSchema] = [
         OperatorSchema(
+            "LinearAttention", inputs: ["query", "key", "value", "past_state", "decay", "beta"], minInputs: 3,
+            outputs: 2
+        ) { attributes, inputs in
+            let layout = try LinearAttentionLayout(attributes, inputs)
+            let q = try inputs.required(0)
+            let stateType = inputs.optional(3)?.dtype ?? q.dtype
+            return [
+                ValueInfo(dtype: q.dtype, shape: [layout.batch, layout.length, layout.queryHeads * layout.valueSize]),
+                ValueInfo(dtype: stateType, shape: [layout.batch, layout.kvHeads, layout.keySize, layout.valueSize]),
+            ]
+        },
+        OperatorSchema(
             "Attention", inputs: ["Q", "K", "V", "attn_mask", "past_key", "past_value", "nonpad_kv_seqlen"],
             minInputs: 3, outputs: 4, nonDifferentiable: [3, 6]
         ) { attributes, inputs in
@@ -201,6 +213,73 @@ public struct RotaryLayout: Sendable {
                     "RotaryEmbedding caches without position_ids must be [\(batch), \(sequence), \(rotated / 2)], got \(cos.shape)")
             }
             positions = nil
+        }
+    }
+}
+
+/// LinearAttention's shapes: batch, sequence length, query and key/value heads, key and value sizes, and how
+/// decay and beta are given (per head, or per key dimension for decay).
+public struct LinearAttentionLayout: Sendable {
+    public let batch: Int
+    public let length: Int
+    public let queryHeads: Int
+    public let kvHeads: Int
+    public let keySize: Int
+    public let valueSize: Int
+    /// Elements of decay per (batch, step, kv head): 1 or keySize; 0 when absent.
+    public let decayWidth: Int
+    /// Elements of beta per (batch, step): kvHeads or 1; 0 when absent.
+    public let betaWidth: Int
+
+    public init(_ attributes: Attributes, _ inputs: [ValueInfo?]) throws {
+        let q = try inputs.required(0)
+        let k = try inputs.required(1)
+        let v = try inputs.required(2)
+        try OperatorSchema.expect(q, in: [.float32, .float64, .float16], "LinearAttention query")
+        queryHeads = try attributes.int("q_num_heads")
+        kvHeads = try attributes.int("kv_num_heads")
+        guard queryHeads > 0, kvHeads > 0, queryHeads % kvHeads == 0 else {
+            throw AidgeError.invalidModel("LinearAttention q_num_heads (\(queryHeads)) must be a positive multiple of kv_num_heads (\(kvHeads))")
+        }
+        guard q.shape.count == 3, k.shape.count == 3, v.shape.count == 3, k.shape.prefix(2) == q.shape.prefix(2),
+            v.shape.prefix(2) == q.shape.prefix(2), q.shape[2] % queryHeads == 0, v.shape[2] % kvHeads == 0,
+            k.shape[2] == q.shape[2] / queryHeads * kvHeads, k.dtype == q.dtype, v.dtype == q.dtype
+        else {
+            throw AidgeError.shapeMismatch(
+                "LinearAttention needs query (B, T, Hq·dk), key (B, T, Hkv·dk) and value (B, T, Hkv·dv) of one dtype, got "
+                    + "\(q.shape), \(k.shape) and \(v.shape)")
+        }
+        batch = q.shape[0]
+        length = q.shape[1]
+        keySize = q.shape[2] / queryHeads
+        valueSize = v.shape[2] / kvHeads
+        let rule = try attributes.string("update_rule", default: "gated_delta")
+        guard ["linear", "gated", "delta", "gated_delta"].contains(rule) else {
+            throw AidgeError.invalidModel("LinearAttention update_rule '\(rule)' is not one of linear, gated, delta, gated_delta")
+        }
+        let decay = inputs.optional(4)
+        let beta = inputs.optional(5)
+        guard (decay != nil) == rule.hasPrefix("gated"), (beta != nil) == rule.hasSuffix("delta") else {
+            throw AidgeError.invalidModel("LinearAttention update_rule '\(rule)' does not match the decay and beta inputs given")
+        }
+        if let decay {
+            guard decay.shape.count == 3, decay.shape.prefix(2) == q.shape.prefix(2),
+                decay.shape[2] == kvHeads || decay.shape[2] == kvHeads * keySize
+            else { throw AidgeError.shapeMismatch("LinearAttention decay \(decay.shape) must be (B, T, Hkv) or (B, T, Hkv·dk)") }
+            decayWidth = decay.shape[2] / kvHeads
+        } else {
+            decayWidth = 0
+        }
+        if let beta {
+            guard beta.shape.count == 3, beta.shape.prefix(2) == q.shape.prefix(2), beta.shape[2] == kvHeads || beta.shape[2] == 1
+            else { throw AidgeError.shapeMismatch("LinearAttention beta \(beta.shape) must be (B, T, Hkv) or (B, T, 1)") }
+            betaWidth = beta.shape[2]
+        } else {
+            betaWidth = 0
+        }
+        if let state = inputs.optional(3), state.shape != [batch, kvHeads, keySize, valueSize] {
+            throw AidgeError.shapeMismatch(
+                "LinearAttention past_state \(state.shape) must be \([batch, kvHeads, keySize, valueSize])")
         }
     }
 }

@@ -4,6 +4,29 @@ extension OperatorSchema {
     static let convolutionSchemas: [OperatorSchema] = [
         OperatorSchema("Conv", inputs: ["X", "W", "B"], minInputs: 2, infer: convInference),
         OperatorSchema("ConvTranspose", inputs: ["X", "W", "B"], minInputs: 2, infer: convTransposeInference),
+        OperatorSchema("CausalConvWithState", inputs: ["input", "weight", "bias", "past_state"], minInputs: 2, outputs: 2) { attributes, inputs in
+            let x = try inputs.required(0)
+            let w = try inputs.required(1)
+            try expect(x, in: [.float32, .float64, .float16], "CausalConvWithState input")
+            guard x.shape.count == 3, w.shape.count == 3, w.shape[0] == x.shape[1], w.shape[1] == 1, w.shape[2] >= 1,
+                w.dtype == x.dtype
+            else {
+                throw AidgeError.shapeMismatch(
+                    "CausalConvWithState needs input (B, C, L) and weight (C, 1, K) of one dtype, got \(x.shape) and \(w.shape)")
+            }
+            let state = [x.shape[0], x.shape[1], w.shape[2] - 1]
+            if let b = inputs.optional(2), b.shape != [x.shape[1]] || b.dtype != x.dtype {
+                throw AidgeError.shapeMismatch("CausalConvWithState bias must be (C) = [\(x.shape[1])], got \(b.shape)")
+            }
+            if let p = inputs.optional(3), p.shape != state || p.dtype != x.dtype {
+                throw AidgeError.shapeMismatch("CausalConvWithState past_state must be \(state), got \(p.shape)")
+            }
+            let activation = try attributes.string("activation", default: "none")
+            guard ["none", "silu", "swish"].contains(activation) else {
+                throw AidgeError.invalidModel("CausalConvWithState activation '\(activation)' is not one of none, silu, swish")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: x.shape), ValueInfo(dtype: x.dtype, shape: state)]
+        },
         OperatorSchema("Col2Im", inputs: ["input", "image_shape", "block_shape"]) { attributes, inputs in
             let x = try inputs.required(0)
             let geometry = try Col2ImGeometry(attributes: attributes, inputs: inputs)

@@ -144,6 +144,27 @@ extension OperatorSchema {
             try expect(y, in: [.int8, .uint8], "y_zero_point")
             return [ValueInfo(dtype: y.dtype, shape: try matMulShape(a.shape, b.shape).output)]
         },
+        OperatorSchema("ConvInteger", inputs: ["x", "w", "x_zero_point", "w_zero_point"], minInputs: 2) { attributes, inputs in
+            let x = try inputs.required(0)
+            let w = try inputs.required(1)
+            try expect(x, in: [.int8, .uint8], "x")
+            try expect(w, in: [.int8, .uint8], "w")
+            return [ValueInfo(dtype: .int32, shape: try integerConvolutionShape(attributes, x, w))]
+        },
+        OperatorSchema(
+            "QLinearConv",
+            inputs: ["x", "x_scale", "x_zero_point", "w", "w_scale", "w_zero_point", "y_scale", "y_zero_point", "B"],
+            minInputs: 8
+        ) { attributes, inputs in
+            let x = try inputs.required(0)
+            let w = try inputs.required(3)
+            try expect(x, in: [.int8, .uint8], "x")
+            try expect(w, in: [.int8, .uint8], "w")
+            try checkScalars(inputs, [1, 2, 6, 7], "QLinearConv")
+            let y = try inputs.required(7)
+            try expect(y, in: [.int8, .uint8], "y_zero_point")
+            return [ValueInfo(dtype: y.dtype, shape: try integerConvolutionShape(attributes, x, w))]
+        },
         // uint8 quantisation with the scale and zero point that map [min(x, 0), max(x, 0)] onto [0, 255].
         OperatorSchema("DynamicQuantizeLinear", inputs: ["x"], outputs: 3) { _, inputs in
             let x = try inputs.required(0)
@@ -154,4 +175,13 @@ extension OperatorSchema {
             ]
         },
     ]
+}
+
+extension OperatorSchema {
+    /// The output shape of a convolution of 8-bit `x` by `w`, as Conv's geometry gives it.
+    static func integerConvolutionShape(_ attributes: Attributes, _ x: ValueInfo, _ w: ValueInfo) throws -> [Int] {
+        try ConvGeometry(
+            attributes, [ValueInfo(dtype: .float64, shape: x.shape), ValueInfo(dtype: .float64, shape: w.shape)]
+        ).outputShape
+    }
 }

@@ -17,15 +17,24 @@ struct PlanBuilder {
 
     /// Plans for graph inputs of these shapes; `known` gives the values of those inputs that decide shapes.
     func build(_ shapes: [[Int]], known: [Int: Tensor] = [:]) throws -> Plan {
+        let infos = graph.inputs.enumerated().map { k, input in
+            known[k].map { ValueInfo($0) } ?? ValueInfo(dtype: input.dtype, shape: k < shapes.count ? shapes[k] : [])
+        }
+        return try build(infos: infos)
+    }
+
+    /// Plans for graph inputs of these dtypes and shapes (and values, where known).
+    func build(infos inputInfos: [ValueInfo]) throws -> Plan {
+        try PlanningContext.$backend.withValue(backend) { try plan(inputInfos) }
+    }
+
+    private func plan(_ inputInfos: [ValueInfo]) throws -> Plan {
         let order = try graph.topologicalOrder()
         var inputOf: [OutputRef: Int] = [:]  // (consumer node, input index) -> graph input
-        var inputInfos: [ValueInfo] = []
+        guard inputInfos.count == graph.inputs.count else {
+            throw AidgeError.invalidArgument("the graph takes \(graph.inputs.count) inputs, got \(inputInfos.count)")
+        }
         for (k, input) in graph.inputs.enumerated() {
-            if let value = known[k] {
-                inputInfos.append(ValueInfo(value))
-            } else {
-                inputInfos.append(ValueInfo(dtype: input.dtype, shape: k < shapes.count ? shapes[k] : []))
-            }
             for c in input.consumers { inputOf[OutputRef(node: ObjectIdentifier(c.node), index: c.index)] = k }
         }
 
@@ -86,6 +95,11 @@ struct PlanBuilder {
             var outputs: [ValueInfo]
             do {
                 outputs = try schema.outputs(node.op.attributes, inputInfo)
+            } catch AidgeError.unknownValue(let message)
+                where !inputInfo.allSatisfy({ $0 == nil || $0?.value != nil })
+            {
+                throw ValuesNeeded(
+                    node: id, error: AidgeError.unknownValue(message).aidgePrefixed("\(node.type) node \(node.name)"))
             } catch {
                 throw error.aidgePrefixed("\(node.type) node \(node.name)")
             }
@@ -230,4 +244,18 @@ struct PlanBuilder {
             steps: steps, mode: mode, arenaByteCount: size, inputInfos: inputInfos, outputSources: outputSources,
             outputValues: outputValues, outputInfos: outputInfos, parameterNodes: parameterNodes)
     }
+}
+
+extension PlanBuilder {
+    /// Planning stopped at a node whose outputs depend on values its inputs hold, which are not known yet.
+    struct ValuesNeeded: Error {
+        let node: ObjectIdentifier
+        let error: AidgeError
+    }
+}
+
+/// What planning needs to know beyond a node's inputs: the backend whose kernels run it (subgraphs of control
+/// flow operators are planned on the same backend as the node).
+public enum PlanningContext {
+    @TaskLocal public static var backend = "cpu"
 }

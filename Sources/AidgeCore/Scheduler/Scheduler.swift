@@ -17,11 +17,17 @@ public final class Scheduler {
     private var parametersVary = false
     private struct PlanKey: Hashable {
         let shapes: [[Int]]
+        var dtypes: [DType] = []
         let mode: PlanMode
         /// The bytes of the inputs in `valueInputs`, whose values the plan was built for.
         var values: [[UInt8]] = []
     }
-    private var plans: [PlanKey: Plan] = [:]
+    /// How a run goes: one plan, or two parts when a node's outputs depend on values the graph computes.
+    private enum Execution {
+        case plan(Plan)
+        case split(SplitRun)
+    }
+    private var plans: [PlanKey: Execution] = [:]
     /// Graph inputs whose values decide shapes (axes, a target shape, pads fed as inputs): empty until planning
     /// finds such a value unknown; from then on plans are built, and cached, per value of these inputs.
     private var valueInputs: [Int] = []
@@ -30,11 +36,34 @@ public final class Scheduler {
     /// Most plans kept per value of the shape-deciding inputs.
     private static let planLimit = 32
 
+    /// Whether inputs are checked against the graph's declared dtypes and shapes (a subgraph's inputs that
+    /// come from its enclosing graph declare none).
+    private let checksDeclaredInputs: Bool
+
     public init(_ graph: GraphView, backend: String = "cpu") {
         self.graph = graph
         self.backend = backend
+        checksDeclaredInputs = true
     }
 
+    /// A scheduler for a control flow operator's subgraph, planned for whatever dtypes it is fed.
+    init(subgraph: Subgraph, backend: String) {
+        graph = subgraph.graph
+        self.backend = backend
+        checksDeclaredInputs = false
+    }
+
+    /// A scheduler for a part of a split graph, planned per value of `valueInputs` from the start.
+    init(part: GraphView, backend: String, valueInputs: [Int]) {
+        graph = part
+        self.backend = backend
+        checksDeclaredInputs = false
+        self.valueInputs = valueInputs
+        presetValueInputs = !valueInputs.isEmpty
+    }
+
+    /// Whether `valueInputs` was given (a split graph's second part), whatever the inputs' sizes.
+    private var presetValueInputs = false
     /// The mode `forward` uses: the graph's training flag, recording when training or asked to.
     public var currentMode: PlanMode {
         let recording = recordsGradients || graph.isTraining
@@ -56,8 +85,10 @@ public final class Scheduler {
     public func forward(_ inputs: [Tensor], mode: PlanMode) throws -> Recording {
         let inputs = try checked(inputs)
         if mode.training || mode.recording { parametersVary = true }
-        let plan = try self.plan(for: inputs, mode: mode)
-        return try plan.run(inputs)
+        switch try execution(for: inputs, mode: mode) {
+        case .plan(let plan): return try plan.run(inputs)
+        case .split(let split): return try split.run(inputs)
+        }
     }
 
     /// Back-propagates the last recorded forward from the gradients that a loss wrote on its outputs
@@ -121,7 +152,9 @@ public final class Scheduler {
     /// Runs the graph `runs` times on `inputs` and returns each kernel call's mean time, in execution order.
     public func profile(_ inputs: [Tensor], runs: Int) throws -> [(node: Node, seconds: Double)] {
         let inputs = try checked(inputs)
-        let plan = try self.plan(for: inputs, mode: currentMode)
+        guard case .plan(let plan) = try execution(for: inputs, mode: currentMode) else {
+            throw AidgeError.unsupported("profiling a graph whose shapes depend on the values it computes is not supported")
+        }
         var total = [Double](repeating: 0, count: plan.steps.count)
         try total.withUnsafeMutableBufferPointer { buffer in
             for _ in 0..<max(runs, 1) { _ = try plan.run(inputs, stepSeconds: buffer) }
@@ -132,40 +165,84 @@ public final class Scheduler {
     /// The plan for these input shapes and mode (built and cached on first use).
     public func plan(for shapes: [[Int]], mode: PlanMode = .inference) throws -> Plan {
         let key = PlanKey(shapes: shapes, mode: mode)
-        if let plan = plans[key] { return plan }
-        let plan = try PlanBuilder(graph: graph, backend: backend, foldLimit: foldLimit, mode: mode).build(shapes)
-        plans[key] = plan
-        return plan
+        if case .plan(let plan)? = plans[key] { return plan }
+        do {
+            let plan = try PlanBuilder(graph: graph, backend: backend, foldLimit: foldLimit, mode: mode).build(shapes)
+            plans[key] = .plan(plan)
+            return plan
+        } catch let stop as PlanBuilder.ValuesNeeded {
+            throw stop.error
+        }
     }
 
-    /// The plan for these inputs: by their shapes, and also by the values of the shape-deciding ones once
-    /// planning from shapes alone has failed for want of such a value.
-    private func plan(for inputs: [Tensor], mode: PlanMode) throws -> Plan {
+    /// How to run these inputs: a plan by their shapes, and also by the values of the shape-deciding ones once
+    /// planning from shapes alone has failed for want of such a value; or, when a node needs values the graph
+    /// computes itself, a split run.
+    private func execution(for inputs: [Tensor], mode: PlanMode) throws -> Execution {
         let shapes = inputs.map(\.shape)
+        let dtypes = inputs.map(\.dtype)
+        let builder = PlanBuilder(graph: graph, backend: backend, foldLimit: foldLimit, mode: mode)
+        func infos(_ known: [Int: Tensor]) -> [ValueInfo] {
+            inputs.indices.map { k in known[k].map { ValueInfo($0) } ?? ValueInfo(dtype: dtypes[k], shape: shapes[k]) }
+        }
         if valueInputs.isEmpty {
+            let key = PlanKey(shapes: shapes, dtypes: dtypes, mode: mode)
+            if let known = plans[key] { return known }
             do {
-                return try plan(for: shapes, mode: mode)
-            } catch AidgeError.unknownValue(let message) {
+                let plan = try builder.build(infos: infos([:]))
+                plans[key] = .plan(plan)
+                return .plan(plan)
+            } catch let stop as PlanBuilder.ValuesNeeded {
                 let small = inputs.indices.filter {
                     inputs[$0].rank <= 1 && inputs[$0].count <= Self.valueInputLimit
                 }
-                guard !small.isEmpty else { throw AidgeError.unknownValue(message) }
-                valueInputs = small
+                let direct = graphInputs(readBy: stop)
+                if small.isEmpty && direct.isEmpty { return try split(at: stop, key: key, mode: mode) }
+                valueInputs = Array(Set(small + direct)).sorted()
             }
         }
         let values = valueInputs.map { k in
             Array(UnsafeRawBufferPointer(start: inputs[k].rawPointer, count: inputs[k].byteCount))
         }
-        let key = PlanKey(shapes: shapes, mode: mode, values: values)
-        if let plan = plans[key] { return plan }
+        let key = PlanKey(shapes: shapes, dtypes: dtypes, mode: mode, values: values)
+        if let known = plans[key] { return known }
         // Plans per value must not grow without bound when such an input varies from run to run.
         if plans.count >= Self.planLimit { plans = [:] }
         var known: [Int: Tensor] = [:]
         for k in valueInputs { known[k] = inputs[k].copy() }
-        let plan = try PlanBuilder(graph: graph, backend: backend, foldLimit: foldLimit, mode: mode)
-            .build(shapes, known: known)
-        plans[key] = plan
-        return plan
+        do {
+            let plan = try builder.build(infos: infos(known))
+            plans[key] = .plan(plan)
+            return .plan(plan)
+        } catch let stop as PlanBuilder.ValuesNeeded {
+            // A node that reads graph inputs directly is planned per value of those inputs too.
+            let direct = graphInputs(readBy: stop).filter { !valueInputs.contains($0) }
+            guard direct.isEmpty else {
+                valueInputs = (valueInputs + direct).sorted()
+                plans = [:]
+                return try execution(for: inputs, mode: mode)
+            }
+            return try split(at: stop, key: key, mode: mode)
+        }
+    }
+
+    /// The graph inputs that the node where planning stopped reads.
+    private func graphInputs(readBy stop: PlanBuilder.ValuesNeeded) -> [Int] {
+        graph.inputs.indices.filter { k in graph.inputs[k].consumers.contains { ObjectIdentifier($0.node) == stop.node } }
+    }
+
+    /// Splits the graph before the node that needs values computed by the nodes before it (see `SplitRun`).
+    private func split(at stop: PlanBuilder.ValuesNeeded, key: PlanKey, mode: PlanMode) throws -> Execution {
+        guard let node = graph.nodes.first(where: { ObjectIdentifier($0) == stop.node }),
+            node.inputs.contains(where: { source in
+                guard let source else { return false }
+                return graph.contains(source.node) && source.node.type != "Producer"
+            }),
+            !mode.training, !mode.recording
+        else { throw stop.error }
+        let execution = Execution.split(try SplitRun(graph, at: node, backend: backend))
+        plans[key] = execution
+        return execution
     }
 
     /// Drops cached plans and the last recording (after the graph or its weights were edited).
@@ -188,6 +265,7 @@ public final class Scheduler {
                 throw AidgeError.unsupported(
                     "input '\(declared.name)' is on \(tensor.device); running it needs the CUDA backend")
             }
+            guard checksDeclaredInputs else { return tensor.contiguous() }
             guard tensor.dtype == declared.dtype else {
                 throw AidgeError.unsupportedType(
                     "input '\(declared.name)' must be \(declared.dtype), got \(tensor.dtype)")

@@ -14,8 +14,8 @@ public enum FileIO {
         guard fstat(fileno(file), &info) == 0 else { throw AidgeError.io("cannot read '\(path)': \(reason())") }
         if (info.st_mode & S_IFMT) == S_IFDIR { throw AidgeError.io("'\(path)' is a directory, not a file") }
         let size = Int(info.st_size)
-        let count = length ?? (size - offset)
-        guard offset >= 0, count >= 0, offset + count <= size else {
+        let count = length ?? (size - Swift.min(Swift.max(offset, 0), size))
+        guard offset >= 0, count >= 0, count <= size, offset <= size - count else {
             throw AidgeError.io("'\(path)' has \(size) bytes; cannot read \(count) bytes at offset \(offset)")
         }
         var bytes = [UInt8](repeating: 0, count: count)
@@ -26,6 +26,14 @@ public enum FileIO {
         return bytes
     }
 
+    /// The size in bytes of the file at `path` (which must be a file, not a directory).
+    public static func size(_ path: String) throws -> Int {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw AidgeError.io("cannot open '\(path)': \(reason())") }
+        if (info.st_mode & S_IFMT) == S_IFDIR { throw AidgeError.io("'\(path)' is a directory, not a file") }
+        return Int(info.st_size)
+    }
+
     /// Reads `count` bytes at `offset` straight into `destination`.
     public static func read(_ path: String, offset: Int, count: Int, into destination: UnsafeMutableRawPointer) throws {
         guard let file = fopen(path, "rb") else { throw AidgeError.io("cannot open '\(path)': \(reason())") }
@@ -33,7 +41,7 @@ public enum FileIO {
         var info = stat()
         guard fstat(fileno(file), &info) == 0 else { throw AidgeError.io("cannot read '\(path)': \(reason())") }
         let size = Int(info.st_size)
-        guard offset >= 0, count >= 0, offset + count <= size else {
+        guard offset >= 0, count >= 0, count <= size, offset <= size - count else {
             throw AidgeError.io("'\(path)' has \(size) bytes; cannot read \(count) bytes at offset \(offset)")
         }
         guard fseeko(file, off_t(offset), SEEK_SET) == 0 else { throw AidgeError.io("cannot seek in '\(path)': \(reason())") }

@@ -173,6 +173,7 @@ private let attributesMethod: PyCFunction = { o, _ in
             case .floats(let v): item = try makeList(v.map { PyFloat_FromDouble(Double($0)) })
             case .strings(let v): item = try makeList(try v.map(makeString))
             case .tensor(let t): item = try TensorType.wrap(t)
+            case .graph(let g): item = try makeString("<graph \(g.graph.name)>")
             }
             PyDict_SetItemString(dict, key, item)
             Py_DecRef(item)
