@@ -6,8 +6,9 @@ import AidgeCore
 /// - each default-domain node of a known op type, against that op's schema at the model's opset: attribute kinds,
 ///   required attributes, required inputs, input and output counts (custom domains and unknown types are left to
 ///   the importer: they load, and fail clearly when run);
-/// - the data of tensor attributes matches their declared shape;
-/// - the graph (and each subgraph) has no cycle.
+/// - the data of tensor attributes matches their declared shape.
+/// Initializers are checked as they are read (`Tensor(onnx:)`) and cycles once the nodes are read
+/// (`GraphImporter`).
 enum ModelValidation {
     static func validate(_ model: Onnx_ModelProto, opset: Int) throws {
         guard opset <= ONNX.maxSupportedOpset else {
@@ -19,15 +20,9 @@ enum ModelValidation {
     }
 
     static func validate(graph: Onnx_GraphProto, opset: Int) throws {
-        for initializer in graph.initializer {
-            if let problem = initializer.dataSizeProblem {
-                throw AidgeError.invalidModel("initializer '\(initializer.name)' \(problem)")
-            }
-        }
         for (k, node) in graph.node.enumerated() {
             try validate(node: node, index: k, opset: opset)
         }
-        try checkAcyclic(graph)
     }
 
     /// "node conv1 (Conv)", or for a node without a name its position and first output.
@@ -127,47 +122,5 @@ enum ModelValidation {
             if !a.typeProtos.isEmpty { return K.typeProtos }
             return nil
         }
-    }
-
-    /// Throws when a node depends on itself through the graph's edges, naming the nodes of one cycle.
-    static func checkAcyclic(_ graph: Onnx_GraphProto) throws {
-        let nodes = graph.node
-        var producer: [String: Int] = [:]
-        for (k, node) in nodes.enumerated() {
-            for output in node.output where !output.isEmpty && producer[output] == nil { producer[output] = k }
-        }
-        // Predecessors of each node (the nodes producing its inputs), and Kahn's count of them.
-        let predecessors: [[Int]] = nodes.map { node in
-            Array(Set(node.input.compactMap { $0.isEmpty ? nil : producer[$0] })).sorted()
-        }
-        var successors = [[Int]](repeating: [], count: nodes.count)
-        var pending = predecessors.map(\.count)
-        for (k, preds) in predecessors.enumerated() {
-            for p in preds { successors[p].append(k) }
-        }
-        var ready = pending.indices.filter { pending[$0] == 0 }
-        var done = 0
-        while let k = ready.popLast() {
-            done += 1
-            for s in successors[k] {
-                pending[s] -= 1
-                if pending[s] == 0 { ready.append(s) }
-            }
-        }
-        guard done < nodes.count, var k = pending.indices.first(where: { pending[$0] > 0 }) else { return }
-        // Every node left has a predecessor left: walking back from one reaches a cycle.
-        var seen: [Int: Int] = [:]
-        var path: [Int] = []
-        while seen[k] == nil {
-            seen[k] = path.count
-            path.append(k)
-            guard let next = predecessors[k].first(where: { pending[$0] > 0 }) else { return }
-            k = next
-        }
-        let start = seen[k] ?? 0
-        let cycle = [k] + path[(start + 1)...].reversed() + [k]
-        throw AidgeError.invalidModel(
-            "the graph has a cycle: "
-                + cycle.map { describe(nodes[$0], index: $0) }.joined(separator: " -> "))
     }
 }

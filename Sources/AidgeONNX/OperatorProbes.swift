@@ -120,6 +120,18 @@ extension OperatorProbe {
         t["BitShift"] = OperatorProbe([.x([2, 3]), .x([2, 3])], ["direction": .string("LEFT")])
         t["Cast"] = OperatorProbe([.x([2, 3])], ["to": .int(DType.float32.onnxDataType)])
         t["BitCast"] = OperatorProbe([.x([2, 3])]) { d in ["to": .int(d.onnxDataType)] }
+        // Output shapes decided by the values: the inputs are known.
+        t["NonZero"] = OperatorProbe([.x([2, 3], [1, 0, 1, 0, 1, 1])], [:])
+        t["Compress"] = OperatorProbe(
+            [.x([2, 3], [1, 2, 3, 4, 5, 6]), Input(shape: [2], dtype: .fixed(.bool), values: [1, 0])], ["axis": .int(0)])
+        t["Unique"] = OperatorProbe([.x([4], [1, 2, 1, 3])], [:])
+        t["NonMaxSuppression"] = OperatorProbe(
+            [.x([1, 2, 4], [0, 0, 1, 1, 0, 0, 1, 1]), .x([1, 1, 2], [0.9, 0.8]), .int64([1], [2]), .float([1], [0.5])],
+            [:])
+        t["QLinearConv"] = OperatorProbe(
+            [.x(image), .float([], [1]), .x([], [0]), .x([1, 1, 2, 2]), .float([], [1]), .x([], [0]), .float([], [1]), .x([], [0])],
+            [:])
+        t["CausalConvWithState"] = OperatorProbe([.x([1, 1, 4]), .x([1, 1, 2])], [:])
         t["Constant"] = OperatorProbe([]) { d in ["value": .tensor(Tensor(zeros: [2], dtype: d))] }
         return t
     }()

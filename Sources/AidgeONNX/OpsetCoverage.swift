@@ -18,6 +18,7 @@ extension OpsetAdapters {
         first["Tile"] = 6  // Tile-1 takes `tiles` and `axis` inputs
         first["TopK"] = 10  // before 10, `k` is an attribute
         first["Upsample"] = 7  // Upsample-1 takes `height_scale` and `width_scale`
+        first["Scan"] = 9  // Scan-8 is batched, with sequence_lens (`adapt` refuses it)
         first["GroupNormalization"] = 21  // GroupNormalization-18 scales per group, not per channel
         return first
     }()

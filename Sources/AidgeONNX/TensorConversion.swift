@@ -127,7 +127,7 @@ extension Tensor {
     }
 
     /// How many values the typed field that holds `dtype` has.
-    private static func typedCount(_ proto: Onnx_TensorProto, _ dtype: DType) -> Int {
+    static func typedCount(_ proto: Onnx_TensorProto, _ dtype: DType) -> Int {
         switch dtype {
         case .float32: return proto.floatData.count
         case .float64: return proto.doubleData.count
@@ -192,18 +192,8 @@ extension Onnx_TensorProto {
         if hasRawData {
             return rawData.count == bytes ? nil : "has \(rawData.count) bytes of data, its shape \(shape) needs \(bytes)"
         }
-        let values: Int
-        var needed = count
-        switch dtype {
-        case .float32: values = floatData.count
-        case .float64: values = doubleData.count
-        case .int64: values = int64Data.count
-        case .uint64, .uint32: values = uint64Data.count
-        case .int32, .int16, .int8, .uint16, .uint8, .bool, .float16, .bfloat16: values = int32Data.count
-        case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .int4, .uint4, .int2, .uint2:
-            values = int32Data.count
-            needed = bytes
-        }
+        let values = Tensor.typedCount(self, dtype)
+        let needed = packing > 1 ? bytes : count  // float8: a byte per element
         return values == needed ? nil : "has \(values) values, its shape \(shape) needs \(needed)"
     }
 }

@@ -104,13 +104,16 @@ final class ModelValidationTests: XCTestCase {
                 M.node("Neg", ["b"], ["c"], name: "neg"), M.node("Identity", ["a"], ["y"], name: "out"),
             ],
             inputs: [M.valueInfo("x", .float, [2])], outputs: [M.valueInfo("y", .float, [2])])
-        try assertRefused(
-            model, ["the graph has a cycle", "node add (Add) -> node relu (Relu) -> node neg (Neg) -> node add (Add)"])
+        try assertRefused(model, ["the graph has a cycle through node "])
+        XCTAssertThrowsError(try ONNX.load(bytes: try M.bytes(model))) { error in
+            let named = ["add", "relu", "neg"].filter { "\(error)".hasSuffix("node \($0)") }
+            XCTAssertEqual(named.count, 1, "\(error)")
+        }
 
         let selfLoop = M.model(
             nodes: [M.node("Add", ["x", "y"], ["y"], name: "acc")], inputs: [M.valueInfo("x", .float, [2])],
             outputs: [M.valueInfo("y", .float, [2])])
-        try assertRefused(selfLoop, ["cycle", "node acc (Add) -> node acc (Add)"])
+        try assertRefused(selfLoop, ["the graph has a cycle through node acc"])
     }
 
     func testTensorWhoseDataDoesNotMatchItsShapeIsRefused() throws {
@@ -118,7 +121,7 @@ final class ModelValidationTests: XCTestCase {
         let short = M.model(
             nodes: [M.node("Add", ["x", "w"], ["y"], name: "add")], inputs: [M.valueInfo("x", .float, [4])],
             outputs: [M.valueInfo("y", .float, [4])], initializers: [M.floatTensor("w", [4], [1, 2, 3])])
-        try assertRefused(short, ["initializer 'w'", "has 3 values, its shape [4] needs 4"])
+        try assertRefused(short, ["tensor 'w' has 3 values, its shape [4] needs 4"])
 
         // An initializer with raw data: 8 bytes for a float shape of 3.
         var raw = Onnx_TensorProto()
@@ -129,7 +132,7 @@ final class ModelValidationTests: XCTestCase {
         let rawModel = M.model(
             nodes: [M.node("Add", ["x", "w"], ["y"], name: "add")], inputs: [M.valueInfo("x", .float, [3])],
             outputs: [M.valueInfo("y", .float, [3])], initializers: [raw])
-        try assertRefused(rawModel, ["'w'", "has 8 bytes of data, its shape [3] needs 12"])
+        try assertRefused(rawModel, ["tensor 'w' has 8 bytes of data, its shape [3] needs 12"])
 
         // A Constant node's tensor attribute: the error names the node.
         var value = Onnx_AttributeProto()

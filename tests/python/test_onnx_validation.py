@@ -26,7 +26,7 @@ def test_supported_operators_match_onnx_schemas() -> None:
     assert by_type["Relu"].since_version == 1 and by_type["Relu"].last_version == newest
     assert by_type["Relu"].dtypes_verified and aidge.dtype.float32 in by_type["Relu"].dtypes
     assert by_type["Add"].since_version == 7
-    assert "NonZero" not in by_type
+    assert "Multinomial" not in by_type
     # Aidge's compat function gives the op types.
     assert aidge_onnx.node_import.supported_operators() == [op.type for op in ops]
     assert aidge_onnx.supported_operators() == [op.type for op in ops]
@@ -81,13 +81,14 @@ def test_cyclic_graph() -> None:
         helper.make_node("Relu", ["a"], ["c"], name="relu"),
         helper.make_node("Identity", ["a"], ["y"], name="out"),
     ]
-    _refused(_model(nodes, [X], [Y]), "cycle", "node add (Add) -> node relu (Relu) -> node add (Add)")
+    with pytest.raises(ValueError, match=r"the graph has a cycle through node (add|relu)$"):
+        aidge.onnx.load(_model(nodes, [X], [Y]))
 
 
 def test_tensor_data_does_not_match_its_shape() -> None:
     short = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 2, 2], [1.0, 2.0, 3.0])
     node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv1")
-    _refused(_model([node], [X], [Y], [short]), "'w'", "has 3 values, its shape [1, 1, 2, 2] needs 4")
+    _refused(_model([node], [X], [Y], [short]), "tensor 'w' has 3 values, its shape [1, 1, 2, 2] needs 4")
 
     raw = helper.make_tensor("k", TensorProto.FLOAT, [3], b"\0" * 8, raw=True)
     nodes = [helper.make_node("Constant", [], ["k"], name="const", value=raw), helper.make_node("Add", ["x", "k"], ["y"])]
