@@ -86,11 +86,12 @@ def test_cyclic_graph() -> None:
 
 
 def test_tensor_data_does_not_match_its_shape() -> None:
-    short = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 2, 2], [1.0, 2.0, 3.0])
+    # onnx.helper.make_tensor checks the size itself: the protos are filled by hand.
+    short = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1, 1, 2, 2], float_data=[1.0, 2.0, 3.0])
     node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv1")
     _refused(_model([node], [X], [Y], [short]), "tensor 'w' has 3 values, its shape [1, 1, 2, 2] needs 4")
 
-    raw = helper.make_tensor("k", TensorProto.FLOAT, [3], b"\0" * 8, raw=True)
+    raw = TensorProto(name="k", data_type=TensorProto.FLOAT, dims=[3], raw_data=b"\0" * 8)
     nodes = [helper.make_node("Constant", [], ["k"], name="const", value=raw), helper.make_node("Add", ["x", "k"], ["y"])]
     _refused(_model(nodes, [X], [Y]), "node const (Constant)", "has 8 bytes of data, its shape [3] needs 12")
 
