@@ -131,6 +131,7 @@ extension OperatorProbe {
         t["QLinearConv"] = OperatorProbe(
             [.x(image), .float([], [1]), .x([], [0]), .x([1, 1, 2, 2]), .float([], [1]), .x([], [0]), .float([], [1]), .x([], [0])],
             [:])
+        t["RoiAlign"] = OperatorProbe([.x([1, 1, 4, 4]), .x([1, 4], [0, 0, 2, 2]), .int64([1], [0])], [:])
         t["CausalConvWithState"] = OperatorProbe([.x([1, 1, 4]), .x([1, 1, 2])], [:])
         t["Constant"] = OperatorProbe([]) { d in ["value": .tensor(Tensor(zeros: [2], dtype: d))] }
         return t
