@@ -42,6 +42,7 @@ public enum CPUBackend: Backend {
         registerCausalConvWithStateKernels(registry)
         registerIntegerConvolutionKernels(registry)
         registerOptimizerKernels(registry)
+        registerRoiAlignKernels(registry)
         ControlFlowKernels.register(registry, backend: name)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)

@@ -36,6 +36,7 @@ public enum ONNX {
         guard let opset = opsets[""] ?? (usesDefaultDomain ? nil : 1) else {
             throw AidgeError.invalidModel("the model imports no version of the default ONNX operator set")
         }
+        try ModelValidation.validate(model, opset: opset)
         var importer = GraphImporter(baseDirectory: baseDirectory, opset: opset)
         let graph = try importer.importGraph(model.graph)
         graph.opsetImports = opsets

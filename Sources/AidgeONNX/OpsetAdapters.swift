@@ -64,6 +64,10 @@ enum OpsetAdapters {
             setInput(&node, 2, .constant(Tensor(scalar: Int64(axis))))
         case "Scan" where opset < 9:
             throw AidgeError.unsupported("Scan of opset \(opset) (batched, with sequence_lens) is not supported; opset 9 and later are")
+        case "RoiAlign" where opset < 16:  // before opset 16, regions were not shifted by half a pixel
+            if !node.attributes.has("coordinate_transformation_mode") {
+                node.attributes["coordinate_transformation_mode"] = .string("output_half_pixel")
+            }
         case "Scatter":  // deprecated in opset 11 for its new name
             node.type = "ScatterElements"
         case "Dropout" where opset < 12:

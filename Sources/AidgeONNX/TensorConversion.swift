@@ -127,7 +127,7 @@ extension Tensor {
     }
 
     /// How many values the typed field that holds `dtype` has.
-    private static func typedCount(_ proto: Onnx_TensorProto, _ dtype: DType) -> Int {
+    static func typedCount(_ proto: Onnx_TensorProto, _ dtype: DType) -> Int {
         switch dtype {
         case .float32: return proto.floatData.count
         case .float64: return proto.doubleData.count
@@ -171,5 +171,29 @@ extension Onnx_TensorProto {
         dataType = Int32(tensor.dtype.onnxDataType)
         dims = tensor.shape.map { Int64($0) }
         rawData = tensor.onnxBytes
+    }
+}
+
+extension Onnx_TensorProto {
+    /// Why this tensor's data does not fit its declared shape ("has 8 bytes of data, its shape [3] needs 12"), or
+    /// nil when it does (also for data types the engine does not read, and for external data, checked when read).
+    var dataSizeProblem: String? {
+        guard let dtype = DType(onnx: Int(dataType)), !(hasDataLocation && dataLocation == .external) else { return nil }
+        let shape = dims.map { Int($0) }
+        guard shape.allSatisfy({ $0 >= 0 }) else { return "has a negative dimension \(shape)" }
+        var count = 1
+        for d in shape {
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, p < Int.max / 8 else { return "is too large: shape \(shape)" }
+            count = p
+        }
+        let packing = dtype.elementsPerPackedByte
+        let bytes = (count * dtype.byteSize + packing - 1) / packing
+        if hasRawData {
+            return rawData.count == bytes ? nil : "has \(rawData.count) bytes of data, its shape \(shape) needs \(bytes)"
+        }
+        let values = Tensor.typedCount(self, dtype)
+        let needed = packing > 1 ? bytes : count  // float8: a byte per element
+        return values == needed ? nil : "has \(values) values, its shape \(shape) needs \(needed)"
     }
 }

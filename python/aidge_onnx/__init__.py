@@ -66,5 +66,5 @@ def _apply_converters(graph: GraphView, source: Any) -> None:
 
 
 def supported_operators() -> list[str]:
-    """The ONNX operator types the engine imports and runs."""
-    return aidge.supported_operators()
+    """The ONNX operator types the engine imports and runs (see ``node_import.supported_operators``)."""
+    return node_import.supported_operators()

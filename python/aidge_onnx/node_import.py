@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import aidge
+import aidge.onnx
 
 
 def supported_operators() -> list[str]:
-    """The ONNX operator types the engine imports and runs."""
-    return aidge.supported_operators()
+    """The ONNX operator types the engine imports and runs, sorted (Aidge returns the op types it has a converter
+    for). ``aidge.onnx.supported_operators()`` gives their opset ranges and dtypes."""
+    return [op.type for op in aidge.onnx.supported_operators()]

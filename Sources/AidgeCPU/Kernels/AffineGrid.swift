@@ -31,11 +31,7 @@ private struct AffineGridFamily: KernelFamily {
             for n in 0..<batch {
                 let matrix = theta + n * rank * (rank + 1)
                 for p in 0..<points {
-                    var rest = p
-                    for d in stride(from: rank - 1, through: 0, by: -1) {
-                        index[d] = rest % spatial[d]
-                        rest /= spatial[d]
-                    }
+                    ShapeUtil.unravel(p, spatial, into: &index)
                     for d in 0..<rank { homogeneous[rank - 1 - d] = axes[d][index[d]] }
                     let out = y + (n * points + p) * rank
                     for row in 0..<rank {

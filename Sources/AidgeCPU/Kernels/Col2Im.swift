@@ -37,10 +37,10 @@ private struct Col2ImFamily: KernelFamily {
                     let out = y + plane * imageSize
                     out.update(repeating: T.arithZero, count: imageSize)
                     for k in 0..<kernelSize {
-                        unravel(k, geometry.kernel, into: &kernelIndex)
+                        ShapeUtil.unravel(k, geometry.kernel, into: &kernelIndex)
                         let column = columns + (plane * kernelSize + k) * blockCount
                         for b in 0..<blockCount {
-                            unravel(b, geometry.blocks, into: &blockIndex)
+                            ShapeUtil.unravel(b, geometry.blocks, into: &blockIndex)
                             var offset = 0
                             var inside = true
                             for d in 0..<rank {
@@ -55,15 +55,5 @@ private struct Col2ImFamily: KernelFamily {
                 }
             }
         }
-    }
-}
-
-/// The multi-index of flat position `flat` in `shape` (last dimension fastest).
-@inline(__always)
-private func unravel(_ flat: Int, _ shape: [Int], into index: inout [Int]) {
-    var rest = flat
-    for d in stride(from: shape.count - 1, through: 0, by: -1) {
-        index[d] = rest % shape[d]
-        rest /= shape[d]
     }
 }

@@ -44,13 +44,10 @@ private func copyIntoOrigin<T: ArithmeticElement>(
     destination.update(repeating: T.arithZero, count: ShapeUtil.count(destinationShape))
     guard let row = shape.last, ShapeUtil.count(shape) > 0 else { return }
     let strides = ShapeUtil.contiguousStrides(destinationShape)
-    var index = [Int](repeating: 0, count: shape.count)
-    for r in 0..<(ShapeUtil.count(shape) / row) {
-        var rest = r
-        for d in stride(from: shape.count - 2, through: 0, by: -1) {
-            index[d] = rest % shape[d]
-            rest /= shape[d]
-        }
+    let rows = Array(shape.dropLast())
+    var index = [Int](repeating: 0, count: rows.count)
+    for r in 0..<ShapeUtil.count(rows) {
+        ShapeUtil.unravel(r, rows, into: &index)
         var offset = 0
         for d in 0..<(shape.count - 1) { offset += index[d] * strides[d] }
         (destination + offset).update(from: source + r * row, count: row)

@@ -186,64 +186,13 @@ extension Int64: ReductionElement {
     }
 }
 
-extension Int8: ReductionElement {
-    @inline(__always) static func reduceMax(_ a: SIMD8<Int8>, _ b: SIMD8<Int8>) -> SIMD8<Int8> {
-        b.replacing(with: a, where: a .> b)
-    }
-    @inline(__always) static func reduceMin(_ a: SIMD8<Int8>, _ b: SIMD8<Int8>) -> SIMD8<Int8> {
-        b.replacing(with: a, where: a .< b)
-    }
-    @inline(__always) static func reduceAbs(_ a: SIMD8<Int8>) -> SIMD8<Int8> {
-        a.replacing(with: 0 &- a, where: a .< 0)
-    }
-}
-extension Int16: ReductionElement {
-    @inline(__always) static func reduceMax(_ a: SIMD8<Int16>, _ b: SIMD8<Int16>) -> SIMD8<Int16> {
-        b.replacing(with: a, where: a .> b)
-    }
-    @inline(__always) static func reduceMin(_ a: SIMD8<Int16>, _ b: SIMD8<Int16>) -> SIMD8<Int16> {
-        b.replacing(with: a, where: a .< b)
-    }
-    @inline(__always) static func reduceAbs(_ a: SIMD8<Int16>) -> SIMD8<Int16> {
-        a.replacing(with: 0 &- a, where: a .< 0)
-    }
-}
-extension UInt8: ReductionElement {
-    @inline(__always) static func reduceMax(_ a: SIMD8<UInt8>, _ b: SIMD8<UInt8>) -> SIMD8<UInt8> {
-        b.replacing(with: a, where: a .> b)
-    }
-    @inline(__always) static func reduceMin(_ a: SIMD8<UInt8>, _ b: SIMD8<UInt8>) -> SIMD8<UInt8> {
-        b.replacing(with: a, where: a .< b)
-    }
-    @inline(__always) static func reduceAbs(_ a: SIMD8<UInt8>) -> SIMD8<UInt8> { a }
-}
-extension UInt16: ReductionElement {
-    @inline(__always) static func reduceMax(_ a: SIMD8<UInt16>, _ b: SIMD8<UInt16>) -> SIMD8<UInt16> {
-        b.replacing(with: a, where: a .> b)
-    }
-    @inline(__always) static func reduceMin(_ a: SIMD8<UInt16>, _ b: SIMD8<UInt16>) -> SIMD8<UInt16> {
-        b.replacing(with: a, where: a .< b)
-    }
-    @inline(__always) static func reduceAbs(_ a: SIMD8<UInt16>) -> SIMD8<UInt16> { a }
-}
-extension UInt32: ReductionElement {
-    @inline(__always) static func reduceMax(_ a: SIMD8<UInt32>, _ b: SIMD8<UInt32>) -> SIMD8<UInt32> {
-        b.replacing(with: a, where: a .> b)
-    }
-    @inline(__always) static func reduceMin(_ a: SIMD8<UInt32>, _ b: SIMD8<UInt32>) -> SIMD8<UInt32> {
-        b.replacing(with: a, where: a .< b)
-    }
-    @inline(__always) static func reduceAbs(_ a: SIMD8<UInt32>) -> SIMD8<UInt32> { a }
-}
-extension UInt64: ReductionElement {
-    @inline(__always) static func reduceMax(_ a: SIMD8<UInt64>, _ b: SIMD8<UInt64>) -> SIMD8<UInt64> {
-        b.replacing(with: a, where: a .> b)
-    }
-    @inline(__always) static func reduceMin(_ a: SIMD8<UInt64>, _ b: SIMD8<UInt64>) -> SIMD8<UInt64> {
-        b.replacing(with: a, where: a .< b)
-    }
-    @inline(__always) static func reduceAbs(_ a: SIMD8<UInt64>) -> SIMD8<UInt64> { a }
-}
+// The 8-, 16- and unsigned integer types use the integer defaults above.
+extension Int8: ReductionElement {}
+extension Int16: ReductionElement {}
+extension UInt8: ReductionElement {}
+extension UInt16: ReductionElement {}
+extension UInt32: ReductionElement {}
+extension UInt64: ReductionElement {}
 
 @inline(__always) private func loadVector<T: SIMDScalar>(_ p: UnsafePointer<T>) -> SIMD8<T> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<T>.self)

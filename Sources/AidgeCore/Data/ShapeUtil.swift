@@ -14,6 +14,15 @@ public enum ShapeUtil {
         return strides
     }
 
+    /// The multi-index (row-major) of flat position `flat` in `shape`, written into `index` (of the same rank).
+    @inlinable public static func unravel(_ flat: Int, _ shape: [Int], into index: inout [Int]) {
+        var rest = flat
+        for d in stride(from: shape.count - 1, through: 0, by: -1) {
+            index[d] = rest % shape[d]
+            rest /= shape[d]
+        }
+    }
+
     /// NumPy broadcasting of two shapes.
     /// The lowest and highest element offsets a strided view reaches from its first element (negative strides
     /// reach below it); (0, 0) for an empty view.

@@ -16,6 +16,25 @@ extension OperatorSchema {
         },
         OperatorSchema("GlobalAveragePool", inputs: ["X"], infer: globalPoolInference(floatTypes)),
         OperatorSchema("GlobalMaxPool", inputs: ["X"], infer: globalPoolInference(floatTypes)),
+        OperatorSchema("RoiAlign", inputs: ["X", "rois", "batch_indices"]) { attributes, inputs in
+            let x = try inputs.required(0)
+            let rois = try inputs.required(1)
+            let indices = try inputs.required(2)
+            try expect(x, in: [.float32, .float64, .float16], "RoiAlign X")
+            guard x.shape.count == 4, rois.shape.count == 2, rois.shape[1] == 4, indices.shape == [rois.shape[0]],
+                indices.dtype == .int64
+            else {
+                throw AidgeError.shapeMismatch(
+                    "RoiAlign needs X (N, C, H, W), rois (R, 4) and int64 batch_indices (R), got \(x.shape), \(rois.shape) "
+                        + "and \(indices.shape)")
+            }
+            let height = try attributes.int("output_height", default: 1)
+            let width = try attributes.int("output_width", default: 1)
+            guard height > 0, width > 0, try attributes.int("sampling_ratio", default: 0) >= 0 else {
+                throw AidgeError.invalidModel("RoiAlign output_height, output_width must be positive, sampling_ratio >= 0")
+            }
+            return [ValueInfo(dtype: x.dtype, shape: [rois.shape[0], x.shape[1], height, width])]
+        },
         OperatorSchema("MaxUnpool", inputs: ["X", "I", "output_shape"], minInputs: 2) { attributes, inputs in
             let x = try inputs.required(0)
             try expect(x, in: [.float32, .float64, .float16], "MaxUnpool X")

@@ -181,7 +181,8 @@ public struct ResizeGeometry: Sendable {
         case .pytorchHalfPixel:
             return resized > 1 ? (xr + 0.5) / scale - 0.5 : 0
         case .alignCorners:
-            return resized > 1 ? xr * (length - 1) / Double(resized - 1) : 0
+            // The resized length is length · scale before rounding, as ONNX defines it.
+            return resized > 1 ? xr * (length - 1) / (length * scale - 1) : 0
         case .asymmetric:
             return xr / scale
         case .tfHalfPixelForNN:

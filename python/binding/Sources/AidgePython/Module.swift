@@ -35,6 +35,10 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             keywordMethod("loss", lossFunction, "loss(kind, prediction, target, label_smoothing=0.0, ignore_index=-100)\n--\n\nA loss ('mse', 'bce', 'bce_with_logits', 'ce', 'ce_indices'); writes the prediction's gradient."),
             keywordMethod("apply", applyFunction, "apply(type, inputs, attributes=None)\n--\n\nRuns one operator (ONNX type and attributes) on tensors; returns its outputs."),
             plainMethod("supported_operators", supportedOperatorsFunction, "supported_operators()\n--\n\nThe operator types the CPU backend runs."),
+            plainMethod(
+                "supported_onnx_operators", supportedONNXOperatorsFunction,
+                "supported_onnx_operators()\n--\n\nThe ONNX operators imported and run on the CPU: a list of (type, "
+                    + "domain, since_version, last_version, dtypes, dtypes_verified)."),
         ]),
         m_slots: nil, m_traverse: nil, m_clear: nil, m_free: nil)
     return pyCall {
@@ -77,4 +81,17 @@ private let shareOpenMPFunction: PyCFunction = { _, arg in
 
 private let supportedOperatorsFunction: PyCFunction = { _, _ in
     pyCall { try makeList(try KernelRegistry.shared.types(backend: "cpu").sorted().map(makeString)) }
+}
+
+private let supportedONNXOperatorsFunction: PyCFunction = { _, _ in
+    pyCall {
+        try makeList(
+            try ONNX.supportedOperators(backend: "cpu").map { op in
+                try makeTuple([
+                    try makeString(op.type), try makeString(op.domain), try makeInt(op.sinceVersion),
+                    try makeInt(op.lastVersion), try makeList(try op.dtypes.map { try makeString($0.rawValue) }),
+                    makeBool(op.dtypesVerified),
+                ])
+            })
+    }
 }
