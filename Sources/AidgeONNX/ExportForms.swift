@@ -155,7 +155,7 @@ enum ExportForms {
     ) throws -> ExportedNode {
         guard node.domain.isEmpty else { return node }
         var node = node
-        if let since = ONNXOperatorVersions.introduced[node.type], since > opset {
+        if let since = ONNXOperatorSchema.all[node.type]?.first?.sinceVersion, since > opset {
             throw cannot(node, opset, "ONNX defines \(node.type) from opset \(since)")
         }
         /// An input that became an attribute: moved back when it is a constant.

@@ -9,8 +9,6 @@ import SwiftProtobuf
 extension ONNX {
     /// The opset whose forms the engine keeps its nodes in (the forms `OpsetAdapters` rewrite older ones to).
     public static let latestFormOpset = 21
-    /// The newest opset of the default domain that the exporter knows the IR version of.
-    public static let newestOpset = 28
 
     /// How a graph is written.
     public struct ExportOptions: Sendable {
@@ -81,7 +79,7 @@ extension ONNX {
             case "":
                 let table = [(9, 4), (10, 5), (11, 6), (14, 7), (18, 8), (20, 9), (22, 10), (23, 11), (24, 12), (27, 13), (28, 14)]
                 guard version >= 1, let entry = table.first(where: { version <= $0.0 }) else {
-                    throw AidgeError.invalidArgument("opset \(version) is not one the exporter knows (1 to \(newestOpset))")
+                    throw AidgeError.invalidArgument("opset \(version) is not one the exporter knows (1 to \(maxSupportedOpset))")
                 }
                 ir = max(ir, entry.1)
             case "ai.onnx.ml":
@@ -110,13 +108,13 @@ extension ONNX {
                 // A node cannot be written at the imported opset (an engine form or operator of a newer one).
             }
         }
-        let needed = operatorTypes(graph).compactMap { ONNXOperatorVersions.introduced[$0] }.max() ?? 1
+        let needed = operatorTypes(graph).compactMap { ONNXOperatorSchema.all[$0]?.first?.sinceVersion }.max() ?? 1
         return try modelProto(graph, opset: max(latestFormOpset, needed), options: options)
     }
 
     private static func modelProto(_ graph: GraphView, opset: Int, options: ExportOptions) throws -> Onnx_ModelProto {
-        guard (1...newestOpset).contains(opset) else {
-            throw AidgeError.invalidArgument("opset \(opset) is not one the exporter knows (1 to \(newestOpset))")
+        guard (1...maxSupportedOpset).contains(opset) else {
+            throw AidgeError.invalidArgument("opset \(opset) is not one the exporter knows (1 to \(maxSupportedOpset))")
         }
         var exporter = GraphExporter(
             graph, opset: opset, names: ExportNames(graph), inputShapes: options.inputShapes,
