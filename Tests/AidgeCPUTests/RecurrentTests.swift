@@ -311,7 +311,20 @@ final class RecurrentTests: XCTestCase {
         var mixed = inputs
         mixed[2] = inputs[2]?.cast(to: .float64)
         expectError(c.attributes, mixed, "dtype")
+    }
+
+    /// float16 runs through the float32 kernel: its outputs are float32's on the rounded inputs, rounded.
+    func testFloat16RunsThroughFloat32() throws {
+        _ = cpuRegistered
+        let c = RecurrentCase(cell: .lstm)
+        let inputs = try c.tensors(c.inputs(), dtype: .float32)
         let half = inputs.map { $0.map { $0.dtype == .float32 ? $0.cast(to: .float16) : $0 } }
-        expectError(c.attributes, half, "float16")
+        let rounded = half.map { $0.map { $0.dtype == .float16 ? $0.cast(to: .float32) : $0 } }
+        let outputs = try runOperator("LSTM", c.attributes, inputs: half, outputs: 3)
+        let expected = try runOperator("LSTM", c.attributes, inputs: rounded, outputs: 3)
+        for (y, reference) in zip(outputs, expected) {
+            XCTAssertEqual(y.dtype, .float16)
+            XCTAssertEqual(y.converted(to: Float.self), reference.cast(to: .float16).converted(to: Float.self))
+        }
     }
 }
