@@ -50,36 +50,15 @@ private struct RoiAlignFamily: KernelFamily {
                 for ph in 0..<pooledHeight {
                     for pw in 0..<pooledWidth {
                         for iy in 0..<max(gridH, 0) {
-                            var yy = startH + Double(ph) * binHeight + (Double(iy) + 0.5) * binHeight / Double(gridH)
+                            let yy = startH + Double(ph) * binHeight + (Double(iy) + 0.5) * binHeight / Double(gridH)
                             for ix in 0..<max(gridW, 0) {
-                                var xx = startW + Double(pw) * binWidth + (Double(ix) + 0.5) * binWidth / Double(gridW)
+                                let xx = startW + Double(pw) * binWidth + (Double(ix) + 0.5) * binWidth / Double(gridW)
                                 if yy < -1 || yy > Double(height) || xx < -1 || xx > Double(width) {
                                     taps.append(((0, 0, 0, 0), (0, 0, 0, 0)))
                                     continue
                                 }
-                                yy = max(yy, 0)
-                                xx = max(xx, 0)
-                                var yLow = Int(yy)
-                                var xLow = Int(xx)
-                                let yHigh: Int
-                                let xHigh: Int
-                                var sy = yy
-                                var sx = xx
-                                if yLow >= height - 1 {
-                                    yLow = height - 1
-                                    yHigh = yLow
-                                    sy = Double(yLow)
-                                } else {
-                                    yHigh = yLow + 1
-                                }
-                                if xLow >= width - 1 {
-                                    xLow = width - 1
-                                    xHigh = xLow
-                                    sx = Double(xLow)
-                                } else {
-                                    xHigh = xLow + 1
-                                }
-                                let (ly, lx) = (sy - Double(yLow), sx - Double(xLow))
+                                let (yLow, yHigh, ly) = taps1D(max(yy, 0), height)
+                                let (xLow, xHigh, lx) = taps1D(max(xx, 0), width)
                                 let (hy, hx) = (1 - ly, 1 - lx)
                                 taps.append((
                                     (yLow * width + xLow, yLow * width + xHigh, yHigh * width + xLow, yHigh * width + xHigh),
@@ -111,4 +90,12 @@ private struct RoiAlignFamily: KernelFamily {
             }
         }
     }
+}
+
+/// The two taps around `position` along a dimension of `size` (both the last element past its end) and the
+/// fraction past the first.
+private func taps1D(_ position: Double, _ size: Int) -> (low: Int, high: Int, fraction: Double) {
+    let low = Int(position)
+    if low >= size - 1 { return (size - 1, size - 1, 0) }
+    return (low, low + 1, position - Double(low))
 }

@@ -59,11 +59,7 @@ public final class Scheduler {
         self.backend = backend
         checksDeclaredInputs = false
         self.valueInputs = valueInputs
-        presetValueInputs = !valueInputs.isEmpty
     }
-
-    /// Whether `valueInputs` was given (a split graph's second part), whatever the inputs' sizes.
-    private var presetValueInputs = false
     /// The mode `forward` uses: the graph's training flag, recording when training or asked to.
     public var currentMode: PlanMode {
         let recording = recordsGradients || graph.isTraining

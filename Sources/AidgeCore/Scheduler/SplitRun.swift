@@ -7,13 +7,17 @@ final class SplitRun {
     private let prefix: Scheduler
     private let tail: Scheduler
     /// Where each input of the tail comes from: an output of the prefix, or an input of the whole graph.
-    private let tailFeeds: [Feed]
+    private let tailFeeds: [TailFeed]
     /// Where each output of the whole graph comes from.
     private let outputs: [Feed]
 
-    private enum Feed {
+    private enum TailFeed {
         case prefixOutput(Int)
         case graphInput(Int)
+    }
+
+    private enum Feed {
+        case prefixOutput(Int)
         case tailOutput(Int)
     }
 
@@ -35,7 +39,7 @@ final class SplitRun {
         }
         head.outputs = graph.outputs.filter { head.contains($0.node) }
         var boundary: [OutputRef: Int] = [:]  // head value -> tail input
-        var feeds: [Feed] = []
+        var feeds: [TailFeed] = []
         for node in rest.nodes {
             for (i, source) in node.inputs.enumerated() {
                 guard let source, head.contains(source.node), source.node.type != "Producer" else { continue }
@@ -80,7 +84,7 @@ final class SplitRun {
         let first = try prefix.forward(inputs, mode: .inference).outputs
         let tailInputs = tailFeeds.map { feed -> Tensor in
             switch feed {
-            case .prefixOutput(let k), .tailOutput(let k): return first[k]
+            case .prefixOutput(let k): return first[k]
             case .graphInput(let k): return inputs[k]
             }
         }
@@ -89,7 +93,6 @@ final class SplitRun {
             switch feed {
             case .prefixOutput(let k): return first[k]
             case .tailOutput(let k): return second.outputs[k]
-            case .graphInput(let k): return inputs[k]
             }
         }
         return Recording(plan: second.plan, context: second.context, outputs: results)
