@@ -74,9 +74,9 @@ struct GraphImporter {
             graph.add(producer, includeProducers: false)
         }
         for input in proto.input where values[input.name] == nil {
-            let (dtype, shape) = try valueType(input)
+            let (dtype, shape, kind) = try valueType(input)
             inputIndex[input.name] = graph.inputs.count
-            graph.inputs.append(GraphInput(name: input.name, dtype: dtype, shape: shape, consumers: []))
+            graph.inputs.append(GraphInput(name: input.name, dtype: dtype, shape: shape, consumers: [], kind: kind))
         }
 
         // Read every node first, so edges may point forward in the file.
@@ -138,15 +138,18 @@ struct GraphImporter {
         }
 
         for output in proto.output {
+            let kind = isSubgraph
+                ? (try? valueType(output, what: "graph output").kind) ?? .tensor
+                : try valueType(output, what: "graph output").kind
             if let source = values[output.name] {
-                graph.outputs.append(GraphOutput(name: output.name, node: source.node, index: source.index))
+                graph.outputs.append(GraphOutput(name: output.name, node: source.node, index: source.index, kind: kind))
             } else if let k = inputIndex[output.name] ?? capture(output.name, into: graph) {
                 // A graph input returned as it is: an Identity makes it a node output.
                 let identity = Node(Operator("Identity"), name: uniqueName("\(output.name)_identity"))
                 identity.outputNames = [output.name]
                 graph.inputs[k].consumers.append((identity, 0))
                 graph.add(identity, includeProducers: false)
-                graph.outputs.append(GraphOutput(name: output.name, node: identity))
+                graph.outputs.append(GraphOutput(name: output.name, node: identity, kind: kind))
             } else {
                 throw AidgeError.invalidModel("graph output '\(output.name)' is not produced by any node")
             }
@@ -276,17 +279,40 @@ struct GraphImporter {
         throw AidgeError.unsupported("Constant node \(node.name) has no value this engine reads (sparse or string)")
     }
 
-    private func valueType(_ info: Onnx_ValueInfoProto) throws -> (DType, [Dim]?) {
+    /// The element dtype, declared shape and kind of a graph input or output.
+    private func valueType(
+        _ info: Onnx_ValueInfoProto, what: String = "graph input"
+    ) throws -> (dtype: DType, shape: [Dim]?, kind: ValueKind) {
         // A subgraph may leave its inputs' types to inference: they are planned with what they are fed.
-        if isSubgraph && (!info.hasType || info.type.tensorType.elemType == 0) { return (.float32, nil) }
-        guard info.hasType, case .tensorType(let t)? = info.type.value else {
-            throw AidgeError.unsupportedType("graph input '\(info.name)' is not a tensor")
+        if isSubgraph && (!info.hasType || info.type.value == nil) { return (.float32, nil, .tensor) }
+        guard info.hasType else { throw AidgeError.unsupportedType("\(what) '\(info.name)' has no type") }
+        // Sequences and optionals wrap a tensor type: the kind records the wrapping.
+        var type = info.type
+        var wrappers: [(ValueKind) -> ValueKind] = []
+        while true {
+            switch type.value {
+            case .sequenceType(let s)?:
+                wrappers.append { .sequence($0) }
+                type = s.elemType
+                continue
+            case .optionalType(let o)?:
+                wrappers.append { .optional($0) }
+                type = o.elemType
+                continue
+            default: break
+            }
+            break
+        }
+        let kind = wrappers.reversed().reduce(ValueKind.tensor) { $1($0) }
+        guard case .tensorType(let t)? = type.value else {
+            throw AidgeError.unsupportedType("\(what) '\(info.name)' is not a tensor, a sequence or an optional of tensors")
         }
         guard let dtype = DType(onnx: Int(t.elemType)) else {
+            if isSubgraph && t.elemType == 0 { return (.float32, nil, kind) }
             throw AidgeError.unsupportedType(
-                "graph input '\(info.name)' has ONNX data type \(onnxTypeName(Int(t.elemType))), which is not supported")
+                "\(what) '\(info.name)' has ONNX data type \(onnxTypeName(Int(t.elemType))), which is not supported")
         }
-        guard t.hasShape else { return (dtype, nil) }
+        guard t.hasShape else { return (dtype, nil, kind) }
         let dims: [Dim] = t.shape.dim.enumerated().map { k, d in
             switch d.value {
             case .dimValue(let n)?: return .fixed(Int(n))
@@ -294,6 +320,6 @@ struct GraphImporter {
             case nil: return .symbolic("\(info.name)_dim\(k)")
             }
         }
-        return (dtype, dims)
+        return (dtype, dims, kind)
     }
 }

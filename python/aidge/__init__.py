@@ -355,6 +355,15 @@ def gradients(
     )
 
 
+def _as_value(value: Any, position: int) -> Any:
+    """A run input: None (an empty optional), a list of tensors (a sequence) or a tensor."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_as_tensor(x, position) for x in value]
+    return _as_tensor(value, position)
+
+
 def _as_tensor(value: Any, position: int) -> Tensor:
     """A run input as a tensor, without copying what can be shared."""
     if isinstance(value, _aidge.TensorBase):
@@ -471,11 +480,14 @@ class GraphView:
         if name != "cpu" or device != 0:
             raise NotImplementedError(f"backend '{name}' device {device} is not available (cpu 0 is)")
 
-    def run(self, *inputs: Any) -> list[Tensor]:
-        """Runs the graph; returns one tensor per output."""
-        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+    def run(self, *inputs: Any) -> list[Any]:
+        """Runs the graph; returns one value per output: a tensor, or for the ONNX containers a list of tensors (a
+        sequence) or None (an empty optional), which are also how such inputs are given."""
+        input_kinds = self._graph.kinds[0]
+        lone_sequence = len(input_kinds) == 1 and "sequence" in input_kinds[0]
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)) and not lone_sequence:
             inputs = tuple(inputs[0])
-        return self._graph.run([_as_tensor(x, i) for i, x in enumerate(inputs)])
+        return self._graph.run([_as_value(x, i) for i, x in enumerate(inputs)])
 
     def profile(self, *inputs: Any, runs: int = 1) -> list[tuple[str, str, float]]:
         """Runs the graph ``runs`` times; returns (node, type, mean seconds) per kernel call in execution order."""

@@ -17,12 +17,17 @@ public struct GraphInput {
     public var dtype: DType
     public var shape: [Dim]?
     public var consumers: [(node: Node, index: Int)]
+    /// A tensor, or a container of tensors of `dtype` (then `shape` is that of the tensors, when declared).
+    public var kind: ValueKind
 
-    public init(name: String, dtype: DType, shape: [Dim]?, consumers: [(node: Node, index: Int)]) {
+    public init(
+        name: String, dtype: DType, shape: [Dim]?, consumers: [(node: Node, index: Int)], kind: ValueKind = .tensor
+    ) {
         self.name = name
         self.dtype = dtype
         self.shape = shape
         self.consumers = consumers
+        self.kind = kind
     }
 }
 
@@ -31,11 +36,14 @@ public struct GraphOutput {
     public var name: String
     public var node: Node
     public var index: Int
+    /// A tensor, or a container of tensors (as the model declares it).
+    public var kind: ValueKind
 
-    public init(name: String, node: Node, index: Int = 0) {
+    public init(name: String, node: Node, index: Int = 0, kind: ValueKind = .tensor) {
         self.name = name
         self.node = node
         self.index = index
+        self.kind = kind
     }
 }
 

@@ -137,7 +137,7 @@ private func slice(_ x: Tensor, axis: Int, index: Int) -> Tensor {
 }
 
 /// `slices` (of one shape and dtype) stacked along a new `axis`, last first when `reversed`.
-private func stack(_ slices: [Tensor], axis: Int, reversed: Bool) throws -> Tensor {
+func stack(_ slices: [Tensor], axis: Int, reversed: Bool) throws -> Tensor {
     guard let first = slices.first else { return Tensor(zeros: [0]) }
     guard slices.allSatisfy({ $0.shape == first.shape && $0.dtype == first.dtype }) else {
         throw AidgeError.shapeMismatch("the iterations of a loop give scan outputs of different shapes or dtypes")

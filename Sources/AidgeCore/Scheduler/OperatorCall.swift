@@ -32,14 +32,19 @@ extension Scheduler {
 }
 
 /// A graph of one node: constants as Producers, the other present inputs as graph inputs.
-private struct OneNodeGraph {
+struct OneNodeGraph {
     let graph: GraphView
     let fed: [Tensor]
     /// The operator input index of each graph input.
     let fedIndices: [Int]
 
     init(_ type: String, _ attributes: Attributes, inputs: [Tensor?], constants: Set<Int>, outputs: Int?) throws {
-        let node = Node(Operator(type, attributes: attributes), inputCount: inputs.count, outputCount: outputs)
+        try self.init(Operator(type, attributes: attributes), inputs: inputs, constants: constants, outputs: outputs)
+    }
+
+    init(_ op: Operator, inputs: [Tensor?], constants: Set<Int>, outputs: Int?) throws {
+        let node = Node(op, inputCount: inputs.count, outputCount: outputs)
+        let type = op.type
         let graph = GraphView(name: type)
         graph.add(node, includeProducers: false)
         var fed: [Tensor] = []

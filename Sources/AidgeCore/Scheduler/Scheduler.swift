@@ -28,6 +28,8 @@ public final class Scheduler {
         case split(SplitRun)
     }
     private var plans: [PlanKey: Execution] = [:]
+    /// Runs the graph node by node when it holds sequences or optionals (built on first use).
+    private var valueRunner: ValueRunner?
     /// Graph inputs whose values decide shapes (axes, a target shape, pads fed as inputs): empty until planning
     /// finds such a value unknown; from then on plans are built, and cached, per value of these inputs.
     private var valueInputs: [Int] = []
@@ -71,14 +73,40 @@ public final class Scheduler {
     /// Runs the graph on `inputs` (one per graph input, in order) and returns its outputs. A recorded run (see
     /// `currentMode`) is kept for `backward()`; its outputs carry gradient cells that losses write.
     public func forward(_ inputs: [Tensor]) throws -> [Tensor] {
+        if ValueRunner.isNeeded(for: graph) {
+            return try zip(graph.outputs, try run(inputs.map(Value.tensor))).map { output, value in
+                try value.tensor("output '\(output.name)'")
+            }
+        }
         let recording = try forward(inputs, mode: currentMode)
         lastRecording = recording
         lastInputs = recording.isRecorded ? [] : inputs
         return recording.outputs
     }
 
+    /// Runs the graph on `inputs`, which may be sequences or optionals where the graph declares them, and returns
+    /// its outputs. A graph that holds containers runs node by node (`ValueRunner`), in inference mode only.
+    public func run(_ inputs: [Value]) throws -> [Value] {
+        guard ValueRunner.isNeeded(for: graph) else {
+            let tensors = try inputs.enumerated().map { k, v in
+                try v.tensor("input \(k < graph.inputs.count ? "'\(graph.inputs[k].name)'" : "\(k)")")
+            }
+            return try forward(tensors).map(Value.tensor)
+        }
+        guard !graph.isTraining, !recordsGradients else {
+            throw AidgeError.unsupported("training a graph that holds sequences or optionals is not supported")
+        }
+        let runner = try valueRunner ?? ValueRunner(graph, backend: backend)
+        valueRunner = runner
+        return try runner.run(try checked(inputs))
+    }
+
     /// Runs the graph in `mode` and returns the run's record (its outputs, and what backward needs).
     public func forward(_ inputs: [Tensor], mode: PlanMode) throws -> Recording {
+        if ValueRunner.isNeeded(for: graph) {
+            throw AidgeError.unsupported(
+                "a graph that holds sequences or optionals runs with run(values), in inference mode only")
+        }
         let inputs = try checked(inputs)
         if mode.training || mode.recording { parametersVary = true }
         switch try execution(for: inputs, mode: mode) {
@@ -244,9 +272,37 @@ public final class Scheduler {
     /// Drops cached plans and the last recording (after the graph or its weights were edited).
     public func resetPlans() {
         plans = [:]
+        valueRunner = nil
         valueInputs = []
         lastRecording = nil
         lastInputs = []
+    }
+
+    /// Checks the kinds of `inputs` against the declared ones, and their tensors as `checked` does.
+    private func checked(_ inputs: [Value]) throws -> [Value] {
+        guard inputs.count == graph.inputs.count else {
+            throw AidgeError.invalidArgument(
+                "the graph takes \(graph.inputs.count) inputs (\(graph.inputs.map(\.name).joined(separator: ", "))), "
+                    + "got \(inputs.count)")
+        }
+        return try zip(graph.inputs, inputs).map { declared, value in
+            guard checksDeclaredInputs else { return value }
+            switch (declared.kind, value) {
+            case (.tensor, .tensor(let t)), (.optional(.tensor), .tensor(let t)):
+                return .tensor(try checked(t, declared))
+            case (.sequence, .sequence(let s)), (.optional(.sequence), .sequence(let s)):
+                guard s.dtype == declared.dtype else {
+                    throw AidgeError.unsupportedType(
+                        "input '\(declared.name)' must be a sequence of \(declared.dtype) tensors, got \(s.dtype) ones")
+                }
+                return value
+            case (.optional, .absent):
+                return value
+            default:
+                throw AidgeError.invalidArgument(
+                    "input '\(declared.name)' is declared as \(declared.kind), got \(value.summary)")
+            }
+        }
     }
 
     /// Checks count, dtypes and declared shapes of `inputs`; returns them contiguous.
@@ -256,28 +312,31 @@ public final class Scheduler {
                 "the graph takes \(graph.inputs.count) inputs (\(graph.inputs.map(\.name).joined(separator: ", "))), "
                     + "got \(inputs.count)")
         }
-        return try zip(graph.inputs, inputs).map { declared, tensor in
-            guard tensor.device == .cpu || backend != "cpu" else {
-                throw AidgeError.unsupported(
-                    "input '\(declared.name)' is on \(tensor.device); running it needs the CUDA backend")
-            }
-            guard checksDeclaredInputs else { return tensor.contiguous() }
-            guard tensor.dtype == declared.dtype else {
-                throw AidgeError.unsupportedType(
-                    "input '\(declared.name)' must be \(declared.dtype), got \(tensor.dtype)")
-            }
-            if let dims = declared.shape {
-                let matches = dims.count == tensor.rank && zip(dims, tensor.shape).allSatisfy { dim, n in
-                    if case .fixed(let f) = dim { return f == n || f <= 0 }
-                    return true
-                }
-                guard matches else {
-                    throw AidgeError.shapeMismatch(
-                        "input '\(declared.name)' has shape \(ShapeUtil.text(tensor.shape)), the model expects "
-                            + dims.map(\.description).joined(separator: "x"))
-                }
-            }
-            return tensor.contiguous()
+        return try zip(graph.inputs, inputs).map { try checked($1, $0) }
+    }
+
+    /// Checks the device, dtype and declared shape of the tensor fed to `declared`; returns it contiguous.
+    private func checked(_ tensor: Tensor, _ declared: GraphInput) throws -> Tensor {
+        guard tensor.device == .cpu || backend != "cpu" else {
+            throw AidgeError.unsupported(
+                "input '\(declared.name)' is on \(tensor.device); running it needs the CUDA backend")
         }
+        guard checksDeclaredInputs else { return tensor.contiguous() }
+        guard tensor.dtype == declared.dtype else {
+            throw AidgeError.unsupportedType(
+                "input '\(declared.name)' must be \(declared.dtype), got \(tensor.dtype)")
+        }
+        if let dims = declared.shape {
+            let matches = dims.count == tensor.rank && zip(dims, tensor.shape).allSatisfy { dim, n in
+                if case .fixed(let f) = dim { return f == n || f <= 0 }
+                return true
+            }
+            guard matches else {
+                throw AidgeError.shapeMismatch(
+                    "input '\(declared.name)' has shape \(ShapeUtil.text(tensor.shape)), the model expects "
+                        + dims.map(\.description).joined(separator: "x"))
+            }
+        }
+        return tensor.contiguous()
     }
 }

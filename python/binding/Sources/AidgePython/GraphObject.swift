@@ -62,6 +62,7 @@ enum GraphType {
         let getters = getterTable([
             ("inputs", inputsGetter, "The graph inputs: (name, dtype, dims) with a string for a symbolic dimension."),
             ("outputs", outputsGetter, "The graph output names, in order."),
+            ("kinds", kindsGetter, "What each input and output holds: 'tensor', or 'sequence(tensor)', 'optional(...)'."),
             ("nodes", nodesGetter, "The nodes: (name, type) in topological order."),
             ("name", nameGetter, "The graph's name."),
             ("training", trainingGetter, "Whether the graph is in training mode."),
@@ -83,11 +84,34 @@ private let runMethod: PyCFunction = { o, arg in
         let box = try GraphType.box(o!)
         let items = try sequenceItems(arg!, "inputs")
         defer { items.forEach { Py_DecRef($0) } }
-        let inputs = try items.enumerated().map { i, item in try TensorType.unwrap(item, "input \(i)") }
-        let outputs = try withoutGIL {
-            try box.lock.withLock { _ in try box.scheduler.forward(inputs) }
+        let declared = box.graph.inputs
+        let inputs = try items.enumerated().map { i, item in
+            try value(item, "input \(i)", dtype: i < declared.count ? declared[i].dtype : .float32)
         }
-        return try makeList(try outputs.map(TensorType.wrap))
+        let outputs = try withoutGIL {
+            try box.lock.withLock { _ in try box.scheduler.run(inputs) }
+        }
+        return try makeList(try outputs.map(wrap))
+    }
+}
+
+/// A graph input from Python: a tensor, a list of tensors (a sequence; `dtype` types an empty one) or None (an
+/// empty optional).
+private func value(_ o: PyObjectRef, _ what: String, dtype: DType) throws -> Value {
+    if aidge_is_none(o) != 0 { return .absent }
+    guard PyList_Check_(o) != 0 else { return .tensor(try TensorType.unwrap(o, what)) }
+    let items = try sequenceItems(o, what)
+    defer { items.forEach { Py_DecRef($0) } }
+    let tensors = try items.enumerated().map { k, item in try TensorType.unwrap(item, "\(what)[\(k)]") }
+    return .sequence(try TensorSequence(dtype: tensors.first?.dtype ?? dtype, tensors))
+}
+
+/// A graph output for Python: a tensor, a list of tensors, or None.
+private func wrap(_ value: Value) throws -> PyObjectRef {
+    switch value {
+    case .tensor(let t): return try TensorType.wrap(t)
+    case .sequence(let s): return try makeList(try s.tensors.map(TensorType.wrap))
+    case .absent: return aidge_none()
     }
 }
 
@@ -162,6 +186,16 @@ private let inputsGetter: getter = { o, _ in
                 }
                 return try makeTuple([try makeString(input.name), try makeString(input.dtype.rawValue), dims])
             })
+    }
+}
+
+private let kindsGetter: getter = { o, _ in
+    pyCall {
+        let graph = try GraphType.box(o!).graph
+        return try makeTuple([
+            try makeList(try graph.inputs.map { try makeString($0.kind.description) }),
+            try makeList(try graph.outputs.map { try makeString($0.kind.description) }),
+        ])
     }
 }
 
