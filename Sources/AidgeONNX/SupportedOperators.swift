@@ -63,6 +63,14 @@ extension ONNX {
             return nil
         }
         let engineType = OpsetAdapters.engineType(type)
+        if ContainerOperators.types.contains(type) {
+            // Run by the container runner on any backend: no kernel to probe; every dtype moves as bytes.
+            // The element types of the tensors held (not those of positions and lengths, constraint I).
+            let dtypes = onnx.typeConstraints.first { !$0.types.isEmpty && $0.parameter != "I" }?.types ?? []
+            return SupportedOperator(
+                type: type, sinceVersion: first.sinceVersion, lastVersion: lastVersion,
+                dtypes: dtypes.compactMap(ONNXOperatorSchema.dtype(onnxName:)), dtypesVerified: false)
+        }
         guard let schema = OperatorSchema.registry[engineType],
             KernelRegistry.shared.factory(engineType, backend: backend) != nil
         else { return nil }

@@ -229,6 +229,57 @@ def test_cli_onnx_tensor_files(aidge, tmp_path: Path) -> None:
     assert proc.returncode != 0 and "bad.pb" in proc.stderr, describe(proc)
 
 
+def test_cli_sequence_and_optional_files(aidge, tmp_path: Path) -> None:
+    """`aidge run` reads SequenceProto and OptionalProto inputs where the model declares them and writes each
+    output in the proto its declared type names, compared with ONNX's reference evaluator."""
+    from onnx.reference import ReferenceEvaluator
+
+    optional_type = helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        [helper.make_node("SequenceInsert", ["xs", "extra"], ["grown"]),
+         helper.make_node("ConcatFromSequence", ["grown"], ["joined"], axis=0),
+         helper.make_node("OptionalHasElement", ["maybe"], ["has"]),
+         helper.make_node("Optional", ["joined"], ["wrapped"])],
+        "containers",
+        [helper.make_tensor_sequence_value_info("xs", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("extra", TensorProto.FLOAT, [None]),
+         helper.make_value_info("maybe", optional_type)],
+        [helper.make_tensor_sequence_value_info("grown", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("has", TensorProto.BOOL, []),
+         helper.make_value_info("wrapped", optional_type)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    xs = [np.array([1.5, -2.0], np.float32), np.array([3.25], np.float32)]
+    extra = np.array([4.0, 5.0, 6.0], np.float32)
+    (tmp_path / "xs.pb").write_bytes(numpy_helper.from_list(xs, "xs").SerializeToString())
+    (tmp_path / "extra.pb").write_bytes(numpy_helper.from_array(extra, "extra").SerializeToString())
+    reference = ReferenceEvaluator(model)
+    for given in (None, np.array([1.0], np.float32)):
+        (tmp_path / "maybe.pb").write_bytes(numpy_helper.from_optional(given, "maybe").SerializeToString())
+        proc = aidge("run", tmp_path / "model.onnx", "--input", tmp_path / "xs.pb", "--input", tmp_path / "extra.pb",
+                     "--input", tmp_path / "maybe.pb", "--output-format", "pb", "--output-dir", tmp_path / "out")
+        assert_ok(proc)
+        grown, has, _ = reference.run(None, {"xs": xs, "extra": extra, "maybe": given})
+        sequence = onnx.SequenceProto()
+        sequence.ParseFromString((tmp_path / "out" / "output_0.pb").read_bytes())
+        assert sequence.name == "grown"
+        ours = numpy_helper.to_list(sequence)
+        assert len(ours) == len(grown)
+        for a, b in zip(ours, grown):
+            np.testing.assert_array_equal(a, b)
+            assert a.dtype == b.dtype
+        assert numpy_helper.to_array(onnx.load_tensor(str(tmp_path / "out" / "output_1.pb"))) == has
+        optional = onnx.OptionalProto()
+        optional.ParseFromString((tmp_path / "out" / "output_2.pb").read_bytes())
+        # The reference's Optional wraps its value in a list: the wrapped value is NumPy's concatenation.
+        assert optional.name == "wrapped"
+        np.testing.assert_array_equal(numpy_helper.to_optional(optional), np.concatenate(grown))
+    proc = aidge("run", tmp_path / "model.onnx", "--input", tmp_path / "xs.pb", "--input", tmp_path / "extra.pb",
+                 "--input", tmp_path / "maybe.pb", "--output-dir", tmp_path / "npy")
+    assert proc.returncode != 0 and "--output-format pb" in proc.stderr, describe(proc)
+
+
 def test_cli_random_input(aidge, tmp_path: Path) -> None:
     model = make_add_model(tmp_path / "add.onnx")
     proc = aidge("run", model, "--random", "--output-dir", tmp_path / "out")

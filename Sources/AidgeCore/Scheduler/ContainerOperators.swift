@@ -1,10 +1,10 @@
 /// ONNX's sequence and optional operators. They move tensors between containers (`Value`); the only element work,
 /// in ConcatFromSequence and SplitToSequence, is data movement.
-enum ContainerOperators {
-    /// The operators this file runs.
-    static let types: Set<String> = [
+public enum ContainerOperators {
+    /// The operators that take or make containers: those this file runs, and SequenceMap (`ValueRunner`).
+    public static let types: Set<String> = [
         "SequenceEmpty", "SequenceConstruct", "SequenceInsert", "SequenceErase", "SequenceAt", "SequenceLength",
-        "ConcatFromSequence", "SplitToSequence", "Optional", "OptionalHasElement", "OptionalGetElement",
+        "ConcatFromSequence", "SplitToSequence", "Optional", "OptionalHasElement", "OptionalGetElement", "SequenceMap",
     ]
 
     /// The outputs of the container operator `op` on `inputs` (nil for an absent optional input).

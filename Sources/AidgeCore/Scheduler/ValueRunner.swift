@@ -44,7 +44,7 @@ final class ValueRunner {
 
     /// Whether `node` is a container operator or runs a subgraph that holds containers.
     static func holdsContainers(_ node: Node) -> Bool {
-        if ContainerOperators.types.contains(node.type) || node.type == "SequenceMap" { return true }
+        if ContainerOperators.types.contains(node.type) { return true }
         return node.op.attributes.values.values.contains { value in
             if case .graph(let subgraph) = value { return isNeeded(for: subgraph.graph) }
             return false
