@@ -98,6 +98,9 @@ extension ONNX {
     private static let protobufLimit = 2_000_000_000
 
     static func modelProto(_ graph: GraphView, options: ExportOptions) throws -> Onnx_ModelProto {
+        if graph.holdsContainers {
+            throw AidgeError.unsupported("exporting a graph that holds sequences or optionals is not supported")
+        }
         if let opset = options.opset {
             return try modelProto(graph, opset: opset, options: options)
         }

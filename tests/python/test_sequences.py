@@ -98,6 +98,22 @@ def test_sequence_inputs_and_sequence_map() -> None:
         assert_same(ours, list(theirs))
 
 
+def test_inference_recipes_keep_sequence_graphs_working() -> None:
+    """optimize() (constant folding, Identity removal) on a graph whose sequence is built from constants."""
+    m = model(
+        [helper.make_node("SequenceConstruct", ["c0", "c1"], ["seq"]),
+         helper.make_node("ConcatFromSequence", ["seq"], ["joined"], axis=0),
+         helper.make_node("Identity", ["joined"], ["same"]),
+         helper.make_node("Add", ["same", "x"], ["y"])],
+        [helper.make_tensor_value_info("x", F, [5])], [helper.make_tensor_value_info("y", F, [5])],
+        initializers=[helper.make_tensor("c0", F, [2], [1.0, 2.0]), helper.make_tensor("c1", F, [3], [3.0, 4.0, 5.0])])
+    graph = aidge.onnx.load(m)
+    graph.optimize()
+    x = np.linspace(-1, 1, 5).astype(np.float32)
+    expected = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(to_numpy(graph.run(x)[0]), expected, rtol=0, atol=0)
+
+
 def test_loop_that_carries_a_sequence() -> None:
     """A Loop appends a slice of x to a carried sequence each iteration, for a trip count fed at run time."""
     body = helper.make_graph(
@@ -164,6 +180,8 @@ def test_clear_errors() -> None:
         graph.run(np.zeros(2, np.float32), np.array(0, np.int64))
     with pytest.raises(TypeError, match="sequence of float32 tensors"):
         graph.run([np.zeros(2, np.int64)], np.array(0, np.int64))
+    with pytest.raises(NotImplementedError, match="exporting a graph that holds sequences"):
+        aidge.onnx.export(graph, "unused.onnx")
     graph.train()
     with pytest.raises(NotImplementedError, match="training a graph that holds sequences"):
         graph.run(xs, np.array(0, np.int64))

@@ -73,7 +73,7 @@ public final class Scheduler {
     /// Runs the graph on `inputs` (one per graph input, in order) and returns its outputs. A recorded run (see
     /// `currentMode`) is kept for `backward()`; its outputs carry gradient cells that losses write.
     public func forward(_ inputs: [Tensor]) throws -> [Tensor] {
-        if ValueRunner.isNeeded(for: graph) {
+        if graph.holdsContainers {
             return try zip(graph.outputs, try run(inputs.map(Value.tensor))).map { output, value in
                 try value.tensor("output '\(output.name)'")
             }
@@ -87,7 +87,7 @@ public final class Scheduler {
     /// Runs the graph on `inputs`, which may be sequences or optionals where the graph declares them, and returns
     /// its outputs. A graph that holds containers runs node by node (`ValueRunner`), in inference mode only.
     public func run(_ inputs: [Value]) throws -> [Value] {
-        guard ValueRunner.isNeeded(for: graph) else {
+        guard graph.holdsContainers else {
             let tensors = try inputs.enumerated().map { k, v in
                 try v.tensor("input \(k < graph.inputs.count ? "'\(graph.inputs[k].name)'" : "\(k)")")
             }
@@ -103,7 +103,7 @@ public final class Scheduler {
 
     /// Runs the graph in `mode` and returns the run's record (its outputs, and what backward needs).
     public func forward(_ inputs: [Tensor], mode: PlanMode) throws -> Recording {
-        if ValueRunner.isNeeded(for: graph) {
+        if graph.holdsContainers {
             throw AidgeError.unsupported(
                 "a graph that holds sequences or optionals runs with run(values), in inference mode only")
         }

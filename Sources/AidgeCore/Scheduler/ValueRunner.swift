@@ -35,21 +35,6 @@ final class ValueRunner {
         self.fed = fed
     }
 
-    /// Whether `graph` needs this runner: a graph input or output is a container, or a node (at any depth of
-    /// subgraphs) takes or makes one.
-    static func isNeeded(for graph: GraphView) -> Bool {
-        graph.inputs.contains { $0.kind != .tensor } || graph.outputs.contains { $0.kind != .tensor }
-            || graph.nodes.contains(where: holdsContainers)
-    }
-
-    /// Whether `node` is a container operator or runs a subgraph that holds containers.
-    static func holdsContainers(_ node: Node) -> Bool {
-        if ContainerOperators.types.contains(node.type) { return true }
-        return node.op.attributes.values.values.contains { value in
-            if case .graph(let subgraph) = value { return isNeeded(for: subgraph.graph) }
-            return false
-        }
-    }
 
     /// The graph's outputs on `inputs` (one per graph input).
     func run(_ inputs: [Value]) throws -> [Value] {
@@ -99,7 +84,7 @@ final class ValueRunner {
             return try sequenceMap(node, inputs)
         case _ where ContainerOperators.types.contains(node.type):
             return try ContainerOperators.run(node.op, inputs)
-        case _ where Self.holdsContainers(node):
+        case _ where node.holdsContainers:
             throw AidgeError.unsupported("\(node.type) over sequences or optionals is not supported")
         default:
             let tensors = try inputs.enumerated().map { i, v in try v.map { try $0.tensor("input \(i)") } }
@@ -229,5 +214,25 @@ private final class NodeCall {
             return t
         }
         return try scheduler.forward(fed, mode: .inference).outputs
+    }
+}
+
+extension GraphView {
+    /// Whether the graph runs with a `ValueRunner`: a graph input or output is a container, or a node (at any depth
+    /// of subgraphs) takes or makes one.
+    public var holdsContainers: Bool {
+        inputs.contains { $0.kind != .tensor } || outputs.contains { $0.kind != .tensor }
+            || nodes.contains { $0.holdsContainers }
+    }
+}
+
+extension Node {
+    /// Whether this is a container operator, or runs a subgraph that holds containers.
+    var holdsContainers: Bool {
+        if ContainerOperators.types.contains(type) { return true }
+        return op.attributes.values.values.contains { value in
+            if case .graph(let subgraph) = value { return subgraph.graph.holdsContainers }
+            return false
+        }
     }
 }
