@@ -39,6 +39,7 @@ public enum CPUBackend: Backend {
         registerSignalKernels(registry)
         registerLinearAttentionKernels(registry)
         registerDataDependentKernels(registry)
+        registerTextKernels(registry)
         registerCausalConvWithStateKernels(registry)
         registerIntegerConvolutionKernels(registry)
         registerOptimizerKernels(registry)

@@ -27,6 +27,10 @@ extension Tensor {
         }
         guard !overflow, extent < Int.max / 8 else { throw AidgeError.invalidModel("\(what) is too large: shape \(shape)") }
         let count = shape.contains(0) ? 0 : extent
+        if dtype == .string {
+            try self.init(onnxStrings: proto, shape: shape, count: count, what: what)
+            return
+        }
         // 4-bit and 2-bit types are packed in files (low bits first) and take a byte each in memory.
         let packing = dtype.elementsPerPackedByte
         let bytes = (count * dtype.byteSize + packing - 1) / packing
@@ -117,6 +121,8 @@ extension Tensor {
         case .uint16, .float16, .bfloat16: try fill(proto.int32Data, UInt16.self) { UInt16(truncatingIfNeeded: $0) }
         case .uint8: try fill(proto.int32Data, UInt8.self) { UInt8(truncatingIfNeeded: $0) }
         case .bool: try fill(proto.int32Data, Bool.self) { $0 != 0 }
+        case .string:
+            break  // read above
         case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .int4, .uint4, .int2, .uint2:
             guard proto.int32Data.count == bytes else {
                 throw AidgeError.invalidModel("\(what) has \(proto.int32Data.count) values, its shape \(shape) needs \(bytes)")
@@ -126,9 +132,27 @@ extension Tensor {
         }
     }
 
+    /// A string tensor: ONNX keeps its elements in `string_data`, as bytes that must be UTF-8.
+    private init(onnxStrings proto: Onnx_TensorProto, shape: [Int], count: Int, what: String) throws {
+        guard !proto.hasRawData, !(proto.hasDataLocation && proto.dataLocation == .external) else {
+            throw AidgeError.invalidModel("\(what) is a string tensor with raw or external data (strings are in string_data)")
+        }
+        guard proto.stringData.count == count else {
+            throw AidgeError.invalidModel("\(what) has \(proto.stringData.count) strings, its shape \(shape) needs \(count)")
+        }
+        let strings = try proto.stringData.enumerated().map { k, bytes in
+            guard let s = String(validating: bytes, as: UTF8.self) else {
+                throw AidgeError.unsupportedType("\(what): string \(k) is not UTF-8 text")
+            }
+            return s
+        }
+        try self.init(strings: strings, shape: shape)
+    }
+
     /// How many values the typed field that holds `dtype` has.
     static func typedCount(_ proto: Onnx_TensorProto, _ dtype: DType) -> Int {
         switch dtype {
+        case .string: return proto.stringData.count
         case .float32: return proto.floatData.count
         case .float64: return proto.doubleData.count
         case .int64: return proto.int64Data.count
@@ -170,7 +194,11 @@ extension Onnx_TensorProto {
         self.name = name
         dataType = Int32(tensor.dtype.onnxDataType)
         dims = tensor.shape.map { Int64($0) }
-        rawData = tensor.onnxBytes
+        if tensor.dtype == .string {
+            stringData = ((try? tensor.strings()) ?? []).map { Data($0.utf8) }
+        } else {
+            rawData = tensor.onnxBytes
+        }
     }
 }
 
@@ -189,6 +217,7 @@ extension Onnx_TensorProto {
         }
         let packing = dtype.elementsPerPackedByte
         let bytes = (count * dtype.byteSize + packing - 1) / packing
+        if dtype == .string && hasRawData { return "is a string tensor with raw data (strings are in string_data)" }
         if hasRawData {
             return rawData.count == bytes ? nil : "has \(rawData.count) bytes of data, its shape \(shape) needs \(bytes)"
         }

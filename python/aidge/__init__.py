@@ -116,6 +116,7 @@ class dtype(enum.Enum):
     uint4 = "uint4"
     int2 = "int2"
     uint2 = "uint2"
+    string = "string"
 
     def __repr__(self) -> str:
         return f"dtype.{self.name}"
@@ -140,8 +141,12 @@ _ML_DTYPES = {"bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "fl
 
 def _share(array: np.ndarray, copy: bool) -> "Tensor":
     """A tensor over a NumPy array's memory (or a copy of it)."""
+    if array.dtype.kind in "US" or (array.dtype.hasobject and all(isinstance(v, (str, bytes)) for v in array.flat)):
+        # Text is copied into the engine's interned strings (bytes must be UTF-8): it cannot be shared.
+        strings = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.flat]
+        return _aidge.string_tensor(strings, list(array.shape))
     if array.dtype.hasobject:
-        raise TypeError("object arrays cannot become tensors: give a numeric array")
+        raise TypeError("object arrays cannot become tensors: give a numeric array or strings")
     if array.dtype.name in _ML_DTYPES:  # ml_dtypes: no buffer-protocol format, so view the bits
         bits = np.uint16 if array.dtype.itemsize == 2 else np.uint8
         return _aidge.from_buffer(array.view(bits), copy=copy, dtype=array.dtype.name)
@@ -215,7 +220,13 @@ class Tensor(_aidge.TensorBase):
 
     # NumPy views.
     def numpy(self) -> np.ndarray:
-        """A NumPy array sharing this tensor's memory (bfloat16, float8, int4...: an ``ml_dtypes`` view)."""
+        """A NumPy array sharing this tensor's memory (bfloat16, float8, int4...: an ``ml_dtypes`` view); string
+        tensors give a new object array of ``str``, as ONNX's tools hold strings."""
+        if self.dtype_name == "string":
+            values = self._strings()
+            strings = np.empty(len(values), dtype=object)
+            strings[:] = values
+            return strings.reshape(self.shape)
         if self.dtype_name in _ML_DTYPES:
             try:
                 import ml_dtypes

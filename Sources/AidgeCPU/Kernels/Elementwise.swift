@@ -36,6 +36,8 @@ func registerElementwiseKernels(_ registry: KernelRegistry) {
             switch (kind, dtype) {
             case (.equal, .bool): return try binaryKernel(LogicOp(kind: .equal), request)
             case (.equal, .bfloat16): return try binaryKernel(BFloat16Equal(), request)
+            // Equal strings have equal handles (`StringElement`).
+            case (.equal, .string): return try makeKernel(Comparison(kind: .equal), request, dtype: .int64)
             default: return try makeKernel(Comparison(kind: kind), request, bitwiseIntegers: kind == .equal)
             }
         }

@@ -8,11 +8,13 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
     case float8E4M3FN = "float8_e4m3fn", float8E4M3FNUZ = "float8_e4m3fnuz", float8E5M2 = "float8_e5m2"
     case float8E5M2FNUZ = "float8_e5m2fnuz", float4E2M1 = "float4_e2m1fn"
     case int4, uint4, int2, uint2
+    /// Text (`StringElement` handles): moved, compared and transformed by the string operators, never computed on.
+    case string
 
     /// Bytes per element.
     public var byteSize: Int {
         switch self {
-        case .float64, .int64, .uint64: return 8
+        case .float64, .int64, .uint64, .string: return 8
         case .float32, .int32, .uint32: return 4
         case .float16, .bfloat16, .int16, .uint16: return 2
         case .int8, .uint8, .bool: return 1
@@ -47,7 +49,7 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
-    public var isInteger: Bool { !isFloatingPoint && self != .bool }
+    public var isInteger: Bool { !isFloatingPoint && self != .bool && self != .string }
 
     public var isSigned: Bool {
         switch self {
@@ -85,6 +87,8 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
         case .uint4: return try visitor.visit(UInt4.self)
         case .int2: return try visitor.visit(Int2.self)
         case .uint2: return try visitor.visit(UInt2.self)
+        case .string:
+            throw AidgeError.unsupportedType("strings have no numeric element type: only the string operators take them")
         }
     }
 }

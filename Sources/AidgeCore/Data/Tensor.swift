@@ -215,6 +215,10 @@ private func stridedCopy<T>(_ src: Tensor, _ dst: Tensor, _: T.Type) {
 public func castElements(
     _ src: UnsafeRawPointer, _ from: DType, _ dst: UnsafeMutableRawPointer, _ to: DType, _ count: Int
 ) {
+    if from == .string || to == .string {
+        castStrings(src, from, dst, to, count)
+        return
+    }
     struct Outer: DTypeVisitor {
         let src: UnsafeRawPointer, dst: UnsafeMutableRawPointer, to: DType, count: Int
         func visit<S: TensorElement>(_: S.Type) throws {

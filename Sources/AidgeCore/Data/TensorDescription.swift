@@ -1,9 +1,11 @@
 extension Tensor: CustomStringConvertible {
     /// `Tensor(float32, shape [2, 3]) [[1, 2, 3], [4, 5, 6]]`, eliding the middle of long dimensions.
     public var description: String {
-        let values = doubles()
+        let strings = dtype == .string ? (try? self.strings()) ?? [] : []
+        let values = dtype == .string ? strings.indices.map(Double.init) : doubles()
         var text = ""
         func format(_ v: Double) -> String {
+            if dtype == .string { return "\"\(strings[Int(v)])\"" }
             if dtype == .bool { return v != 0 ? "true" : "false" }
             if !dtype.isFloatingPoint { return String(Int64(v)) }
             return String(Float(v))

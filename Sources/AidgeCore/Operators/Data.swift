@@ -28,6 +28,7 @@ extension DType {
         case 23: self = .float4E2M1
         case 25: self = .uint2
         case 26: self = .int2
+        case 8: self = .string
         default: return nil
         }
     }
@@ -57,6 +58,7 @@ extension DType {
         case .float4E2M1: return 23
         case .uint2: return 25
         case .int2: return 26
+        case .string: return 8
         }
     }
 }

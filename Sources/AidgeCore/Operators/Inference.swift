@@ -45,5 +45,5 @@ extension OperatorSchema {
     }
 
     public static let floatTypes: Set<DType> = [.float32, .float64, .float16, .bfloat16]
-    public static let numericTypes: Set<DType> = Set(DType.allCases).subtracting([.bool])
+    public static let numericTypes: Set<DType> = Set(DType.allCases).subtracting([.bool, .string])
 }

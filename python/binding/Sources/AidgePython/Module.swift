@@ -15,6 +15,7 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             keywordMethod("from_data_ptr", fromDataPointerFunction, "from_data_ptr(data_ptr, dims, dtype, strides=None, owner=None, readonly=False)\n--\n\nA tensor over external memory; `owner` is kept alive as long as the tensor."),
             oneArgumentMethod("from_dlpack", fromDLPackFunction, "from_dlpack(obj)\n--\n\nA tensor sharing the memory of a DLPack producer or capsule."),
             oneArgumentMethod("set_tensor_class", setTensorClassFunction, "set_tensor_class(cls)\n--\n\nThe class of the tensors the engine returns."),
+            keywordMethod("string_tensor", stringTensorFunction, "string_tensor(strings, dims)\n--\n\nA new string tensor holding `strings` (a flat list) in row-major order."),
             keywordMethod("zeros", zerosFunction, "zeros(dims, dtype='float32')\n--\n\nA new zero-filled tensor."),
             keywordMethod("load_onnx", loadONNXFunction, "load_onnx(path=None, data=None, base_dir=None)\n--\n\nImports an ONNX model from a file or bytes."),
             keywordMethod("export_onnx", exportONNXFunction, "export_onnx(graph, path=None, opset=None, external_data=False, size_threshold=1024, input_shapes=None, output_shapes=None)\n--\n\nWrites a graph as an ONNX model at path, or returns the serialized model."),

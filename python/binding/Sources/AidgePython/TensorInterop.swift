@@ -90,6 +90,18 @@ let setTensorClassFunction: PyCFunction = { _, cls in
 }
 
 /// `zeros(dims, dtype)`: a new zero-filled tensor.
+let stringTensorFunction: KeywordFunction = { _, args, kwargs in
+    pyCall {
+        let a = try Arguments(args, kwargs, names: ["strings", "dims"], required: 2, function: "string_tensor")
+        let items = try sequenceItems(try a.required("strings"), "strings")
+        defer { items.forEach { Py_DecRef($0) } }
+        let strings = try items.enumerated().map { k, item in try stringValue(item, "strings[\(k)]") }
+        let shape = try intList(try a.required("dims"), "dims")
+        guard shape.count <= 64 else { throw PythonError.value("dims must be at most 64 sizes, got \(shape.count)") }
+        return try TensorType.wrap(try Tensor(strings: strings, shape: shape))
+    }
+}
+
 let zerosFunction: KeywordFunction = { _, args, kwargs in
     pyCall {
         let a = try Arguments(args, kwargs, names: ["dims", "dtype"], required: 1, function: "zeros")

@@ -58,6 +58,7 @@ enum TensorType {
             plainMethod("clone", cloneMethod, "clone()\n--\n\nA contiguous copy with its own memory."),
             oneArgumentMethod("astype", astypeMethod, "astype(dtype)\n--\n\nA copy converted to `dtype` (NumPy's astype rounding; float to int saturates, NaN gives 0)."),
             oneArgumentMethod("reshape", reshapeMethod, "reshape(dims)\n--\n\nA view with new dimensions (same memory); contiguous tensors only."),
+            plainMethod("_strings", stringsMethod, "_strings()\n--\n\nThe strings of a string tensor, as a flat list in row-major order."),
             plainMethod("_bits", bitsMethod, "_bits()\n--\n\nThe same memory seen as unsigned integers of the element's width (bfloat16 -> uint16)."),
             oneArgumentMethod("_assign", assignMethod, "_assign(tensor)\n--\n\nMakes this object hold `tensor` (Aidge's in-place set_datatype and friends)."),
         ])
@@ -233,6 +234,10 @@ private let reshapeMethod: PyCFunction = { o, arg in
         let dims = try intList(arg!, "dims")
         return try TensorType.wrap(try tensor.reshaped(dims))
     }
+}
+
+private let stringsMethod: PyCFunction = { o, _ in
+    pyCall { try makeList(try TensorType.unwrap(o!).strings().map(makeString)) }
 }
 
 private let bitsMethod: PyCFunction = { o, _ in
