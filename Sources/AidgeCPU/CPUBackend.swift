@@ -43,6 +43,7 @@ public enum CPUBackend: Backend {
         registerIntegerConvolutionKernels(registry)
         registerOptimizerKernels(registry)
         registerRoiAlignKernels(registry)
+        registerDeformConvKernels(registry)
         ControlFlowKernels.register(registry, backend: name)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)
