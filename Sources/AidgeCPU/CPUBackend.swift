@@ -44,6 +44,7 @@ public enum CPUBackend: Backend {
         registerOptimizerKernels(registry)
         registerRoiAlignKernels(registry)
         registerDeformConvKernels(registry)
+        registerTfIdfVectorizerKernels(registry)
         ControlFlowKernels.register(registry, backend: name)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)

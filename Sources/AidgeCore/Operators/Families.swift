@@ -21,5 +21,6 @@ extension OperatorSchema {
         lossSchemas,
         attentionSchemas,
         quantizationSchemas,
+        machineLearningSchemas,
     ]
 }
