@@ -45,6 +45,8 @@ public enum CPUBackend: Backend {
         registerRoiAlignKernels(registry)
         registerDeformConvKernels(registry)
         registerTfIdfVectorizerKernels(registry)
+        registerFeatureTransformKernels(registry)
+        registerTreeEnsembleKernels(registry)
         ControlFlowKernels.register(registry, backend: name)
         registerQuantizationKernels(registry)
         registerRecurrentKernels(registry)
