@@ -133,6 +133,13 @@ extension OperatorProbe {
             [:])
         t["RoiAlign"] = OperatorProbe([.x([1, 1, 4, 4]), .x([1, 4], [0, 0, 2, 2]), .int64([1], [0])], [:])
         t["CausalConvWithState"] = OperatorProbe([.x([1, 1, 4]), .x([1, 1, 2])], [:])
+        t["DeformConv"] = OperatorProbe([.x(image), .x([1, 1, 2, 2]), .x([1, 8, 2, 2])], [:])
+        t["TfIdfVectorizer"] = OperatorProbe(
+            [.x([4])],
+            [
+                "mode": .string("TF"), "min_gram_length": .int(1), "max_gram_length": .int(1), "max_skip_count": .int(0),
+                "ngram_counts": .ints([0]), "ngram_indexes": .ints([0]), "pool_int64s": .ints([1]),
+            ])
         t["Constant"] = OperatorProbe([]) { d in ["value": .tensor(Tensor(zeros: [2], dtype: d))] }
         return t
     }()

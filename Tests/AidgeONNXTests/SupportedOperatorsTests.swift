@@ -30,6 +30,11 @@ final class SupportedOperatorsTests: XCTestCase {
         XCTAssertEqual(byType["Upsample"]?.engineType, "Resize")
         // Where's main input is X (its condition is bool only).
         XCTAssertTrue(byType["Where"]?.dtypes.contains(.float32) ?? false)
+        // Probed with their own nodes (required attributes, an offset input): the dtypes are checked.
+        XCTAssertEqual(byType["DeformConv"]?.dtypesVerified, true)
+        XCTAssertEqual(byType["DeformConv"]?.dtypes, [.float32, .float64, .float16])
+        XCTAssertEqual(byType["TfIdfVectorizer"]?.dtypesVerified, true)
+        XCTAssertEqual(byType["TfIdfVectorizer"]?.dtypes, [.int32, .int64])
         // No CPU kernel (or not an ONNX operator): not listed.
         XCTAssertNil(byType["Multinomial"])
         XCTAssertNil(byType["StringSplit"])

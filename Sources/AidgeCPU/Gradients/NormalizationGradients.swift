@@ -254,9 +254,11 @@ private func checkParameterTypes(_ request: KernelRequest, _ indices: ClosedRang
 /// from PyTorch carries `momentum = 1 - torch_momentum`, and its running statistics then follow PyTorch's.
 /// Running statistics that are constants (known when planning) are read, never written.
 ///
-/// In evaluation mode the forward uses the running statistics and backward is the affine one. The saved mean
-/// and inverse standard deviation are the ones the forward used, so backward never reads the running statistics
-/// (updated in place by then). No gradient flows from the running statistics outputs (state, as in PyTorch).
+/// In evaluation mode the forward uses the running statistics and backward is the affine one, unless the node
+/// has `training_mode = 1`: it then uses the batch's statistics in any mode, and outside a training plan outputs
+/// the running statistics as ONNX defines them (population variance) without updating them in place. The saved
+/// mean and inverse standard deviation are the ones the forward used, so backward never reads the running
+/// statistics (updated in place by then). No gradient flows from the running statistics outputs (state, as in PyTorch).
 final class BatchNormGradient: GradientKernel {
     let dtype: DType
     let batch: Int
@@ -265,6 +267,8 @@ final class BatchNormGradient: GradientKernel {
     let epsilon: Double
     let momentum: Double
     let constantStatistics: Bool
+    /// `training_mode = 1`: the batch's statistics in every mode.
+    let batchStatistics: Bool
 
     init(_ request: KernelRequest) throws {
         let x = try request.input(0)
@@ -274,6 +278,7 @@ final class BatchNormGradient: GradientKernel {
         momentum = Double(try request.attributes.float("momentum", default: 0.9))
         try checkParameterTypes(request, 1...4, dtype)
         constantStatistics = (3...4).contains { request.inputs.count > $0 && request.inputs[$0]?.value != nil }
+        batchStatistics = try request.attributes.int("training_mode", default: 0) != 0
     }
 
     var savedInfos: [ValueInfo] {
@@ -315,6 +320,7 @@ final class BatchNormGradient: GradientKernel {
         let statistics: [Tensor]
     }
 
+    /// `training`: the plan's mode (the running statistics follow the engine's rule and are updated in place).
     private func forward<T: NormalizationFloat>(_ t: ForwardTensors, training: Bool, _: T.Type) {
         let x = UnsafePointer(t.x.pointer(as: T.self))
         let y = t.y.pointer(as: T.self)
@@ -327,15 +333,19 @@ final class BatchNormGradient: GradientKernel {
         let outMean = t.statistics.first?.pointer(as: T.self)
         let outVariance = t.statistics.count > 1 ? t.statistics[1].pointer(as: T.self) : nil
         let (batch, channels, spatial) = (self.batch, self.channels, self.spatial)
-        let (epsilon, momentum, update) = (self.epsilon, self.momentum, !constantStatistics)
+        let (epsilon, momentum, update) = (self.epsilon, self.momentum, training && !constantStatistics)
         let n = Double(batch * spatial)
+        let useBatch = training || batchStatistics
+        // The running variance moves toward the unbiased batch variance in training, the population one (ONNX)
+        // for a training_mode node outside training.
+        let correction = training ? n / (n - 1) : 1
         Parallel.forEach(channels, grain: max(1, (1 << 15) / max(batch * spatial, 1))) { range in
             for c in range {
                 var mean: Double
                 var variance: Double
                 var newMean = Double(runningMean[c])
                 var newVariance = Double(runningVariance[c])
-                if training {
+                if useBatch {
                     var sum = 0.0
                     for b in 0..<batch { sum += Double(vectorSum(x + (b * channels + c) * spatial, spatial)) }
                     mean = sum / n
@@ -345,7 +355,7 @@ final class BatchNormGradient: GradientKernel {
                     }
                     variance = squares / n
                     newMean = newMean * momentum + mean * (1 - momentum)
-                    newVariance = newVariance * momentum + variance * n / (n - 1) * (1 - momentum)
+                    newVariance = newVariance * momentum + variance * correction * (1 - momentum)
                     if update {
                         runningMean[c] = T(newMean)
                         runningVariance[c] = T(newVariance)
@@ -389,8 +399,8 @@ final class BatchNormGradient: GradientKernel {
             dScale: try dScale.map { try checked($0, channels, dtype, "BatchNormalization scale gradient") },
             dBias: try dBias.map { try checked($0, channels, dtype, "BatchNormalization B gradient") })
         switch dtype {
-        case .float32: backward(tensors, training: pass.training, Float.self)
-        default: backward(tensors, training: pass.training, Double.self)
+        case .float32: backward(tensors, training: pass.training || batchStatistics, Float.self)
+        default: backward(tensors, training: pass.training || batchStatistics, Double.self)
         }
     }
 

@@ -5,7 +5,11 @@ import AidgeCore
 /// InstanceNormalization (two-pass mean and variance per normalised row).
 func registerNormalizationKernels(_ registry: KernelRegistry) {
     registry.register("BatchNormalization", backend: "cpu") { request in
+        // training_mode = 1: the node normalises with the batch's statistics whatever the plan's mode.
+        let batchStatistics = try request.attributes.int("training_mode", default: 0) != 0
         switch try request.input(0).dtype {
+        case .float32 where batchStatistics: return specialized(try BatchStatisticsNormKernel<Float>(request))
+        case .float64 where batchStatistics: return specialized(try BatchStatisticsNormKernel<Double>(request))
         case .float32: return specialized(try BatchNormKernel<Float>(request))
         case .float64: return specialized(try BatchNormKernel<Double>(request))
         case let other: throw request.unsupportedType(other)
@@ -253,6 +257,85 @@ private final class BatchNormKernel<T: NormElement>: Kernel {
                 }
             }
         }
+    }
+}
+
+// MARK: BatchNormalization with the batch's statistics
+
+/// A node with `training_mode = 1` run by a plan that does not train: ONNX then normalises with the batch's
+/// statistics (each channel's mean and population variance over N and the spatial axes) and outputs the running
+/// statistics moved toward them, `input · momentum + batch · (1 - momentum)`; the inputs are left as they are.
+private final class BatchStatisticsNormKernel<T: NormElement>: Kernel {
+    let batch: Int
+    let channels: Int
+    let spatial: Int
+    let epsilon: Double
+    let momentum: Double
+
+    init(_ request: KernelRequest) throws {
+        (batch, channels, spatial) = channelLayout(try request.input(0).shape)
+        epsilon = Double(try request.attributes.float("epsilon", default: 1e-5))
+        momentum = Double(try request.attributes.float("momentum", default: 0.9))
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        let count = batch * channels * spatial
+        let type = "BatchNormalization"
+        guard let input = try normInput(inputs, 0, count, type), input.dtype == T.dtype, let output = outputs.first,
+            output.count == count, output.dtype == T.dtype, let scale = try normInput(inputs, 1, channels, type),
+            let bias = try normInput(inputs, 2, channels, type), let mean = try normInput(inputs, 3, channels, type),
+            let variance = try normInput(inputs, 4, channels, type)
+        else {
+            throw AidgeError.shapeMismatch("BatchNormalization got tensors that do not match its plan")
+        }
+        let running = Array(outputs.dropFirst().prefix(2))
+        for (k, out) in running.enumerated() where out.count != channels || !out.dtype.isFloatingPoint {
+            throw AidgeError.shapeMismatch("BatchNormalization output \(k + 1) must hold \(channels) floats")
+        }
+        let x = UnsafePointer(input.pointer(as: T.self))
+        let y = output.pointer(as: T.self)
+        let (batch, channels, spatial) = (self.batch, self.channels, self.spatial)
+        let (epsilon, momentum) = (self.epsilon, self.momentum)
+        let n = Double(batch * spatial)
+        Parallel.forEach(channels, grain: max(1, (1 << 15) / max(batch * spatial, 1))) { range in
+            for c in range {
+                var sum = 0.0
+                for b in 0..<batch {
+                    let row = x + (b * channels + c) * spatial
+                    for i in 0..<spatial { sum += Double(row[i]) }
+                }
+                let m = sum / n
+                var squares = 0.0
+                for b in 0..<batch {
+                    let row = x + (b * channels + c) * spatial
+                    for i in 0..<spatial {
+                        let d = Double(row[i]) - m
+                        squares += d * d
+                    }
+                }
+                let v = squares / n
+                let a = parameter(scale, c) / (v + epsilon).squareRoot()
+                let shift = parameter(bias, c) - m * a
+                for b in 0..<batch {
+                    let offset = (b * channels + c) * spatial
+                    scaleShift(x + offset, y + offset, spatial, T(a), T(shift))
+                }
+                if running.count > 0 { storeParameter(running[0], c, parameter(mean, c) * momentum + m * (1 - momentum)) }
+                if running.count > 1 { storeParameter(running[1], c, parameter(variance, c) * momentum + v * (1 - momentum)) }
+            }
+        }
+    }
+}
+
+/// Writes `value` to element `i` of a float tensor of any floating dtype (`parameter`'s inverse).
+@inline(__always)
+private func storeParameter(_ t: Tensor, _ i: Int, _ value: Double) {
+    switch t.dtype {
+    case .float32: t.pointer(as: Float.self)[i] = Float(value)
+    case .float64: t.pointer(as: Double.self)[i] = value
+    case .float16: t.pointer(as: Float16.self)[i] = Float16(value)
+    case .bfloat16: t.pointer(as: BFloat16.self)[i] = BFloat16(Float(value))
+    default: break
     }
 }
 

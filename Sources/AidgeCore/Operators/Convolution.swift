@@ -4,6 +4,7 @@ extension OperatorSchema {
     static let convolutionSchemas: [OperatorSchema] = [
         OperatorSchema("Conv", inputs: ["X", "W", "B"], minInputs: 2, infer: convInference),
         OperatorSchema("ConvTranspose", inputs: ["X", "W", "B"], minInputs: 2, infer: convTransposeInference),
+        deformConvSchema,
         OperatorSchema("CausalConvWithState", inputs: ["input", "weight", "bias", "past_state"], minInputs: 2, outputs: 2) { attributes, inputs in
             let x = try inputs.required(0)
             let w = try inputs.required(1)

@@ -22,5 +22,6 @@ extension OperatorSchema {
         attentionSchemas,
         quantizationSchemas,
         textSchemas,
+        machineLearningSchemas,
     ]
 }
