@@ -40,6 +40,7 @@ public enum CPUBackend: Backend {
         registerLinearAttentionKernels(registry)
         registerDataDependentKernels(registry)
         registerTextKernels(registry)
+        registerRandomKernels(registry)
         registerCausalConvWithStateKernels(registry)
         registerIntegerConvolutionKernels(registry)
         registerOptimizerKernels(registry)

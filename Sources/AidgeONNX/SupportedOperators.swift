@@ -65,8 +65,10 @@ extension ONNX {
         let engineType = OpsetAdapters.engineType(type)
         if ContainerOperators.types.contains(type) {
             // Run by the container runner on any backend: no kernel to probe; every dtype moves as bytes.
-            // The element types of the tensors held (not those of positions and lengths, constraint I).
-            let dtypes = onnx.typeConstraints.first { !$0.types.isEmpty && $0.parameter != "I" }?.types ?? []
+            // The element types of the tensors held (not those of positions and lengths, constraint I); the
+            // table keeps no element types for sequence-only constraints, which take those of SequenceInsert.
+            let held = onnx.typeConstraints.first { !$0.types.isEmpty && $0.parameter != "I" }?.types
+            let dtypes = held ?? ONNXOperatorSchema.all["SequenceInsert"]?.last?.elementTypes(input: 1) ?? []
             return SupportedOperator(
                 type: type, sinceVersion: first.sinceVersion, lastVersion: lastVersion,
                 dtypes: dtypes.compactMap(ONNXOperatorSchema.dtype(onnxName:)), dtypesVerified: false)

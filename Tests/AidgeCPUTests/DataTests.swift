@@ -66,7 +66,8 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(DType(onnx: 7), .int64)
         XCTAssertEqual(DType(onnx: 9), .bool)
         XCTAssertEqual(DType(onnx: 16), .bfloat16)
-        XCTAssertNil(DType(onnx: 8))  // string
+        XCTAssertEqual(DType(onnx: 8), .string)
+        XCTAssertNil(DType(onnx: 14))  // complex64
     }
 
     func testCast() throws {
@@ -89,8 +90,13 @@ final class DataTests: XCTestCase {
         let big = Tensor((0..<n).map { Int32($0 - 50_000) })
         let f = try runOperator("Cast", ["to": .int(1)], inputs: [big])[0]
         XCTAssertEqual(try f.scalars(as: Float.self), (0..<n).map { Float($0 - 50_000) })
-        XCTAssertThrowsError(try runOperator("Cast", ["to": .int(8)], inputs: [x])) { error in
-            XCTAssertTrue("\(error)".contains("8"), "\(error)")
+        // To text and back, as NumPy's astype writes and reads numbers.
+        let text = try runOperator("Cast", ["to": .int(8)], inputs: [x])[0]
+        XCTAssertEqual(try text.strings(), ["1.7", "-2.5", "0.0", "255.9", "-0.0"])
+        let parsed = try runOperator("Cast", ["to": .int(7)], inputs: [try Tensor(strings: ["12", " -3 ", "1e3", "x"], shape: [4])])[0]
+        XCTAssertEqual(try parsed.scalars(as: Int64.self), [12, -3, 1000, 0])
+        XCTAssertThrowsError(try runOperator("Cast", ["to": .int(14)], inputs: [x])) { error in
+            XCTAssertTrue("\(error)".contains("14"), "\(error)")
         }
         XCTAssertThrowsError(try runOperator("Cast", inputs: [x]))
     }

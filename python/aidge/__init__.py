@@ -139,12 +139,23 @@ _ML_DTYPES = {"bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "fl
               "int4", "uint4", "int2", "uint2"}
 
 
+def _is_text(array: np.ndarray) -> bool:
+    return array.dtype.kind in "US" or (
+        array.dtype.hasobject and all(isinstance(v, (str, bytes)) for v in array.flat))
+
+
+def _text_tensor(array: np.ndarray) -> "Tensor":
+    """A string tensor holding a copy of NumPy text (bytes must be UTF-8) in the engine's interned strings."""
+    strings = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.flat]
+    return _aidge.string_tensor(strings, list(array.shape))
+
+
 def _share(array: np.ndarray, copy: bool) -> "Tensor":
     """A tensor over a NumPy array's memory (or a copy of it)."""
-    if array.dtype.kind in "US" or (array.dtype.hasobject and all(isinstance(v, (str, bytes)) for v in array.flat)):
-        # Text is copied into the engine's interned strings (bytes must be UTF-8): it cannot be shared.
-        strings = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.flat]
-        return _aidge.string_tensor(strings, list(array.shape))
+    if _is_text(array):
+        if not copy:
+            raise TypeError("text arrays cannot share memory with a tensor: aidge.Tensor(array) copies them")
+        return _text_tensor(array)
     if array.dtype.hasobject:
         raise TypeError("object arrays cannot become tensors: give a numeric array or strings")
     if array.dtype.name in _ML_DTYPES:  # ml_dtypes: no buffer-protocol format, so view the bits
@@ -380,7 +391,7 @@ def _as_tensor(value: Any, position: int) -> Tensor:
     if isinstance(value, _aidge.TensorBase):
         return value
     if isinstance(value, np.ndarray):
-        return _share(value, copy=False)
+        return _text_tensor(value) if _is_text(value) else _share(value, copy=False)
     if hasattr(value, "__dlpack__"):
         return _aidge.from_dlpack(value)
     try:

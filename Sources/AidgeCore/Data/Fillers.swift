@@ -26,7 +26,7 @@ public enum Filler {
 
     public static func normal<G: RandomNumberGenerator>(_ tensor: Tensor, mean: Double, stdDev: Double, using g: inout G) throws {
         guard stdDev >= 0 else { throw AidgeError.invalidArgument("normal filler: negative standard deviation \(stdDev)") }
-        try write(tensor) { _ in mean + stdDev * gaussian(&g) }
+        try write(tensor) { _ in mean + stdDev * standardNormal(using: &g) }
     }
 
     /// He: normal with variance `2 · scaling / fan`, around `meanNorm`.
@@ -62,7 +62,7 @@ public enum Filler {
     }
 
     /// A standard normal sample (Box-Muller).
-    private static func gaussian<G: RandomNumberGenerator>(_ g: inout G) -> Double {
+    public static func standardNormal<G: RandomNumberGenerator>(using g: inout G) -> Double {
         let u = Double.random(in: Double.ulpOfOne..<1, using: &g)
         let v = Double.random(in: 0..<1, using: &g)
         return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)

@@ -61,8 +61,8 @@ extension Tensor {
 }
 
 /// Cast to and from strings, as NumPy's `astype` does: numbers are parsed (decimal or scientific, "inf", "nan",
-/// any case; text that is no number gives NaN, then 0 for integer types) and written in their shortest exact form
-/// ("1.5", "1e-05" as NumPy writes it, "True"/"False" for bools).
+/// "true" and "false", any case; text that is no number gives NaN, then 0 for integer types) and written in their
+/// shortest exact form ("1.5", "1e-05" as NumPy writes it, "True"/"False" for bools).
 func castStrings(_ src: UnsafeRawPointer, _ from: DType, _ dst: UnsafeMutableRawPointer, _ to: DType, _ count: Int) {
     if from == to {
         dst.copyMemory(from: src, byteCount: count * from.byteSize)
@@ -91,6 +91,8 @@ private func parseNumber(_ text: String) -> Double {
     switch t.lowercased() {
     case "inf", "+inf", "infinity", "+infinity": return .infinity
     case "-inf", "-infinity": return -.infinity
+    case "true": return 1
+    case "false": return 0
     default: return Double(t) ?? .nan
     }
 }

@@ -22,6 +22,7 @@ extension OperatorSchema {
         attentionSchemas,
         quantizationSchemas,
         textSchemas,
+        randomSchemas,
         machineLearningSchemas,
     ]
 }
