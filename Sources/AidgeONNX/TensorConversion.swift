@@ -123,7 +123,8 @@ extension Tensor {
         case .bool: try fill(proto.int32Data, Bool.self) { $0 != 0 }
         case .string:
             break  // read above
-        case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .int4, .uint4, .int2, .uint2:
+        case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .float8E8M0, .int4, .uint4, .int2,
+            .uint2:
             guard proto.int32Data.count == bytes else {
                 throw AidgeError.invalidModel("\(what) has \(proto.int32Data.count) values, its shape \(shape) needs \(bytes)")
             }
@@ -158,7 +159,7 @@ extension Tensor {
         case .int64: return proto.int64Data.count
         case .uint64, .uint32: return proto.uint64Data.count
         case .int32, .int16, .int8, .uint16, .float16, .bfloat16, .uint8, .bool, .float8E4M3FN, .float8E4M3FNUZ,
-            .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .int4, .uint4, .int2, .uint2:
+            .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .float8E8M0, .int4, .uint4, .int2, .uint2:
             return proto.int32Data.count
         }
     }

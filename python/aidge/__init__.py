@@ -116,6 +116,7 @@ class dtype(enum.Enum):
     uint4 = "uint4"
     int2 = "int2"
     uint2 = "uint2"
+    float8_e8m0fnu = "float8_e8m0fnu"
     string = "string"
 
     def __repr__(self) -> str:
@@ -136,6 +137,7 @@ def _dtype_name(value: Any) -> str:
 
 # The dtypes NumPy holds through ml_dtypes (one element per byte or two, no buffer-protocol format).
 _ML_DTYPES = {"bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn",
+              "float8_e8m0fnu",
               "int4", "uint4", "int2", "uint2"}
 
 

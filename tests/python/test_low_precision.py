@@ -139,3 +139,32 @@ def test_nan_quantizes_without_trapping() -> None:
                                                                 ("z", TensorProto.UINT8)]])
     dynamic = aidge.onnx.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
     assert dynamic.run(np.array([np.nan, -1, 1], dtype=np.float32))[0].numpy()[0] == 0
+
+
+@pytest.mark.parametrize("round_mode", ["up", "down", "nearest"])
+@pytest.mark.parametrize("saturate", [1, 0])
+def test_float8_e8m0_casts_match_onnx(round_mode: str, saturate: int) -> None:
+    """float32 to e8m0 in every rounding mode, saturating or not, bit for bit against onnx.numpy_helper; and every
+    code back to float32 against ml_dtypes."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([
+        rng.standard_normal(500) * 10.0 ** rng.integers(-30, 30, 500),
+        [0.0, -0.0, 1.0, 1.5, 0.75, 3.0, 2.0**127, 2.0**127 * 1.5, 3.4e38, np.inf, -np.inf, np.nan, 1e-45, 2.0**-127],
+    ]).astype(np.float32)
+    graph = aidge.onnx.load(helper.make_model(
+        helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E8M0, saturate=saturate,
+                                            round_mode=round_mode)], "cast",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT8E8M0, None)]),
+        opset_imports=[helper.make_opsetid("", 25)]))
+    ours = graph.run(x)[0].numpy()
+    expected = numpy_helper.to_float8e8m0(x, saturate=bool(saturate), round_mode=round_mode)
+    assert ours.dtype == ml_dtypes.float8_e8m0fnu
+    np.testing.assert_array_equal(ours.view(np.uint8), expected.view(np.uint8))
+    codes = np.arange(256, dtype=np.uint8).view(ml_dtypes.float8_e8m0fnu)
+    back = aidge.onnx.load(helper.make_model(
+        helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], "back",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT8E8M0, None)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
+        opset_imports=[helper.make_opsetid("", 25)])).run(codes)[0].numpy()
+    np.testing.assert_array_equal(back, codes.astype(np.float32))

@@ -31,9 +31,13 @@ func registerDataKernels(_ registry: KernelRegistry) {
 
     for type in ["Cast", "CastLike"] {
         registry.register(type, backend: "cpu") { request in
-            CastKernel(
+            let mode = try request.attributes.string("round_mode", default: "up")
+            guard let rounding = Float8E8M0.Rounding(rawValue: mode) else {
+                throw AidgeError.invalidArgument("Cast round_mode '\(mode)' is not up, down or nearest")
+            }
+            return CastKernel(
                 from: try request.input(0).dtype, to: request.outputs[0].dtype,
-                saturate: try request.attributes.int("saturate", default: 1) != 0)
+                saturate: try request.attributes.int("saturate", default: 1) != 0, rounding: rounding)
         }
     }
 
@@ -109,11 +113,14 @@ final class CastKernel: Kernel {
     /// Whether values out of an 8-bit float's range become its largest value (ONNX's default) rather than
     /// infinity or NaN.
     let saturate: Bool
+    /// How a value becomes float8 e8m0 (between two powers of two).
+    let rounding: Float8E8M0.Rounding
 
-    init(from: DType, to: DType, saturate: Bool = true) {
+    init(from: DType, to: DType, saturate: Bool = true, rounding: Float8E8M0.Rounding = .up) {
         self.from = from
         self.to = to
         self.saturate = saturate
+        self.rounding = rounding
     }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
@@ -133,6 +140,14 @@ final class CastKernel: Kernel {
         let toSize = to.byteSize
         let from = self.from
         let to = self.to
+        if to == .float8E8M0 && (!saturate || rounding != .up) {
+            // From the float32 value, as ONNX defines the e8m0 conversion.
+            let wide = x.cast(to: .float32)
+            let w = wide.pointer(as: Float.self)
+            let d = dst.assumingMemoryBound(to: Float8E8M0.self)
+            for i in 0..<x.count { d[i] = Float8E8M0(w[i], rounding: rounding, saturate: saturate) }
+            return
+        }
         if !saturate, let encode = MiniFloats.encoder(to, saturate: false) {
             let wide = x.cast(to: .float64)
             let w = wide.pointer(as: Double.self)

@@ -530,7 +530,8 @@ private struct LpNormalizationFamily: KernelFamily {
                         let v = Double(x[base + k * inner])
                         norm += squares ? v * v : abs(v)
                     }
-                    let scale = 1 / (squares ? norm.squareRoot() : norm)
+                    // A zero line stays zero (ONNX's reference and ONNX Runtime), not 0/0.
+                    let scale = norm == 0 ? 0 : 1 / (squares ? norm.squareRoot() : norm)
                     for k in 0..<n { y[base + k * inner] = T(Double(x[base + k * inner]) * scale) }
                 }
             }

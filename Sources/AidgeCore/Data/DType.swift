@@ -6,7 +6,7 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
     case bool
     /// Low-precision storage types (`LowPrecision.swift`): cast, quantised and moved, not computed on.
     case float8E4M3FN = "float8_e4m3fn", float8E4M3FNUZ = "float8_e4m3fnuz", float8E5M2 = "float8_e5m2"
-    case float8E5M2FNUZ = "float8_e5m2fnuz", float4E2M1 = "float4_e2m1fn"
+    case float8E5M2FNUZ = "float8_e5m2fnuz", float4E2M1 = "float4_e2m1fn", float8E8M0 = "float8_e8m0fnu"
     case int4, uint4, int2, uint2
     /// Text (`StringElement` handles): moved, compared and transformed by the string operators, never computed on.
     case string
@@ -18,7 +18,7 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
         case .float32, .int32, .uint32: return 4
         case .float16, .bfloat16, .int16, .uint16: return 2
         case .int8, .uint8, .bool: return 1
-        case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1: return 1
+        case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .float8E8M0: return 1
         case .int4, .uint4, .int2, .uint2: return 1
         }
     }
@@ -26,7 +26,7 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
     public var isFloatingPoint: Bool {
         switch self {
         case .float32, .float64, .float16, .bfloat16: return true
-        case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1: return true
+        case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .float8E8M0: return true
         default: return false
         }
     }
@@ -34,7 +34,8 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
     /// The low-precision storage types, which only casts, quantisation and data movement take.
     public var isLowPrecision: Bool {
         switch self {
-        case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .int4, .uint4, .int2, .uint2:
+        case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1, .float8E8M0, .int4, .uint4, .int2,
+            .uint2:
             return true
         default: return false
         }
@@ -87,6 +88,7 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
         case .uint4: return try visitor.visit(UInt4.self)
         case .int2: return try visitor.visit(Int2.self)
         case .uint2: return try visitor.visit(UInt2.self)
+        case .float8E8M0: return try visitor.visit(Float8E8M0.self)
         case .string:
             throw AidgeError.unsupportedType("strings have no numeric element type: only the string operators take them")
         }

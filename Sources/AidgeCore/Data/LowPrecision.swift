@@ -202,3 +202,41 @@ public enum MiniFloats {
         }
     }
 }
+
+/// OCP's E8M0 scale format: a biased exponent alone (2^(bits - 127)), no sign, no zero; 0xFF is NaN. Conversions
+/// from other types take the float32 exponent, rounding up when the value lies above a power of two and saturating
+/// at 2^127, as ONNX's Cast does by default (`round_mode` "up", `saturate` 1).
+public struct Float8E8M0: TensorElement, Equatable {
+    /// How a value between two powers of two is rounded.
+    public enum Rounding: String, Sendable {
+        case up, down, nearest
+    }
+
+    public var bits: UInt8
+    public init(bits: UInt8) { self.bits = bits }
+    public static var dtype: DType { .float8E8M0 }
+    public var scalarValue: ScalarValue { .float(bits == 0xFF ? .nan : exp2(Int(bits) - 127)) }
+    public init(scalar: ScalarValue) { self.init(Float(Double(scalar: scalar))) }
+
+    /// The code of `value` (its sign is ignored; NaN and infinities give NaN).
+    public init(_ value: Float, rounding: Rounding = .up, saturate: Bool = true) {
+        let f = value.bitPattern
+        let exponent = UInt16((f >> 23) & 0xFF)
+        guard exponent != 0xFF else {
+            bits = 0xFF
+            return
+        }
+        let fraction = f & 0x7F_FFFF
+        let roundsUp: Bool
+        switch rounding {
+        case .up: roundsUp = fraction != 0
+        case .down: roundsUp = false
+        case .nearest:
+            // The half-way bit set: up, ties included (as ONNX's definition does), except below the smallest
+            // normal float32, where only more than half rounds up.
+            roundsUp = fraction & 0x40_0000 != 0 && (fraction & 0x3F_FFFF != 0 || exponent > 0)
+        }
+        let next = exponent + (roundsUp ? 1 : 0)
+        bits = UInt8(saturate && next > 0xFE ? 0xFE : min(next, 0xFF))
+    }
+}

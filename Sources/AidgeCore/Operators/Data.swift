@@ -26,6 +26,7 @@ extension DType {
         case 21: self = .uint4
         case 22: self = .int4
         case 23: self = .float4E2M1
+        case 24: self = .float8E8M0
         case 25: self = .uint2
         case 26: self = .int2
         case 8: self = .string
@@ -56,6 +57,7 @@ extension DType {
         case .uint4: return 21
         case .int4: return 22
         case .float4E2M1: return 23
+        case .float8E8M0: return 24
         case .uint2: return 25
         case .int2: return 26
         case .string: return 8
