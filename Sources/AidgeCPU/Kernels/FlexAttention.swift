@@ -104,7 +104,7 @@ private final class FlexAttentionKernel: Kernel {
         for i in 0..<t.count { p[i] = rounding(p[i] * factor) }
     }
 
-    /// The query rows, one per (batch, query head, query position), and the first key row of their kv head.
+    /// The first key (and value) row of the key/value head that query row `row` (batch, query head, position) uses.
     @inline(__always) private func keyBase(row: Int) -> Int {
         let l = layout
         let h = (row / l.querySequence) % l.queryHeads
