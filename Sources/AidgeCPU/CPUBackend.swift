@@ -27,6 +27,7 @@ public enum CPUBackend: Backend {
         registerTopKKernels(registry)
         registerLossKernels(registry)
         registerAttentionKernels(registry)
+        registerFlexAttentionKernels(registry)
         registerRotaryEmbeddingKernels(registry)
         registerDeterminantKernels(registry)
         registerGridSampleKernels(registry)

@@ -20,6 +20,7 @@ extension OperatorSchema {
         recurrentSchemas,
         lossSchemas,
         attentionSchemas,
+        flexAttentionSchemas,
         quantizationSchemas,
         textSchemas,
         randomSchemas,
