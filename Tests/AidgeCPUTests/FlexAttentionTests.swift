@@ -6,17 +6,6 @@ import XCTest
 final class FlexAttentionTests: XCTestCase {
     private let type = "ai.onnx.preview.FlexAttention"
 
-    private func message(_ body: () throws -> Any) -> String {
-        do {
-            _ = try body()
-            return "no error"
-        } catch let error as AidgeError {
-            return error.message
-        } catch {
-            return "\(error)"
-        }
-    }
-
     /// A modifier subgraph of one node fed the scores (and `constant` as its second input, when given).
     private func modifier(_ op: Operator, constant: Tensor? = nil) throws -> AttributeValue {
         let node = Node(op, name: "modify", inputCount: constant == nil ? 1 : 2)
@@ -57,7 +46,7 @@ final class FlexAttentionTests: XCTestCase {
     }
 
     func testRefusesQueryAndKeyHeadSizesThatDiffer() throws {
-        let text = message {
+        let text = errorMessage {
             try runOperator(type, inputs: [Tensor(zeros: [1, 2, 3, 4]), Tensor(zeros: [1, 2, 3, 5]), Tensor(zeros: [1, 2, 3, 4])])
         }
         XCTAssertTrue(text.contains("FlexAttention Q and K head sizes differ: Q 1x2x3x4, K 1x2x3x5"), text)
@@ -66,14 +55,14 @@ final class FlexAttentionTests: XCTestCase {
     func testRefusesAScoreModOfTheWrongShape() throws {
         // Transposed scores are (B, H, S, L): not the shape fed.
         let transpose = try modifier(Operator("Transpose", attributes: ["perm": .ints([0, 1, 3, 2])]))
-        let text = message { try runOperator(self.type, ["score_mod": transpose], inputs: try self.qkv()) }
+        let text = errorMessage { try runOperator(self.type, ["score_mod": transpose], inputs: try self.qkv()) }
         XCTAssertTrue(
             text.contains("score_mod must give one float32 tensor of shape 2x4x3x5, as it is fed; it gives float32 2x4x5x3"),
             text)
     }
 
     func testRefusesASoftmaxPrecisionThatIsNotAFloatType() throws {
-        let text = message { try runOperator(self.type, ["softmax_precision": .int(7)], inputs: try self.qkv()) }
+        let text = errorMessage { try runOperator(self.type, ["softmax_precision": .int(7)], inputs: try self.qkv()) }
         XCTAssertTrue(text.contains("softmax_precision 7 is not a float type"), text)
     }
 }

@@ -4,17 +4,6 @@ import XCTest
 /// DeformConv, TfIdfVectorizer, the ai.onnx.ml operators and BatchNormalization's training_mode: small known
 /// results, and bad inputs refused with an error that says what is wrong (the conformance suite covers the rest).
 final class MachineLearningTests: XCTestCase {
-    private func message(_ body: () throws -> Any) -> String {
-        do {
-            _ = try body()
-            return "no error"
-        } catch let error as AidgeError {
-            return error.message
-        } catch {
-            return "\(error)"
-        }
-    }
-
     func testDeformConvWithoutOffsetsIsConv() throws {
         let x = try Tensor(randomFloats(2 * 2 * 5 * 6, seed: 3), shape: [2, 2, 5, 6])
         let w = try Tensor(randomFloats(3 * 2 * 3 * 3, seed: 4), shape: [3, 2, 3, 3])
@@ -41,13 +30,13 @@ final class MachineLearningTests: XCTestCase {
     func testDeformConvRefusesAnOffsetOfTheWrongShape() throws {
         let x = Tensor(zeros: [1, 2, 4, 4])
         let w = Tensor(zeros: [1, 2, 2, 2])
-        let text = message { try runOperator("DeformConv", [:], inputs: [x, w, Tensor(zeros: [1, 4, 3, 3])]) }
+        let text = errorMessage { try runOperator("DeformConv", [:], inputs: [x, w, Tensor(zeros: [1, 4, 3, 3])]) }
         XCTAssertTrue(text.contains("offset must be (N, offset_group x kH x kW x 2, oH, oW) = 1x8x3x3, got 1x4x3x3"), text)
-        let mask = message {
+        let mask = errorMessage {
             try runOperator("DeformConv", [:], inputs: [x, w, Tensor(zeros: [1, 8, 3, 3]), nil, Tensor(zeros: [1, 8, 3, 3])])
         }
         XCTAssertTrue(mask.contains("mask must be"), mask)
-        let channels = message {
+        let channels = errorMessage {
             try runOperator("DeformConv", ["offset_group": .int(3)], inputs: [x, w, Tensor(zeros: [1, 24, 3, 3])])
         }
         XCTAssertTrue(channels.contains("offset_group 3"), channels)
@@ -74,11 +63,11 @@ final class MachineLearningTests: XCTestCase {
 
     func testTfIdfVectorizerRefusesStringPools() throws {
         let x = try Tensor([Int64(1), 2], shape: [2])
-        let text = message {
+        let text = errorMessage {
             try runOperator("TfIdfVectorizer", tfIdf(["pool_strings": .strings(["a", "b"])]), inputs: [x])
         }
         XCTAssertTrue(text.contains("pool_strings"), text)
-        let short = message { try runOperator("TfIdfVectorizer", tfIdf(["ngram_indexes": .ints([0])]), inputs: [x]) }
+        let short = errorMessage { try runOperator("TfIdfVectorizer", tfIdf(["ngram_indexes": .ints([0])]), inputs: [x]) }
         XCTAssertTrue(short.contains("ngram_indexes"), short)
     }
 
@@ -89,7 +78,7 @@ final class MachineLearningTests: XCTestCase {
         let picked = try runOperator("ai.onnx.ml.ArrayFeatureExtractor", inputs: [x, Tensor([Int64(2), 0])])[0]
         XCTAssertEqual(picked.shape, [2, 2])
         XCTAssertEqual(try picked.scalars(as: Float.self), [1.5, 0.5, 1, -2])
-        let text = message { try runOperator("ai.onnx.ml.ArrayFeatureExtractor", inputs: [x, Tensor([Int64(3)])]) }
+        let text = errorMessage { try runOperator("ai.onnx.ml.ArrayFeatureExtractor", inputs: [x, Tensor([Int64(3)])]) }
         XCTAssertTrue(text.contains("index 3 is out of range"), text)
     }
 
@@ -113,11 +102,11 @@ final class MachineLearningTests: XCTestCase {
 
     func testTreeEnsembleRefusesBadTrees() throws {
         let x = try Tensor([0.5, 7], shape: [1, 2])
-        let feature = message { try runOperator("ai.onnx.ml.TreeEnsemble", tree(feature: 2), inputs: [x]) }
+        let feature = errorMessage { try runOperator("ai.onnx.ml.TreeEnsemble", tree(feature: 2), inputs: [x]) }
         XCTAssertTrue(feature.contains("node 1 tests feature 2, but X has 2 features"), feature)
-        let cycle = message { try runOperator("ai.onnx.ml.TreeEnsemble", tree(falseNode: 0), inputs: [x]) }
+        let cycle = errorMessage { try runOperator("ai.onnx.ml.TreeEnsemble", tree(falseNode: 0), inputs: [x]) }
         XCTAssertTrue(cycle.contains("cycle"), cycle)
-        let outside = message { try runOperator("ai.onnx.ml.TreeEnsemble", tree(falseNode: 5), inputs: [x]) }
+        let outside = errorMessage { try runOperator("ai.onnx.ml.TreeEnsemble", tree(falseNode: 5), inputs: [x]) }
         XCTAssertTrue(outside.contains("false node 5 is not one of the 2 nodes"), outside)
     }
 

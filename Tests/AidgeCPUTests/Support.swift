@@ -16,6 +16,18 @@ func runOperator(
     return try Scheduler.runOperator(type, attributes, inputs: inputs, constants: constants, outputs: outputs)
 }
 
+/// The message of the error `body` throws ("no error" when it throws none).
+func errorMessage(_ body: () throws -> Any) -> String {
+    do {
+        _ = try body()
+        return "no error"
+    } catch let error as AidgeError {
+        return error.message
+    } catch {
+        return "\(error)"
+    }
+}
+
 /// Asserts two float arrays agree within `atol + rtol * |expected|` elementwise.
 func assertClose(
     _ actual: [Float], _ expected: [Float], atol: Float = 1e-5, rtol: Float = 1e-4, _ message: String = "",

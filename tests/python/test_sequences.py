@@ -185,3 +185,29 @@ def test_clear_errors() -> None:
     graph.train()
     with pytest.raises(NotImplementedError, match="training a graph that holds sequences"):
         graph.run(xs, np.array(0, np.int64))
+
+
+@pytest.mark.parametrize("with_sequence", [False, True])
+def test_loop_with_scan_outputs_only(with_sequence: bool) -> None:
+    """A Loop that carries nothing and only stacks a scan output, in a plain graph (planned) and in one that also
+    holds a sequence (run node by node)."""
+    body = helper.make_graph(
+        [helper.make_node("Cast", ["i"], ["f"], to=F), helper.make_node("Mul", ["f", "x"], ["row"]),
+         helper.make_node("Identity", ["cond"], ["cond_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("row", F, None)])
+    nodes = [helper.make_node("Loop", ["n", ""], ["rows"], body=body)]
+    outputs = [helper.make_tensor_value_info("rows", F, None)]
+    if with_sequence:
+        nodes.append(helper.make_node("SequenceConstruct", ["rows", "x"], ["both"]))
+        outputs.append(seq_info("both"))
+    m = model(nodes, [helper.make_tensor_value_info("x", F, [3]), helper.make_tensor_value_info("n", I64, [])], outputs)
+    graph = aidge.onnx.load(m)
+    session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.array([1.0, -2.0, 0.5], np.float32)
+    for n in [0, 1, 4]:
+        feeds = {"x": x, "n": np.array(n, np.int64)}
+        ours = [to_numpy(v) for v in graph.run(*feeds.values())]
+        theirs = session.run(None, feeds)
+        assert_same(ours, [list(v) if isinstance(v, list) else v for v in theirs])

@@ -32,14 +32,14 @@ final class ControlFlowRunner {
     }
 
     private func subgraph(_ name: String, _ inputs: [Tensor]) throws -> [Tensor] {
-        let scheduler: Scheduler
-        if let known = schedulers[name] {
-            scheduler = known
-        } else {
-            scheduler = Scheduler(subgraph: try op.attributes.subgraph(name), backend: backend)
-            schedulers[name] = scheduler
-        }
-        return try scheduler.forward(inputs, mode: .inference).outputs
+        try scheduler(name).forward(inputs, mode: .inference).outputs
+    }
+
+    private func scheduler(_ name: String) throws -> Scheduler {
+        if let known = schedulers[name] { return known }
+        let scheduler = Scheduler(subgraph: try op.attributes.subgraph(name), backend: backend)
+        schedulers[name] = scheduler
+        return scheduler
     }
 
     private static func present(_ inputs: [Tensor?], from start: Int) throws -> [Tensor] {
@@ -78,6 +78,7 @@ final class ControlFlowRunner {
         let captured = try Self.present(inputs, from: 2 + carriedCount)
         var scans: [[Tensor]] = []
         var iteration = 0
+        let firstInputs = [Tensor(scalar: Int64(0)), Tensor.bool(condition)] + carried + captured
         while tripCount.map({ iteration < $0 }) ?? true, condition {
             let outputs = try subgraph("body", [Tensor(scalar: Int64(iteration)), Tensor.bool(condition)] + carried + captured)
             guard outputs.count >= 1 + carriedCount else {
@@ -87,13 +88,21 @@ final class ControlFlowRunner {
                 guard let next = outputs[0].boolean else { throw AidgeError.invalidArgument("Loop body condition is empty") }
                 condition = next
             }
-            carried = Array(outputs[1...carriedCount])
+            carried = Array(outputs[1..<(1 + carriedCount)])
             let slices = outputs.dropFirst(1 + carriedCount)
             if scans.isEmpty { scans = slices.map { _ in [] } }
             for (k, slice) in slices.enumerated() { scans[k].append(slice) }
             iteration += 1
         }
-        while scans.count < body.graph.outputs.count - 1 - carriedCount { scans.append([]) }
+        guard iteration > 0 else {
+            // No iteration: each scan output is empty, with the shape and dtype a body run would give its slices.
+            let scanCount = max(body.graph.outputs.count - 1 - carriedCount, 0)
+            let infos = try scheduler("body").plannedOutputs(for: firstInputs)
+            return carried + (0..<scanCount).map { k in
+                let info = infos.flatMap { 1 + carriedCount + k < $0.count ? $0[1 + carriedCount + k] : nil }
+                return Tensor(zeros: [0] + (info?.shape ?? []), dtype: info?.dtype ?? .float32)
+            }
+        }
         return try carried + scans.map { try stack($0, axis: 0, reversed: false) }
     }
 

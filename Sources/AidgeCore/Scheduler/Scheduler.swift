@@ -186,6 +186,14 @@ public final class Scheduler {
         return zip(plan.steps, total).map { ($0.node, $1 / Double(max(runs, 1))) }
     }
 
+    /// The dtypes and shapes of the outputs on inputs like these, from the plan a run would use (nil when the
+    /// graph runs split or node by node, where only running tells).
+    func plannedOutputs(for inputs: [Tensor]) throws -> [ValueInfo]? {
+        guard !graph.holdsContainers, case .plan(let plan) = try execution(for: try checked(inputs), mode: .inference)
+        else { return nil }
+        return plan.outputInfos
+    }
+
     /// The plan for these input shapes and mode (built and cached on first use).
     public func plan(for shapes: [[Int]], mode: PlanMode = .inference) throws -> Plan {
         let key = PlanKey(shapes: shapes, mode: mode)

@@ -137,6 +137,23 @@ final class ValueRunner {
         let runner = try subgraph(node, "body")
         var scans: [[Tensor]] = Array(repeating: [], count: max(body.graph.outputs.count - 1 - carriedCount, 0))
         var iteration = 0
+        if tripCount == 0 || !condition {
+            // No iteration: each scan output is empty, with the shape and dtype a body run would give its slices
+            // (known from a plan when the body holds tensors only).
+            let tensors = (carried + captured).compactMap { v -> Tensor? in
+                if case .tensor(let t) = v { return t }
+                return nil
+            }
+            var infos: [ValueInfo]?
+            if !body.graph.holdsContainers && tensors.count == carried.count + captured.count {
+                let first = [Tensor(scalar: Int64(0)), Tensor.bool(condition)]
+                infos = try Scheduler(subgraph: body, backend: backend).plannedOutputs(for: first + tensors)
+            }
+            return carried + scans.indices.map { k in
+                let info = infos.flatMap { 1 + carriedCount + k < $0.count ? $0[1 + carriedCount + k] : nil }
+                return .tensor(Tensor(zeros: [0] + (info?.shape ?? []), dtype: info?.dtype ?? .float32))
+            }
+        }
         while tripCount.map({ iteration < $0 }) ?? true, condition {
             let outputs = try runner.run(
                 [.tensor(Tensor(scalar: Int64(iteration))), .tensor(Tensor.bool(condition))] + carried + captured)
@@ -149,7 +166,7 @@ final class ValueRunner {
                 }
                 condition = next
             }
-            carried = Array(outputs[1...carriedCount])
+            carried = Array(outputs[1..<(1 + carriedCount)])
             for k in scans.indices { scans[k].append(try outputs[1 + carriedCount + k].tensor("scan output \(k)")) }
             iteration += 1
         }
@@ -160,9 +177,13 @@ final class ValueRunner {
     /// input, its element at the same position (a sequence) or the whole input (a tensor).
     private func sequenceMap(_ node: Node, _ inputs: [Value?]) throws -> [Value] {
         let body = try node.op.attributes.subgraph("body")
+        guard body.formalInputCount >= 1, inputs.count >= body.formalInputCount else {
+            throw AidgeError.invalidModel(
+                "SequenceMap's body takes \(body.formalInputCount) inputs; the node has \(inputs.count)")
+        }
         let first = try present(inputs, 0).sequence("the input sequence")
-        let others = try (1..<min(body.formalInputCount, inputs.count)).map { try present(inputs, $0) }
-        let captured = try (max(body.formalInputCount, 1)..<inputs.count).map { try present(inputs, $0) }
+        let others = try (1..<body.formalInputCount).map { try present(inputs, $0) }
+        let captured = try (body.formalInputCount..<inputs.count).map { try present(inputs, $0) }
         for (k, v) in others.enumerated() {
             if case .sequence(let s) = v, s.count != first.count {
                 throw AidgeError.shapeMismatch(
