@@ -26,12 +26,14 @@ struct OpsCommand: ParsableCommand {
             print(Self.json(operators, trainable: backward ? trainable : nil))
             return
         }
-        let typeWidth = operators.map(\.type.count).max() ?? 0
+        // Operators of other domains go by their qualified names (ai.onnx.ml.TreeEnsemble).
+        let names = operators.map { $0.domain.isEmpty ? $0.type : "\($0.domain).\($0.type)" }
+        let typeWidth = names.map(\.count).max() ?? 0
         let ranges = operators.map { "\($0.sinceVersion)-\($0.lastVersion)" }
         let rangeWidth = ranges.map(\.count).max() ?? 0
-        for (op, range) in zip(operators, ranges) {
+        for (op, (name, range)) in zip(operators, zip(names, ranges)) {
             let dtypes = op.dtypes.map { op.dtypesVerified ? $0.description : "\($0)?" }.joined(separator: ", ")
-            var line = Self.padded(op.type, typeWidth) + "  " + Self.padded(range, rangeWidth) + "  " + dtypes
+            var line = Self.padded(name, typeWidth) + "  " + Self.padded(range, rangeWidth) + "  " + dtypes
             if backward && trainable.contains(op.engineType) { line += "  (backward)" }
             print(line)
         }

@@ -78,14 +78,20 @@ public struct ONNXOperatorSchema: Sendable {
 
 extension ONNXOperatorSchema {
     /// Every version of every default-domain operator, by type, oldest first.
-    public static let all: [String: [ONNXOperatorSchema]] = {
+    public static let all: [String: [ONNXOperatorSchema]] = versions(table)
+
+    /// Every version of every operator of the other domains the engine may run (ai.onnx.ml, ai.onnx.preview,
+    /// ai.onnx.preview.training), by domain and type, oldest first.
+    public static let domains: [String: [String: [ONNXOperatorSchema]]] = domainTables.mapValues(versions)
+
+    private static func versions(_ lines: [String]) -> [String: [ONNXOperatorSchema]] {
         var all: [String: [ONNXOperatorSchema]] = [:]
-        for line in table {
+        for line in lines {
             guard let schema = ONNXOperatorSchema(line: line) else { continue }
             all[schema.type, default: []].append(schema)
         }
         return all.mapValues { $0.sorted { $0.sinceVersion < $1.sinceVersion } }
-    }()
+    }
 
     /// The version of `type` in effect at `opset` (the newest one not after it), or nil when `type` is not a
     /// default-domain operator or did not exist yet.
@@ -93,8 +99,7 @@ extension ONNXOperatorSchema {
         all[type]?.last { $0.sinceVersion <= opset }
     }
 
-    /// The engine's dtype of an ONNX element type name (`float` -> float32), nil for those it has not (string,
-    /// complex, float8e8m0, ...).
+    /// The engine's dtype of an ONNX element type name (`float` -> float32), nil for those it has not (complex, ...).
     public static func dtype(onnxName name: String) -> DType? {
         switch name {
         case "float": return .float32
@@ -106,6 +111,7 @@ extension ONNXOperatorSchema {
         case "float8e5m2": return .float8E5M2
         case "float8e5m2fnuz": return .float8E5M2FNUZ
         case "float4e2m1": return .float4E2M1
+        case "float8e8m0": return .float8E8M0
         default: return DType(rawValue: name).flatMap { $0.isFloatingPoint ? nil : $0 }
         }
     }

@@ -20,6 +20,7 @@ extension OpsetAdapters {
         first["Upsample"] = 7  // Upsample-1 takes `height_scale` and `width_scale`
         first["Scan"] = 9  // Scan-8 is batched, with sequence_lens (`adapt` refuses it)
         first["GroupNormalization"] = 21  // GroupNormalization-18 scales per group, not per channel
+        first["ai.onnx.ml.LabelEncoder"] = 2  // LabelEncoder-1 maps with classes_strings (keys and values since 2)
         return first
     }()
 

@@ -47,23 +47,31 @@ extension ONNX {
         for type in ONNXOperatorSchema.all.keys.sorted() {
             if let entry = try supportedOperator(type, backend: backend) { supported.append(entry) }
         }
+        // The other domains' operators, which the importer names `<domain>.<type>`, after the default domain's.
+        for (domain, types) in ONNXOperatorSchema.domains.sorted(by: { $0.key < $1.key }) {
+            for type in types.keys.sorted() {
+                if let entry = try supportedOperator(type, domain: domain, backend: backend) { supported.append(entry) }
+            }
+        }
         return supported
     }
 
     /// What `supportedOperators` says of one ONNX op type, or nil when it is not supported.
-    static func supportedOperator(_ type: String, backend: String) throws -> SupportedOperator? {
-        guard var versions = ONNXOperatorSchema.all[type], let newest = versions.last else { return nil }
-        var lastVersion = maxSupportedOpset
+    static func supportedOperator(_ type: String, domain: String = "", backend: String) throws -> SupportedOperator? {
+        let table = domain.isEmpty ? ONNXOperatorSchema.all : ONNXOperatorSchema.domains[domain] ?? [:]
+        guard var versions = table[type], let newest = versions.last else { return nil }
+        // Another domain's versions are its own: its newest is the last the importer reads.
+        var lastVersion = domain.isEmpty ? maxSupportedOpset : table.values.compactMap { $0.last?.sinceVersion }.max() ?? 1
         if newest.isDeprecated {
             lastVersion = newest.sinceVersion - 1
             versions.removeLast()
         }
-        let firstHandled = OpsetAdapters.firstHandledVersion[type] ?? 0
+        let engineType = domain.isEmpty ? OpsetAdapters.engineType(type) : "\(domain).\(type)"
+        let firstHandled = OpsetAdapters.firstHandledVersion[domain.isEmpty ? type : engineType] ?? 0
         guard let first = versions.first(where: { $0.sinceVersion >= firstHandled }), let onnx = versions.last else {
             return nil
         }
-        let engineType = OpsetAdapters.engineType(type)
-        if ContainerOperators.types.contains(type) {
+        if domain.isEmpty && ContainerOperators.types.contains(type) {
             // Run by the container runner on any backend: no kernel to probe; every dtype moves as bytes.
             // The element types of the tensors held (not those of positions and lengths, constraint I); the
             // table keeps no element types for sequence-only constraints, which take those of SequenceInsert.
@@ -92,12 +100,12 @@ extension ONNX {
             let working = candidates.filter { runs(probe, dtype: $0, type: engineType, schema: schema, backend: backend) }
             if !working.isEmpty {
                 return SupportedOperator(
-                    type: type, engineType: engineType, sinceVersion: first.sinceVersion, lastVersion: lastVersion, dtypes: working,
+                    type: type, domain: domain, engineType: engineType, sinceVersion: first.sinceVersion, lastVersion: lastVersion, dtypes: working,
                     dtypesVerified: true)
             }
         }
         return SupportedOperator(
-            type: type, engineType: engineType, sinceVersion: first.sinceVersion, lastVersion: lastVersion, dtypes: candidates,
+            type: type, domain: domain, engineType: engineType, sinceVersion: first.sinceVersion, lastVersion: lastVersion, dtypes: candidates,
             dtypesVerified: false)
     }
 

@@ -8,8 +8,14 @@ final class SupportedOperatorsTests: XCTestCase {
 
     func testKnownOperatorsReportTheirRangesAndDtypes() throws {
         let all = try ONNX.supportedOperators(backend: "cpu")
-        let byType = Dictionary(all.map { ($0.type, $0) }, uniquingKeysWith: { a, _ in a })
-        XCTAssertEqual(all.map(\.type), all.map(\.type).sorted())
+        let byType = Dictionary(all.filter { $0.domain.isEmpty }.map { ($0.type, $0) }, uniquingKeysWith: { a, _ in a })
+        // The default domain's operators sorted by type, then the other domains' (sorted by domain and type).
+        XCTAssertEqual(all.map { [$0.domain, $0.type] }, all.map { [$0.domain, $0.type] }.sorted { $0.lexicographicallyPrecedes($1) })
+        let treeEnsemble = try XCTUnwrap(all.first { $0.domain == "ai.onnx.ml" && $0.type == "TreeEnsemble" })
+        XCTAssertEqual(treeEnsemble.engineType, "ai.onnx.ml.TreeEnsemble")
+        XCTAssertEqual(treeEnsemble.sinceVersion, 5)
+        XCTAssertEqual(all.first { $0.type == "LabelEncoder" }?.sinceVersion, 2)
+        XCTAssertEqual(all.first { $0.type == "FlexAttention" }?.domain, "ai.onnx.preview")
 
         let relu = try XCTUnwrap(byType["Relu"])
         XCTAssertEqual(relu.sinceVersion, 1)

@@ -62,8 +62,9 @@ class SupportedOperator(NamedTuple):
 
 
 def supported_operators() -> list[SupportedOperator]:
-    """The ONNX operators the engine imports and runs on the CPU, sorted by type, with the opsets they are read
-    in and the dtypes their kernels take (the data of ``aidge ops``)."""
+    """The ONNX operators the engine imports and runs on the CPU, with the opsets they are read in and the dtypes
+    their kernels take (the data of ``aidge ops``): the default domain's sorted by type, then those of ai.onnx.ml,
+    ai.onnx.preview and ai.onnx.preview.training (their versions are those of their own domain)."""
     return [
         SupportedOperator(t, d, since, last, [dtype(name) for name in dtypes], verified)
         for t, d, since, last, dtypes, verified in _aidge.supported_onnx_operators()

@@ -9,6 +9,7 @@ read the command's tables and compare them with what they compute themselves
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -229,3 +230,24 @@ def test_missing_interpreter(aidge, tmp_path: Path, monkeypatch) -> None:
     proc = aidge("check", mlp(tmp_path / "mlp.onnx"))
     assert proc.returncode == 1, describe(proc)
     assert str(missing) in proc.stderr and "AIDGE_PYTHON" in proc.stderr, describe(proc)
+
+
+def test_ops_lists_operators_with_their_onnx_versions(aidge) -> None:
+    """`aidge ops` (text and --json): every entry is an ONNX schema version of its domain, the default domain's
+    first and sorted, the other domains' under their qualified names."""
+    proc = aidge("ops", "--json")
+    assert_ok(proc)
+    entries = json.loads(proc.stdout)
+    default = [e for e in entries if e["domain"] == ""]
+    assert entries[:len(default)] == default and [e["type"] for e in default] == sorted(e["type"] for e in default)
+    for e in entries:
+        schema = onnx.defs.get_schema(e["type"], e["since_version"], e["domain"])
+        assert schema.since_version == e["since_version"], e
+    assert {"Conv", "Loop", "SequenceInsert", "StringSplit"} <= {e["type"] for e in default}
+    text = aidge("ops")
+    assert_ok(text)
+    lines = [line for line in text.stdout.splitlines() if line and not line.startswith("?:")]  # less the legend
+    assert len(lines) == len(entries)
+    assert any(line.split()[:2] == ["ai.onnx.ml.TreeEnsemble", "5-5"] for line in lines), text.stdout
+    relu = next(line for line in lines if line.split()[0] == "Relu")
+    assert "float32" in relu and "?" not in relu

@@ -14,22 +14,29 @@ import aidge_onnx
 
 def test_supported_operators_match_onnx_schemas() -> None:
     ops = aidge.onnx.supported_operators()
-    assert [op.type for op in ops] == sorted(op.type for op in ops)
+    default = [op for op in ops if op.domain == ""]
+    assert ops[:len(default)] == default and [op.type for op in default] == sorted(op.type for op in default)
     newest = onnx.defs.onnx_opset_version()
     for op in ops:
-        assert op.domain == ""
-        schema = onnx.defs.get_schema(op.type, op.since_version)
+        assert op.domain in ("", "ai.onnx.ml", "ai.onnx.preview", "ai.onnx.preview.training"), op
+        schema = onnx.defs.get_schema(op.type, op.since_version, op.domain)
         assert schema.since_version == op.since_version, op
-        assert op.since_version <= op.last_version <= newest, op
+        domain_newest = newest if not op.domain else max(
+            s.since_version for s in onnx.defs.get_all_schemas_with_history() if s.domain == op.domain)
+        assert op.since_version <= op.last_version <= domain_newest, op
         assert op.dtypes and all(isinstance(d, aidge.dtype) for d in op.dtypes), op
+    others = {f"{op.domain}.{op.type}" for op in ops if op.domain}
+    assert {"ai.onnx.ml.TreeEnsemble", "ai.onnx.ml.LabelEncoder", "ai.onnx.preview.FlexAttention",
+            "ai.onnx.preview.training.Adam"} <= others
     by_type = {op.type: op for op in ops}
     assert by_type["Relu"].since_version == 1 and by_type["Relu"].last_version == newest
     assert by_type["Relu"].dtypes_verified and aidge.dtype.float32 in by_type["Relu"].dtypes
     assert by_type["Add"].since_version == 7
     assert "ImageDecoder" not in by_type and "Multinomial" in by_type
     # Aidge's compat function gives the op types.
-    assert aidge_onnx.node_import.supported_operators() == [op.type for op in ops]
-    assert aidge_onnx.supported_operators() == [op.type for op in ops]
+    names = [op.type if not op.domain else f"{op.domain}.{op.type}" for op in ops]
+    assert aidge_onnx.node_import.supported_operators() == names
+    assert aidge_onnx.supported_operators() == names
 
 
 def _model(nodes, inputs, outputs, initializers=(), opset=17) -> onnx.ModelProto:

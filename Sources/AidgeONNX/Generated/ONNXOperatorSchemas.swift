@@ -637,4 +637,43 @@ extension ONNXOperatorSchema {
         "Xor;1;;A:T,B:T;2;2;C;1;1;axis:INT,broadcast:INT;T=bool/T1=bool",
         "Xor;7;;A:T,B:T;2;2;C;1;1;;T=bool/T1=bool",
     ]
+    /// The same lines for the other domains, by domain.
+    static let domainTables: [String: [String]] = [
+        "ai.onnx.ml": [
+            "ArrayFeatureExtractor;1;;X:T,Y:(int64);2;2;Z;1;1;;T=float,double,int64,int32,string",
+            "Binarizer;1;;X:T;1;1;Y;1;1;threshold:FLOAT;T=float,double,int64,int32",
+            "CastMap;1;;X:T1;1;1;Y;1;1;cast_to:STRING,map_form:STRING,max_map:INT;T1=/T2=string,float,int64",
+            "CategoryMapper;1;;X:T1;1;1;Y;1;1;cats_int64s:INTS,cats_strings:STRINGS,default_int64:INT,default_string:STRING;T1=string,int64/T2=string,int64",
+            "DictVectorizer;1;;X:T1;1;1;Y;1;1;int64_vocabulary:INTS,string_vocabulary:STRINGS;T1=/T2=int64,float,double,string",
+            "FeatureVectorizer;1;;X*1:T1;1;*;Y;1;1;inputdimensions:INTS;T1=int32,int64,float,double",
+            "Imputer;1;;X:T;1;1;Y;1;1;imputed_value_floats:FLOATS,imputed_value_int64s:INTS,replaced_value_float:FLOAT,replaced_value_int64:INT;T=float,double,int64,int32",
+            "LabelEncoder;1;;X:T1;1;1;Y;1;1;classes_strings:STRINGS,default_int64:INT,default_string:STRING;T1=string,int64/T2=string,int64",
+            "LabelEncoder;2;;X:T1;1;1;Y;1;1;default_float:FLOAT,default_int64:INT,default_string:STRING,keys_floats:FLOATS,keys_int64s:INTS,keys_strings:STRINGS,values_floats:FLOATS,values_int64s:INTS,values_strings:STRINGS;T1=string,int64,float/T2=string,int64,float",
+            "LabelEncoder;4;;X:T1;1;1;Y;1;1;default_float:FLOAT,default_int64:INT,default_string:STRING,default_tensor:TENSOR,keys_floats:FLOATS,keys_int64s:INTS,keys_strings:STRINGS,keys_tensor:TENSOR,values_floats:FLOATS,values_int64s:INTS,values_strings:STRINGS,values_tensor:TENSOR;T1=string,int64,float,int32,int16,double/T2=string,int64,float,int32,int16,double",
+            "LinearClassifier;1;;X:T1;1;1;Y,Z;2;2;classlabels_ints:INTS,classlabels_strings:STRINGS,coefficients:FLOATS!,intercepts:FLOATS,multi_class:INT,post_transform:STRING;T1=float,double,int64,int32/T2=string,int64",
+            "LinearRegressor;1;;X:T;1;1;Y;1;1;coefficients:FLOATS,intercepts:FLOATS,post_transform:STRING,targets:INT;T=float,double,int64,int32",
+            "Normalizer;1;;X:T;1;1;Y;1;1;norm:STRING;T=float,double,int64,int32",
+            "OneHotEncoder;1;;X:T;1;1;Y;1;1;cats_int64s:INTS,cats_strings:STRINGS,zeros:INT;T=string,int64,int32,float,double",
+            "SVMClassifier;1;;X:T1;1;1;Y,Z;2;2;classlabels_ints:INTS,classlabels_strings:STRINGS,coefficients:FLOATS,kernel_params:FLOATS,kernel_type:STRING,post_transform:STRING,prob_a:FLOATS,prob_b:FLOATS,rho:FLOATS,support_vectors:FLOATS,vectors_per_class:INTS;T1=float,double,int64,int32/T2=string,int64",
+            "SVMRegressor;1;;X:T;1;1;Y;1;1;coefficients:FLOATS,kernel_params:FLOATS,kernel_type:STRING,n_supports:INT,one_class:INT,post_transform:STRING,rho:FLOATS,support_vectors:FLOATS;T=float,double,int64,int32",
+            "Scaler;1;;X:T;1;1;Y;1;1;offset:FLOATS,scale:FLOATS;T=float,double,int64,int32",
+            "TreeEnsemble;5;;X:T;1;1;Y;1;1;aggregate_function:INT,leaf_targetids:INTS!,leaf_weights:TENSOR!,membership_values:TENSOR,n_targets:INT,nodes_falseleafs:INTS!,nodes_falsenodeids:INTS!,nodes_featureids:INTS!,nodes_hitrates:TENSOR,nodes_missing_value_tracks_true:INTS,nodes_modes:TENSOR!,nodes_splits:TENSOR!,nodes_trueleafs:INTS!,nodes_truenodeids:INTS!,post_transform:INT,tree_roots:INTS!;T=float,double,float16",
+            "TreeEnsembleClassifier;1;;X:T1;1;1;Y,Z;2;2;base_values:FLOATS,class_ids:INTS,class_nodeids:INTS,class_treeids:INTS,class_weights:FLOATS,classlabels_int64s:INTS,classlabels_strings:STRINGS,nodes_falsenodeids:INTS,nodes_featureids:INTS,nodes_hitrates:FLOATS,nodes_missing_value_tracks_true:INTS,nodes_modes:STRINGS,nodes_nodeids:INTS,nodes_treeids:INTS,nodes_truenodeids:INTS,nodes_values:FLOATS,post_transform:STRING;T1=float,double,int64,int32/T2=string,int64",
+            "TreeEnsembleClassifier;3;;X:T1;1;1;Y,Z;2;2;base_values:FLOATS,base_values_as_tensor:TENSOR,class_ids:INTS,class_nodeids:INTS,class_treeids:INTS,class_weights:FLOATS,class_weights_as_tensor:TENSOR,classlabels_int64s:INTS,classlabels_strings:STRINGS,nodes_falsenodeids:INTS,nodes_featureids:INTS,nodes_hitrates:FLOATS,nodes_hitrates_as_tensor:TENSOR,nodes_missing_value_tracks_true:INTS,nodes_modes:STRINGS,nodes_nodeids:INTS,nodes_treeids:INTS,nodes_truenodeids:INTS,nodes_values:FLOATS,nodes_values_as_tensor:TENSOR,post_transform:STRING;T1=float,double,int64,int32/T2=string,int64",
+            "TreeEnsembleClassifier;5;d;X:T1;1;1;Y,Z;2;2;base_values:FLOATS,base_values_as_tensor:TENSOR,class_ids:INTS,class_nodeids:INTS,class_treeids:INTS,class_weights:FLOATS,class_weights_as_tensor:TENSOR,classlabels_int64s:INTS,classlabels_strings:STRINGS,nodes_falsenodeids:INTS,nodes_featureids:INTS,nodes_hitrates:FLOATS,nodes_hitrates_as_tensor:TENSOR,nodes_missing_value_tracks_true:INTS,nodes_modes:STRINGS,nodes_nodeids:INTS,nodes_treeids:INTS,nodes_truenodeids:INTS,nodes_values:FLOATS,nodes_values_as_tensor:TENSOR,post_transform:STRING;T1=float,double,int64,int32/T2=string,int64",
+            "TreeEnsembleRegressor;1;;X:T;1;1;Y;1;1;aggregate_function:STRING,base_values:FLOATS,n_targets:INT,nodes_falsenodeids:INTS,nodes_featureids:INTS,nodes_hitrates:FLOATS,nodes_missing_value_tracks_true:INTS,nodes_modes:STRINGS,nodes_nodeids:INTS,nodes_treeids:INTS,nodes_truenodeids:INTS,nodes_values:FLOATS,post_transform:STRING,target_ids:INTS,target_nodeids:INTS,target_treeids:INTS,target_weights:FLOATS;T=float,double,int64,int32",
+            "TreeEnsembleRegressor;3;;X:T;1;1;Y;1;1;aggregate_function:STRING,base_values:FLOATS,base_values_as_tensor:TENSOR,n_targets:INT,nodes_falsenodeids:INTS,nodes_featureids:INTS,nodes_hitrates:FLOATS,nodes_hitrates_as_tensor:TENSOR,nodes_missing_value_tracks_true:INTS,nodes_modes:STRINGS,nodes_nodeids:INTS,nodes_treeids:INTS,nodes_truenodeids:INTS,nodes_values:FLOATS,nodes_values_as_tensor:TENSOR,post_transform:STRING,target_ids:INTS,target_nodeids:INTS,target_treeids:INTS,target_weights:FLOATS,target_weights_as_tensor:TENSOR;T=float,double,int64,int32",
+            "TreeEnsembleRegressor;5;d;X:T;1;1;Y;1;1;aggregate_function:STRING,base_values:FLOATS,base_values_as_tensor:TENSOR,n_targets:INT,nodes_falsenodeids:INTS,nodes_featureids:INTS,nodes_hitrates:FLOATS,nodes_hitrates_as_tensor:TENSOR,nodes_missing_value_tracks_true:INTS,nodes_modes:STRINGS,nodes_nodeids:INTS,nodes_treeids:INTS,nodes_truenodeids:INTS,nodes_values:FLOATS,nodes_values_as_tensor:TENSOR,post_transform:STRING,target_ids:INTS,target_nodeids:INTS,target_treeids:INTS,target_weights:FLOATS,target_weights_as_tensor:TENSOR;T=float,double,int64,int32",
+            "ZipMap;1;;X:(float);1;1;Z;1;1;classlabels_int64s:INTS,classlabels_strings:STRINGS;T=",
+        ],
+        "ai.onnx.preview": [
+            "FlexAttention;1;;Q:T1,K:T1,V:T1;3;3;Y;1;1;prob_mod:GRAPH,scale:FLOAT,score_mod:GRAPH,softmax_precision:INT;T1=bfloat16,float16,float,double",
+        ],
+        "ai.onnx.preview.training": [
+            "Adagrad;1;;R:T1,T:T2,inputs*1:T3;3;*;outputs*1;1;*;decay_factor:FLOAT,epsilon:FLOAT,norm_coefficient:FLOAT;T1=float,double/T2=int64/T3=float,double",
+            "Adam;1;;R:T1,T:T2,inputs*1:T3;3;*;outputs*1;1;*;alpha:FLOAT,beta:FLOAT,epsilon:FLOAT,norm_coefficient:FLOAT,norm_coefficient_post:FLOAT;T1=float,double/T2=int64/T3=float,double",
+            "Gradient;1;;Inputs*1:T1;1;*;Outputs*1;1;*;xs:STRINGS!,y:STRING!,zs:STRINGS;T1=uint8,uint16,uint32,uint64,int8,int16,int32,int64,float16,float,double,string,bool,complex64,complex128/T2=float16,float,double",
+            "Momentum;1;;R:T1,T:T2,inputs*1:T3;3;*;outputs*1;1;*;alpha:FLOAT!,beta:FLOAT!,mode:STRING!,norm_coefficient:FLOAT!;T1=float,double/T2=int64/T3=float,double",
+        ],
+    ]
 }
