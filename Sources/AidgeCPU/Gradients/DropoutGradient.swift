@@ -27,14 +27,7 @@ final class DropoutGradient: GradientKernel {
         dtype = try gradientType(x.dtype, request)
         count = x.count
         shape = x.shape
-        let seed: UInt64
-        if request.attributes.has("seed") {
-            seed = UInt64(bitPattern: Int64(try request.attributes.int("seed")))
-        } else {
-            var system = SystemRandomNumberGenerator()
-            seed = system.next()
-        }
-        generator = Mutex(SeededGenerator(seed: seed))
+        generator = try nodeGenerator(request)
     }
 
     var savedInfos: [ValueInfo] { [ValueInfo(dtype: dtype, shape: shape)] }

@@ -33,14 +33,17 @@ func registerRandomKernels(_ registry: KernelRegistry) {
     registry.register("Multinomial", backend: "cpu") { request in try MultinomialKernel(request) }
 }
 
-/// A node's generator: seeded from the `seed` attribute (a float in ONNX: its bits seed), else at random.
-private func generator(_ request: KernelRequest) throws -> Mutex<SeededGenerator> {
-    var seed: UInt64
-    if request.attributes.has("seed") {
-        seed = UInt64(try request.attributes.float("seed").bitPattern)
-    } else {
+/// A node's generator (random operators, Dropout): seeded from the `seed` attribute (an integer for Dropout, a float
+/// for the random operators, whose bits seed), else at random.
+func nodeGenerator(_ request: KernelRequest) throws -> Mutex<SeededGenerator> {
+    let seed: UInt64
+    switch request.attributes["seed"] {
+    case .int(let v)?: seed = UInt64(bitPattern: Int64(v))
+    case .float(let v)?: seed = UInt64(v.bitPattern)
+    case nil:
         var system = SystemRandomNumberGenerator()
         seed = system.next()
+    default: throw AidgeError.invalidModel("attribute 'seed' must be a number")
     }
     return Mutex(SeededGenerator(seed: seed))
 }
@@ -55,7 +58,7 @@ private final class RandomKernel: Kernel {
     let probabilities: Tensor?
 
     init(_ request: KernelRequest, draw: @escaping (inout SeededGenerator, Double) throws -> Double) throws {
-        generator = try AidgeCPU.generator(request)
+        generator = try nodeGenerator(request)
         self.draw = draw
         scratch = Tensor(zeros: request.outputs[0].shape, dtype: .float64)
         probabilities = request.op.type == "Bernoulli" ? Tensor(zeros: request.outputs[0].shape, dtype: .float64) : nil
@@ -85,7 +88,7 @@ private final class MultinomialKernel: Kernel {
     let drawn: Tensor
 
     init(_ request: KernelRequest) throws {
-        generator = try AidgeCPU.generator(request)
+        generator = try nodeGenerator(request)
         let x = try request.input(0)
         cumulative = Tensor(zeros: [x.shape.last ?? 0], dtype: .float64)
         logits = Tensor(zeros: x.shape, dtype: .float64)
