@@ -41,7 +41,9 @@ let package = Package(
             dependencies: ["AidgeCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "AidgeNPY", dependencies: ["AidgeCore"]),
         .target(name: "AidgeLearning", dependencies: ["AidgeCore"]),
-        .target(name: "Aidge", dependencies: ["AidgeCore", "AidgeCPU", "AidgeONNX", "AidgeLearning"]),
+        /// The CUDA backend: loads the NVIDIA libraries at run time, so it builds without them.
+        .target(name: "AidgeCUDA", dependencies: ["AidgeCore"]),
+        .target(name: "Aidge", dependencies: ["AidgeCore", "AidgeCPU", "AidgeCUDA", "AidgeONNX", "AidgeLearning"]),
         .executableTarget(
             name: "AidgeCLI",
             dependencies: ["Aidge", "AidgeNPY", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -52,5 +54,6 @@ let package = Package(
             dependencies: ["Aidge", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "AidgeNPYTests", dependencies: ["AidgeNPY"]),
         .testTarget(name: "AidgeLearningTests", dependencies: ["Aidge"]),
+        .testTarget(name: "AidgeCUDATests", dependencies: ["Aidge"]),
     ]
 )

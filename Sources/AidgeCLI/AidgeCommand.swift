@@ -24,9 +24,17 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .customLong("no-optimize"), help: "Run the graph as imported, without inference recipes.")
     var noOptimize = false
 
-    /// Registers the CPU kernels and loads the model, applying the inference recipes unless told not to.
+    @Option(help: "The backend that runs the model: cpu, or cuda (an NVIDIA GPU).")
+    var backend = CPUBackend.name
+
+    /// Registers the kernels and loads the model, applying the inference recipes unless told not to.
     func load() throws -> GraphView {
         try CPUBackend.register()
+        switch backend {
+        case CPUBackend.name: break
+        case CUDABackend.name: try CUDABackend.register()
+        default: throw AidgeError.invalidArgument("--backend must be cpu or cuda, got \(backend)")
+        }
         if let threads {
             guard threads > 0 else { throw AidgeError.invalidArgument("--threads must be positive, got \(threads)") }
             Parallel.threads = threads
@@ -34,6 +42,17 @@ struct ModelOptions: ParsableArguments {
         let graph = try ONNX.load(path: model)
         if !noOptimize { try Recipes.optimizeForInference(graph) }
         return graph
+    }
+
+    /// `inputs` where the backend's kernels read them (copied to the GPU once, for CUDA).
+    func placed(_ inputs: [Tensor]) throws -> [Tensor] {
+        guard let memory = DeviceMemories.shared.memory(backend: backend) else { return inputs }
+        return try inputs.map { try $0.copy(to: memory.device) }
+    }
+
+    /// Waits until the backend has finished the work queued so far (a GPU runs asynchronously).
+    func finish() throws {
+        if backend == CUDABackend.name { try CUDABackend.device().synchronize() }
     }
 
     /// `--shape` values by input name.

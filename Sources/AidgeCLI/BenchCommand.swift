@@ -31,16 +31,18 @@ struct BenchCommand: ParsableCommand {
         if let batch, batch <= 0 { throw AidgeError.invalidArgument("--batch must be positive, got \(batch)") }
         let graph = try options.load()
         let shapes = try options.inputShapes(graph, batch: batch)
-        let inputs = zip(graph.inputs, shapes).enumerated().map { k, pair in
+        let inputs = try options.placed(zip(graph.inputs, shapes).enumerated().map { k, pair in
             randomInput(dtype: pair.0.dtype, shape: pair.1, seed: UInt64(k))
-        }
-        let scheduler = Scheduler(graph)
+        })
+        let scheduler = Scheduler(graph, backend: options.backend)
         for _ in 0..<warmup { _ = try scheduler.forward(inputs) }
+        try options.finish()
         let progress = isatty(2) != 0
         var times: [Double] = []
         for r in 0..<runs {
             let start = Clock.seconds()
             _ = try scheduler.forward(inputs)
+            try options.finish()
             times.append((Clock.seconds() - start) * 1000)
             if progress {
                 let width = 30
@@ -60,12 +62,12 @@ struct BenchCommand: ParsableCommand {
         if json {
             let shapesJSON = shapeText.map { "\"\($0)\"" }.joined(separator: ", ")
             print(
-                "{\"model\": \"\(escapeJSON(options.model))\", \"median_ms\": \(fmt(median)), \"min_ms\": \(fmt(minimum)), "
+                "{\"model\": \"\(escapeJSON(options.model))\", \"backend\": \"\(options.backend)\", \"median_ms\": \(fmt(median)), \"min_ms\": \(fmt(minimum)), "
                     + "\"max_ms\": \(fmt(maximum)), \"mean_ms\": \(fmt(mean)), \"runs\": \(runs), \"warmup\": \(warmup), "
                     + "\"threads\": \(threads), \"input_shapes\": [\(shapesJSON)]}")
         } else {
             print("model: \(options.model)")
-            print("inputs: \(shapeText.joined(separator: ", ")), threads: \(threads), runs: \(runs) (+\(warmup) warm-up)")
+            print("backend: \(options.backend), inputs: \(shapeText.joined(separator: ", ")), threads: \(threads), runs: \(runs) (+\(warmup) warm-up)")
             print("median \(fmt(median)) ms, min \(fmt(minimum)) ms, max \(fmt(maximum)) ms, mean \(fmt(mean)) ms")
         }
         if profile { try printProfile(scheduler.profile(inputs, runs: runs)) }

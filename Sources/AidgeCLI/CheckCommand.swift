@@ -79,7 +79,7 @@ struct CheckCommand: ParsableCommand {
         let compared = intermediate.filter { results.values[$0.name] != nil }
         let graphOutputs = graph.outputs
         graph.outputs += compared
-        let values = try Scheduler(graph).forward(fed)
+        let values = try Scheduler(graph, backend: options.backend).forward(fed).map { try $0.onHost() }
 
         print("reference: ONNX Runtime \(results.version) (CPU) through \(reference.executable)")
         print("tolerance: |aidge - ort| <= \(format(atol)) + \(format(rtol)) * |ort|")

@@ -58,7 +58,10 @@ struct RunCommand: ParsableCommand {
             }
         }
         try FileIO.createDirectory(outputDir)
-        let outputs = try Scheduler(graph).run(fed)
+        let outputs = try Scheduler(graph, backend: options.backend).run(fed).map { value in
+            if case .tensor(let t) = value { return Value.tensor(try t.onHost()) }
+            return value
+        }
         for (i, (output, info)) in zip(outputs, graph.outputs).enumerated() {
             let path = "\(outputDir)/output_\(i).\(outputFormat.rawValue)"
             switch (outputFormat, output) {

@@ -17,11 +17,13 @@ public enum AidgeError: Error, Sendable, CustomStringConvertible, Equatable {
     case unsupportedProcessor(String)
     /// A shape-deciding input (axes, a target shape, pads) whose value is not known when planning.
     case unknownValue(String)
+    /// A device (a GPU) or its libraries are missing or failed.
+    case device(String)
 
     public var message: String {
         switch self {
         case .invalidArgument(let m), .shapeMismatch(let m), .unsupportedType(let m), .unsupported(let m),
-            .invalidModel(let m), .io(let m), .unsupportedProcessor(let m), .unknownValue(let m):
+            .invalidModel(let m), .io(let m), .unsupportedProcessor(let m), .unknownValue(let m), .device(let m):
             return m
         }
     }
@@ -40,6 +42,7 @@ public enum AidgeError: Error, Sendable, CustomStringConvertible, Equatable {
         case .io: return .io(text)
         case .unsupportedProcessor: return .unsupportedProcessor(text)
         case .unknownValue: return .unknownValue(text)
+        case .device: return .device(text)
         }
     }
 }

@@ -20,11 +20,12 @@ from ._aidge import (
     InvalidValueError,
     NotSupportedError,
     ProcessorError,
+    DeviceError,
     UnsupportedTypeError,
 )
 
 __all__ = [
-    "AidgeError", "FileError", "InvalidValueError", "NotSupportedError", "ProcessorError", "UnsupportedTypeError",
+    "AidgeError", "DeviceError", "FileError", "InvalidValueError", "NotSupportedError", "ProcessorError", "UnsupportedTypeError",
     "dtype", "Tensor", "from_numpy", "from_dlpack", "GraphView", "Scheduler", "onnx", "learning",
     "set_num_threads", "get_num_threads", "share_openmp_threads", "supported_operators", "apply", "gradients", "Node", "sequential", "parallel", "residual",
     "Conv2D", "PaddedConv2D", "ConvDepthWise2D", "FC", "BatchNorm2D", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
@@ -177,8 +178,10 @@ class Tensor(_aidge.TensorBase):
 
     def __new__(cls, data: Any = None, *, dims: Sequence[int] | None = None, dtype: Any = None,
                 backend: str = "cpu") -> "Tensor":
-        if backend != "cpu":
-            raise NotImplementedError(f"backend '{backend}' is not available (cpu is)")
+        if backend not in ("cpu", "cuda"):
+            raise ValueError(f"unknown backend '{backend}' (cpu and cuda exist)")
+        if backend == "cuda":
+            return Tensor(data, dims=dims, dtype=dtype).to("cuda")
         if data is None:
             if dims is None:
                 raise ValueError("Tensor() needs data or dims")
@@ -220,11 +223,26 @@ class Tensor(_aidge.TensorBase):
 
     @property
     def backend(self) -> str:
-        return "cpu"
+        """'cpu' or 'cuda': where the elements are."""
+        return self.device_name.split(":")[0]
 
     @property
     def device(self) -> int:
-        return 0
+        """The device ordinal (0 on the host)."""
+        name = self.device_name
+        return int(name.split(":")[1]) if ":" in name else 0
+
+    def to(self, device: str) -> "Tensor":
+        """This tensor on ``device`` ('cpu', 'cuda', 'cuda:0'): itself when it is there, else a contiguous copy."""
+        return self.to_device(device)
+
+    def cpu(self) -> "Tensor":
+        """This tensor on the host (a copy when it is on a GPU)."""
+        return self.to_device("cpu")
+
+    def cuda(self) -> "Tensor":
+        """This tensor on CUDA device 0 (a copy when it is on the host)."""
+        return self.to_device("cuda")
 
     def __len__(self) -> int:
         if not self.shape:
@@ -476,8 +494,7 @@ class GraphView:
     def compile(self, backend: str = "cpu", datatype: Any = None, device: int = 0,
                 dims: Sequence[Sequence[int]] | None = None) -> None:
         """Fixes input dims (one list per input) and checks every operator's shapes (Aidge's compile)."""
-        if backend != "cpu" or device != 0:
-            raise NotImplementedError(f"backend '{backend}' device {device} is not available (cpu 0 is)")
+        self.set_backend(backend, device)
         if dims is not None:
             self.forward_dims(dims, datatype)
 
@@ -501,8 +518,17 @@ class GraphView:
         return False
 
     def set_backend(self, name: str, device: int = 0) -> None:
-        if name != "cpu" or device != 0:
-            raise NotImplementedError(f"backend '{name}' device {device} is not available (cpu 0 is)")
+        """Runs the graph on ``name`` ('cpu' or 'cuda') from now on: host inputs are copied to the device, outputs
+        stay on it (``Tensor.cpu()`` brings them back). Raises ``DeviceError`` saying what is missing when the
+        CUDA backend cannot run here."""
+        if device != 0:
+            raise NotImplementedError(f"only device 0 is supported, got {name} device {device}")
+        self._graph.set_backend(name)
+
+    @property
+    def backend(self) -> str:
+        """The backend the graph runs on."""
+        return self._graph.backend
 
     def run(self, *inputs: Any) -> list[Any]:
         """Runs the graph; returns one value per output: a tensor, or for the ONNX containers a list of tensors (a
@@ -617,6 +643,51 @@ def share_openmp_threads(on: bool = True) -> bool:
     ``aidge.torch`` turns this on: PyTorch's OpenMP threads keep spinning for a while after each of its parallel
     operators, and the engine's workers would compete with them for the cores in every training step."""
     return _aidge.share_openmp_threads(on)
+
+
+class cuda:  # noqa: N801 (torch.cuda's spelling)
+    """The CUDA backend: loaded on first use, from the NVIDIA driver, NVRTC and cuBLAS found at run time (PyTorch's
+    NVIDIA wheels are looked in first)."""
+
+    @staticmethod
+    def is_available() -> bool:
+        """Whether a GPU, its driver, NVRTC and cuBLAS are there."""
+        return _aidge.cuda_available()
+
+    @staticmethod
+    def load_error() -> str | None:
+        """Why the CUDA backend cannot run here, or None when it can."""
+        return _aidge.cuda_load_error()
+
+    @staticmethod
+    def device_name() -> str:
+        return _aidge.cuda_device_name()
+
+    @staticmethod
+    def synchronize() -> None:
+        """Waits for the work queued on the current stream."""
+        _aidge.cuda_synchronize()
+
+
+def _add_nvidia_wheel_libraries() -> None:
+    """Adds the folders of the NVIDIA wheels that PyTorch installs (nvidia/cu13/lib, nvidia/*/lib) to the CUDA
+    backend's library path, so NVRTC and cuBLAS are found without a CUDA toolkit."""
+    import importlib.util
+    import os
+    spec = importlib.util.find_spec("nvidia")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    folders = []
+    for root in spec.submodule_search_locations:
+        for sub in sorted(os.listdir(root)):
+            lib = os.path.join(root, sub, "lib")
+            if os.path.isdir(lib):
+                folders.append(lib)
+    known = os.environ.get("AIDGE_CUDA_LIBRARY_PATH", "")
+    os.environ["AIDGE_CUDA_LIBRARY_PATH"] = ":".join([p for p in [known] if p] + folders)
+
+
+_add_nvidia_wheel_libraries()
 
 
 def supported_operators() -> list[str]:

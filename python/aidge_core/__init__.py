@@ -35,12 +35,15 @@ class Tensor(_Tensor):
 
     @staticmethod
     def available_backends() -> list[str]:
-        return ["cpu"]
+        return ["cpu", "cuda"] if aidge.cuda.is_available() else ["cpu"]
 
     # Aidge's in-place methods.
     def set_backend(self, name: str, device: int = 0, copyFrom: bool = True) -> None:  # noqa: N803
-        if name != "cpu" or device != 0:
-            raise NotImplementedError(f"backend '{name}' device {device} is not available (cpu 0 is)")
+        """Moves the tensor to backend ``name`` in place (its elements are copied unless copyFrom is False)."""
+        if device != 0:
+            raise NotImplementedError(f"only device 0 is supported, got {name} device {device}")
+        moved = self.to(name) if copyFrom else aidge.Tensor(dims=self.dims, dtype=self.dtype_name, backend=name)
+        self._assign(moved)
 
     def set_datatype(self, datatype: Any, copyCast: bool = True) -> None:  # noqa: N803
         """Converts the elements in place (a zero tensor of the new type when copyCast is False)."""

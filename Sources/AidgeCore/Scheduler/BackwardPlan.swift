@@ -147,7 +147,7 @@ final class BackwardPlan {
     func run(_ recording: Recording, outputGradients: [Tensor?]) throws -> [Tensor?] {
         let plan = recording.plan
         let context = recording.context
-        let arena = try arenas.take(byteCount: arenaByteCount)
+        let arena = try arenas.take(byteCount: arenaByteCount, on: plan.memory)
         defer { arenas.give(arena) }
         let inputGradients: [Tensor?] = plan.inputInfos.indices.map { k in
             inputs.contains(k) ? Tensor(zeros: context.inputs[k].shape, dtype: context.inputs[k].dtype) : nil

@@ -87,17 +87,20 @@ public final class Plan {
     let outputInfos: [ValueInfo]
     /// Variable Producers, in `Slot.parameter` order.
     let parameterNodes: [Node]
+    /// The device memory the kernels use (nil: the host).
+    let memory: (any DeviceMemory)?
     let arenas = StoragePool()
     var backwardPlans: [BackwardPlan.Key: BackwardPlan] = [:]
 
     init(
         steps: [Step], mode: PlanMode, arenaByteCount: Int, inputInfos: [ValueInfo], outputSources: [Slot],
-        outputValues: [ValueID?], outputInfos: [ValueInfo], parameterNodes: [Node]
-    ) {
+        outputValues: [ValueID?], outputInfos: [ValueInfo], parameterNodes: [Node], memory: (any DeviceMemory)?
+    ) throws {
         self.steps = steps
         self.mode = mode
         self.arenaByteCount = arenaByteCount
-        self.sharedArena = mode.recording ? nil : Storage(byteCount: arenaByteCount)
+        self.memory = memory
+        self.sharedArena = mode.recording ? nil : try Plan.allocate(arenaByteCount, on: memory)
         self.inputInfos = inputInfos
         self.outputSources = outputSources
         self.outputValues = outputValues
@@ -114,12 +117,32 @@ public final class Plan {
     /// Shapes and dtypes of the outputs.
     public var outputs: [ValueInfo] { outputInfos }
 
-    /// The current tensors of the variable Producers (contiguous), and the strided ones they were copied from.
+    /// A storage of `byteCount` bytes on `memory`'s device, or on the host.
+    static func allocate(_ byteCount: Int, on memory: (any DeviceMemory)?) throws -> Storage {
+        try memory?.allocate(byteCount: byteCount) ?? Storage(byteCount: byteCount)
+    }
+
+    /// A new contiguous tensor where the kernels run.
+    func fresh(_ info: ValueInfo) throws -> Tensor {
+        guard let memory else { return Tensor(zeros: info.shape, dtype: info.dtype) }
+        return try Tensor(
+            storage: memory.allocate(byteCount: info.count * info.dtype.byteSize), dtype: info.dtype, shape: info.shape)
+    }
+
+    /// The current tensors of the variable Producers (contiguous, where the kernels run), and the strided ones
+    /// they were copied from.
     func currentParameters() throws -> (tensors: [Tensor], strided: [(copy: Tensor, original: Tensor)]) {
         var strided: [(Tensor, Tensor)] = []
         let tensors = try parameterNodes.map { node in
             guard let t = node.producedTensor else {
                 throw AidgeError.invalidModel("Producer \(node.name) holds no tensor")
+            }
+            if let memory {
+                if t.device == memory.device { return try t.contiguousOnDevice() }
+                return try t.copy(to: memory.device)
+            }
+            guard t.isOnHost else {
+                throw AidgeError.unsupported("Producer \(node.name) is on \(t.device): a host backend cannot read it")
             }
             if t.isContiguous { return t }
             let copy = t.copy()
@@ -132,9 +155,9 @@ public final class Plan {
     /// Runs every step on `inputs` (contiguous, already checked). With `stepSeconds` (one entry per step), each
     /// step's wall time is added to its entry. A recording plan returns the record that `backward` needs.
     func run(_ inputs: [Tensor], stepSeconds: UnsafeMutableBufferPointer<Double>? = nil) throws -> Recording {
-        let arena = try sharedArena ?? arenas.take(byteCount: arenaByteCount)
+        let arena = try sharedArena ?? arenas.take(byteCount: arenaByteCount, on: memory)
         let (parameters, strided) = try currentParameters()
-        let fresh = outputInfos.map { Tensor(zeros: $0.shape, dtype: $0.dtype) }
+        let fresh = try outputInfos.map(fresh)
         let context = RunContext(inputs: inputs, parameters: parameters, outputs: fresh, arena: arena)
         let trainingForward = mode.training || mode.recording
         for (k, step) in steps.enumerated() where !step.elided {
@@ -156,9 +179,10 @@ public final class Plan {
         if mode.training {
             for (copy, original) in strided { copyElements(from: copy, to: original) }
         }
-        let outputs = outputSources.enumerated().map { i, slot in
+        let outputs = try outputSources.enumerated().map { i, slot in
             if case .graphOutput(let j) = slot, j == i { return fresh[i] }
-            return context.resolve(slot).copy()
+            let value = context.resolve(slot)
+            return try value.copy(to: value.device)
         }
         return Recording(plan: self, context: context, outputs: outputs)
     }

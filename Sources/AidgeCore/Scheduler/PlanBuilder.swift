@@ -29,6 +29,12 @@ struct PlanBuilder {
     }
 
     private func plan(_ inputInfos: [ValueInfo]) throws -> Plan {
+        let deviceMemory = DeviceMemories.shared.memory(backend: backend)
+        if deviceMemory != nil && (mode.training || mode.recording) {
+            throw AidgeError.unsupported("training on the \(backend) backend is not supported yet: train on cpu")
+        }
+        // Values known ahead of time are computed on the host, whatever the backend.
+        let foldBackend = deviceMemory == nil ? backend : "cpu"
         let order = try graph.topologicalOrder()
         var inputOf: [OutputRef: Int] = [:]  // (consumer node, input index) -> graph input
         guard inputInfos.count == graph.inputs.count else {
@@ -47,7 +53,8 @@ struct PlanBuilder {
             guard let tensor = node.producedTensor else { return }
             let ref = OutputRef(node: ObjectIdentifier(node), index: 0)
             guard infos[ref] == nil else { return }
-            if variable.contains(ObjectIdentifier(node)) {
+            // A tensor on a device is read where it is, at each run (never folded on the host).
+            if variable.contains(ObjectIdentifier(node)) || !tensor.isOnHost {
                 infos[ref] = ValueInfo(dtype: tensor.dtype, shape: tensor.shape)
                 parameterIndex[ref] = parameterNodes.count
                 parameterNodes.append(node)
@@ -111,7 +118,7 @@ struct PlanBuilder {
             } else if known && schema.isDeterministic && !(mode.training && schema.hasTrainingForm)
                 && outputs.reduce(0, { $0 + $1.count }) <= foldLimit
             {
-                let kernel = try KernelRegistry.shared.makeKernel(request, backend: backend)
+                let kernel = try KernelRegistry.shared.makeKernel(request, backend: foldBackend)
                 let results = outputs.map { Tensor(zeros: $0.shape, dtype: $0.dtype) }
                 do {
                     try kernel.run(inputInfo.map { $0?.value }, results)
@@ -138,7 +145,7 @@ struct PlanBuilder {
             outputInfos.append(ValueInfo(dtype: info.dtype, shape: info.shape))
             outputValues.append(info.value == nil ? .output(ref) : nil)
             if let value = info.value {
-                outputSources.append(.constant(value))
+                outputSources.append(.constant(try deviceMemory.map { try value.copy(to: $0.device) } ?? value))
             } else if let p = parameterIndex[ref] {
                 outputSources.append(.parameter(p))
             } else if let first = outputSlotOf[ref] {
@@ -211,9 +218,18 @@ struct PlanBuilder {
         }
         let (offsets, size) = memory.plan()
 
+        // Constants live where the kernels run: uploaded once per plan.
+        var placed: [OutputRef: Tensor] = [:]
+        func constant(_ ref: OutputRef, _ value: Tensor) throws -> Tensor {
+            guard let deviceMemory else { return value }
+            if let known = placed[ref] { return known }
+            let copy = try value.copy(to: deviceMemory.device)
+            placed[ref] = copy
+            return copy
+        }
         func slot(_ ref: OutputRef) throws -> Slot {
             guard let info = infos[ref] else { throw AidgeError.invalidModel("a value is used before it is computed") }
-            if let value = info.value { return .constant(value) }
+            if let value = info.value { return .constant(try constant(ref, value)) }
             if let k = parameterIndex[ref] { return .parameter(k) }
             if let k = outputSlotOf[ref] { return .graphOutput(k) }
             guard let b = bufferOf[ref] else { throw AidgeError.invalidModel("a value has no buffer") }
@@ -240,9 +256,9 @@ struct PlanBuilder {
                     inputs: inputs, outputs: try p.outputs.map(slot), saved: saved,
                     inputValues: p.inputs, outputValues: p.outputs.map { .output($0) }))
         }
-        return Plan(
+        return try Plan(
             steps: steps, mode: mode, arenaByteCount: size, inputInfos: inputInfos, outputSources: outputSources,
-            outputValues: outputValues, outputInfos: outputInfos, parameterNodes: parameterNodes)
+            outputValues: outputValues, outputInfos: outputInfos, parameterNodes: parameterNodes, memory: deviceMemory)
     }
 }
 

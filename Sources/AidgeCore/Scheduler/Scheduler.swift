@@ -96,6 +96,9 @@ public final class Scheduler {
         guard !graph.isTraining, !recordsGradients else {
             throw AidgeError.unsupported("training a graph that holds sequences or optionals is not supported")
         }
+        guard DeviceMemories.shared.memory(backend: backend) == nil else {
+            throw AidgeError.unsupported("a graph that holds sequences or optionals runs on the host backends only")
+        }
         let runner = try valueRunner ?? ValueRunner(graph, backend: backend)
         valueRunner = runner
         return try runner.run(try checked(inputs))
@@ -233,15 +236,16 @@ public final class Scheduler {
                 valueInputs = Array(Set(small + direct)).sorted()
             }
         }
-        let values = valueInputs.map { k in
-            Array(UnsafeRawBufferPointer(start: inputs[k].rawPointer, count: inputs[k].byteCount))
+        let values = try valueInputs.map { k in
+            let host = try inputs[k].onHost()
+            return Array(UnsafeRawBufferPointer(start: host.rawPointer, count: host.byteCount))
         }
         let key = PlanKey(shapes: shapes, dtypes: dtypes, mode: mode, values: values)
         if let known = plans[key] { return known }
         // Plans per value must not grow without bound when such an input varies from run to run.
         if plans.count >= Self.planLimit { plans = [:] }
         var known: [Int: Tensor] = [:]
-        for k in valueInputs { known[k] = inputs[k].copy() }
+        for k in valueInputs { known[k] = try inputs[k].copy(to: .cpu) }
         do {
             let plan = try builder.build(infos: infos(known))
             plans[key] = .plan(plan)
@@ -270,7 +274,7 @@ public final class Scheduler {
                 guard let source else { return false }
                 return graph.contains(source.node) && source.node.type != "Producer"
             }),
-            !mode.training, !mode.recording
+            !mode.training, !mode.recording, DeviceMemories.shared.memory(backend: backend) == nil
         else { throw stop.error }
         let execution = Execution.split(try SplitRun(graph, at: node, backend: backend))
         plans[key] = execution
@@ -325,11 +329,16 @@ public final class Scheduler {
 
     /// Checks the device, dtype and declared shape of the tensor fed to `declared`; returns it contiguous.
     private func checked(_ tensor: Tensor, _ declared: GraphInput) throws -> Tensor {
-        guard tensor.device == .cpu || backend != "cpu" else {
+        let memory = DeviceMemories.shared.memory(backend: backend)
+        let device = memory?.device ?? .cpu
+        guard tensor.isOnHost || tensor.device == device else {
             throw AidgeError.unsupported(
-                "input '\(declared.name)' is on \(tensor.device); running it needs the CUDA backend")
+                "input '\(declared.name)' is on \(tensor.device); the \(backend) backend runs on \(device)"
+                    + (device == .cpu ? ": run the graph on the CUDA backend, or copy the input to the host" : ""))
         }
-        guard checksDeclaredInputs else { return tensor.contiguous() }
+        /// Where the kernels read it: contiguous, on the backend's device.
+        func placed() throws -> Tensor { tensor.device == device ? try tensor.contiguousOnDevice() : try tensor.copy(to: device) }
+        guard checksDeclaredInputs else { return try placed() }
         guard tensor.dtype == declared.dtype else {
             throw AidgeError.unsupportedType(
                 "input '\(declared.name)' must be \(declared.dtype), got \(tensor.dtype)")
@@ -345,6 +354,6 @@ public final class Scheduler {
                         + dims.map(\.description).joined(separator: "x"))
             }
         }
-        return tensor.contiguous()
+        return try placed()
     }
 }

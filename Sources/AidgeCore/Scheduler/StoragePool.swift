@@ -7,9 +7,9 @@ final class StoragePool: Sendable {
     /// Arenas kept at most (more are freed).
     private let limit = 4
 
-    func take(byteCount: Int) throws -> Storage {
+    func take(byteCount: Int, on memory: (any DeviceMemory)?) throws -> Storage {
         if let s = free.withLock({ $0.popLast() }), s.byteCount == byteCount { return s }
-        return Storage(byteCount: byteCount)
+        return try Plan.allocate(byteCount, on: memory)
     }
 
     func give(_ storage: Storage) {

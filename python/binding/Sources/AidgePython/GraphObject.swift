@@ -6,7 +6,8 @@ import Synchronization
 /// two Python threads running the same graph take turns on its working memory.
 final class GraphBox {
     let graph: GraphView
-    let scheduler: Scheduler
+    /// Replaced when the graph moves to another backend (`set_backend`).
+    var scheduler: Scheduler
     let lock = Mutex<Void>(())
 
     init(_ graph: GraphView) {
@@ -57,6 +58,7 @@ enum GraphType {
             oneArgumentMethod("set_records_gradients", setRecordsGradientsMethod, "set_records_gradients(on)\n--\n\nWhether runs record for backward in evaluation mode too."),
             plainMethod("reset_grad", resetGradientsGraphMethod, "reset_grad()\n--\n\nEmpties the gradient of every parameter."),
             plainMethod("parameters", graphParametersMethod, "parameters()\n--\n\nThe Producer nodes that training updates."),
+            oneArgumentMethod("set_backend", setBackendMethod, "set_backend(name)\n--\n\nRuns the graph on backend `name` ('cpu' or 'cuda') from now on; inputs on the host are copied to the device, outputs stay where the graph ran."),
             plainMethod("update_inputs_outputs", updateMethod, "update_inputs_outputs()\n--\n\nRecomputes the ordered inputs and outputs after edits."),
         ])
         let getters = getterTable([
@@ -65,6 +67,7 @@ enum GraphType {
             ("kinds", kindsGetter, "What each input and output holds: 'tensor', or 'sequence(tensor)', 'optional(...)'."),
             ("nodes", nodesGetter, "The nodes: (name, type) in topological order."),
             ("name", nameGetter, "The graph's name."),
+            ("backend", backendGetter, "The backend the graph runs on ('cpu' or 'cuda')."),
             ("training", trainingGetter, "Whether the graph is in training mode."),
             ("records_gradients", recordsGradientsGetter, "Whether runs record for backward in evaluation mode."),
         ])
@@ -99,7 +102,7 @@ private let runMethod: PyCFunction = { o, arg in
 /// empty optional).
 private func value(_ o: PyObjectRef, _ what: String, dtype: DType) throws -> Value {
     if aidge_is_none(o) != 0 { return .absent }
-    guard PyList_Check_(o) != 0 else { return .tensor(try TensorType.unwrap(o, what)) }
+    guard PyList_Check_(o) != 0 else { return .tensor(try TensorType.unwrapOnAnyDevice(o, what)) }
     let items = try sequenceItems(o, what)
     defer { items.forEach { Py_DecRef($0) } }
     let tensors = try items.enumerated().map { k, item in try TensorType.unwrap(item, "\(what)[\(k)]") }
@@ -113,6 +116,24 @@ private func wrap(_ value: Value) throws -> PyObjectRef {
     case .sequence(let s): return try makeList(try s.tensors.map(TensorType.wrap))
     case .absent: return aidge_none()
     }
+}
+
+private let setBackendMethod: PyCFunction = { o, arg in
+    pyCall {
+        let box = try GraphType.box(o!)
+        let name = try stringValue(arg!, "backend")
+        try Backends.load(name)
+        box.lock.withLock { _ in
+            let recording = box.scheduler.recordsGradients
+            box.scheduler = Scheduler(box.graph, backend: name)
+            box.scheduler.recordsGradients = recording
+        }
+        return aidge_none()
+    }
+}
+
+private let backendGetter: getter = { o, _ in
+    pyCall { try makeString(try GraphType.box(o!).scheduler.backend) }
 }
 
 private let profileMethod: KeywordFunction = { o, args, kwargs in

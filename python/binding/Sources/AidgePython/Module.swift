@@ -35,6 +35,10 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             keywordMethod("optimizer", optimizerFunction, "optimizer(kind, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False, beta1=0.9, beta2=0.999, epsilon=1e-8, decoupled_weight_decay=False)\n--\n\nAn SGD ('sgd') or Adam ('adam') optimizer."),
             keywordMethod("loss", lossFunction, "loss(kind, prediction, target, label_smoothing=0.0, ignore_index=-100)\n--\n\nA loss ('mse', 'bce', 'bce_with_logits', 'ce', 'ce_indices'); writes the prediction's gradient."),
             keywordMethod("apply", applyFunction, "apply(type, inputs, attributes=None)\n--\n\nRuns one operator (ONNX type and attributes) on tensors; returns its outputs."),
+            plainMethod("cuda_available", cudaAvailableFunction, "cuda_available()\n--\n\nWhether the CUDA backend can run here (a GPU, its driver, NVRTC and cuBLAS)."),
+            plainMethod("cuda_load_error", cudaLoadErrorFunction, "cuda_load_error()\n--\n\nWhy the CUDA backend cannot run here, or None when it can."),
+            plainMethod("cuda_device_name", cudaDeviceNameFunction, "cuda_device_name()\n--\n\nThe name of CUDA device 0."),
+            plainMethod("cuda_synchronize", cudaSynchronizeFunction, "cuda_synchronize()\n--\n\nWaits for the CUDA work queued on the current stream."),
             plainMethod("supported_operators", supportedOperatorsFunction, "supported_operators()\n--\n\nThe operator types the CPU backend runs."),
             plainMethod(
                 "supported_onnx_operators", supportedONNXOperatorsFunction,

@@ -10,10 +10,14 @@ let applyFunction: KeywordFunction = { _, args, kwargs in
         let items = try sequenceItems(try a.required("inputs"), "inputs")
         defer { items.forEach { Py_DecRef($0) } }
         let inputs: [Tensor?] = try items.enumerated().map { i, o in
-            aidge_is_none(o) != 0 ? nil : try TensorType.unwrap(o, "input \(i)")
+            aidge_is_none(o) != 0 ? nil : try TensorType.unwrapOnAnyDevice(o, "input \(i)")
         }
         let attributes = try a["attributes"].map(attributeValues) ?? Attributes()
-        let outputs = try withoutGIL { try Scheduler.runOperator(type, attributes, inputs: inputs) }
+        // Like torch, an operator runs where its tensors are.
+        let backend = inputs.contains { $0.map { !$0.isOnHost } ?? false } ? CUDABackend.name : CPUBackend.name
+        let outputs = try withoutGIL {
+            try Scheduler.runOperator(type, attributes, inputs: inputs, backend: backend)
+        }
         return try makeList(try outputs.map(TensorType.wrap))
     }
 }

@@ -57,6 +57,7 @@ enum Exceptions {
     nonisolated(unsafe) static var notSupported: PyObjectRef?
     nonisolated(unsafe) static var file: PyObjectRef?
     nonisolated(unsafe) static var processor: PyObjectRef?
+    nonisolated(unsafe) static var device: PyObjectRef?
 
     /// Creates the classes and adds them to `module`.
     static func install(in module: PyObjectRef) throws {
@@ -69,9 +70,12 @@ enum Exceptions {
         file = try make("FileError", bases: [base, aidge_exc_os_error()], doc: "A file that cannot be read or written.")
         processor = try make(
             "ProcessorError", bases: [base, aidge_exc_runtime_error()], doc: "The processor lacks what the kernels need.")
+        device = try make(
+            "DeviceError", bases: [base, aidge_exc_runtime_error()], doc: "A GPU or its libraries are missing or failed.")
         for (name, cls) in [
             ("AidgeError", base), ("InvalidValueError", value), ("UnsupportedTypeError", type),
             ("NotSupportedError", notSupported), ("FileError", file), ("ProcessorError", processor),
+            ("DeviceError", device),
         ] {
             guard let cls, PyModule_AddObjectRef(module, name, cls) == 0 else { throw PythonError.alreadySet }
         }
@@ -93,6 +97,7 @@ enum Exceptions {
         case .unsupported, .unknownValue: cls = notSupported
         case .io: cls = file
         case .unsupportedProcessor: cls = processor
+        case .device: cls = device
         }
         PyErr_SetString(cls ?? aidge_exc_runtime_error(), error.message)
     }

@@ -30,8 +30,8 @@ enum TensorType {
         guard tensor.device == .cpu else {
             throw PythonError(
                 kind: .notSupported,
-                message: "\(what) is on \(tensor.device): running or reading it needs the CUDA backend, which is not "
-                    + "available (it is never copied to the host behind your back)")
+                message: "\(what) is on \(tensor.device): this needs it on the host (graphs on the CUDA backend take "
+                    + "device tensors as inputs); copy it with .cpu(), it is never copied behind your back")
         }
         return tensor
     }
@@ -55,6 +55,7 @@ enum TensorType {
             plainMethod("__dlpack_device__", dlpackDeviceMethod, "__dlpack_device__()\n--\n\n(device type, device id): (1, 0) for the CPU."),
             plainMethod("to_dlpack", toDLPackMethod, "to_dlpack()\n--\n\nA legacy 'dltensor' capsule (for TensorFlow and JAX)."),
             plainMethod("contiguous", contiguousMethod, "contiguous()\n--\n\nThis tensor if it is C-contiguous, else a contiguous copy."),
+            oneArgumentMethod("to_device", toDeviceMethod, "to_device(device)\n--\n\nA contiguous copy on `device` ('cpu', 'cuda', 'cuda:0'), or this tensor when it is already there."),
             plainMethod("clone", cloneMethod, "clone()\n--\n\nA contiguous copy with its own memory."),
             oneArgumentMethod("astype", astypeMethod, "astype(dtype)\n--\n\nA copy converted to `dtype` (NumPy's astype rounding; float to int saturates, NaN gives 0)."),
             oneArgumentMethod("reshape", reshapeMethod, "reshape(dims)\n--\n\nA view with new dimensions (same memory); contiguous tensors only."),
@@ -65,6 +66,7 @@ enum TensorType {
         let getters = getterTable([
             ("shape", shapeGetter, "Dimensions, as a tuple."),
             ("dtype_name", dtypeGetter, "Element type name ('float32', 'int64', 'bfloat16', ...)."),
+            ("device_name", deviceNameGetter, "Where the elements are: 'cpu' or 'cuda:N'."),
             ("strides", stridesGetter, "Strides in elements, as a tuple."),
             ("readonly", readonlyGetter, "Whether the memory may not be written (a read-only NumPy array's, for instance)."),
             ("data_ptr", dataPointerGetter, "Address of the first element."),
@@ -209,6 +211,19 @@ private let contiguousMethod: PyCFunction = { o, _ in
     pyCall {
         let tensor = try TensorType.unwrap(o!)
         return tensor.isContiguous ? Py_NewRef(o!) : try TensorType.wrap(withoutGIL { tensor.copy() })
+    }
+}
+
+private let deviceNameGetter: getter = { o, _ in
+    pyCall { try makeString(try TensorType.unwrapOnAnyDevice(o!).device.description) }
+}
+
+private let toDeviceMethod: PyCFunction = { o, arg in
+    pyCall {
+        let tensor = try TensorType.unwrapOnAnyDevice(o!)
+        let device = try Backends.device(try stringValue(arg!, "device"))
+        if tensor.device == device { return Py_NewRef(o!) }
+        return try TensorType.wrap(try withoutGIL { try tensor.copy(to: device) })
     }
 }
 

@@ -1,0 +1,58 @@
+@preconcurrency import CPython
+import Aidge
+
+/// The backends Python can ask for by name: the CPU one, registered at import, and the CUDA one, loaded on
+/// first request (a machine without a GPU gets the error that says what is missing).
+enum Backends {
+    static func load(_ name: String) throws {
+        switch name {
+        case CPUBackend.name: return
+        case CUDABackend.name: try CUDABackend.register()
+        default: throw AidgeError.invalidArgument("unknown backend '\(name)' (cpu and cuda exist)")
+        }
+    }
+
+    /// The device named like torch does: "cpu", "cuda" (device 0) or "cuda:N".
+    static func device(_ name: String) throws -> Device {
+        if name == "cpu" { return .cpu }
+        if name == "cuda" || name.hasPrefix("cuda:") {
+            let ordinal = name == "cuda" ? 0 : Int(name.dropFirst(5))
+            guard let ordinal, ordinal >= 0 else { throw AidgeError.invalidArgument("'\(name)' is not a device") }
+            guard ordinal == 0 else { throw AidgeError.unsupported("only CUDA device 0 is supported, got \(name)") }
+            try CUDABackend.register()
+            return .cuda(ordinal)
+        }
+        throw AidgeError.invalidArgument("'\(name)' is not a device ('cpu', 'cuda' or 'cuda:N')")
+    }
+}
+
+let cudaAvailableFunction: PyCFunction = { _, _ in
+    pyCall { makeBool(withoutGIL { CUDABackend.isAvailable }) }
+}
+
+let cudaDeviceNameFunction: PyCFunction = { _, _ in
+    pyCall {
+        try Backends.load(CUDABackend.name)
+        let device = try CUDABackend.device()
+        return try makeString(device.name + (device.isEmulated ? " (CPU emulation)" : ""))
+    }
+}
+
+let cudaSynchronizeFunction: PyCFunction = { _, _ in
+    pyCall {
+        try Backends.load(CUDABackend.name)
+        try withoutGIL { try CUDABackend.device().synchronize() }
+        return aidge_none()
+    }
+}
+
+let cudaLoadErrorFunction: PyCFunction = { _, _ in
+    pyCall {
+        do {
+            try CUDABackend.register()
+            return aidge_none()
+        } catch let error as AidgeError {
+            return try makeString(error.message)
+        }
+    }
+}
