@@ -27,12 +27,17 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "The backend that runs the model: cpu, or cuda (an NVIDIA GPU).")
     var backend = CPUBackend.name
 
+    @Flag(name: .customLong("no-tf32"), help: "On cuda: float32 convolutions without TF32 (PyTorch's default uses it).")
+    var noTF32 = false
+
     /// Registers the kernels and loads the model, applying the inference recipes unless told not to.
     func load() throws -> GraphView {
         try CPUBackend.register()
         switch backend {
         case CPUBackend.name: break
-        case CUDABackend.name: try CUDABackend.register()
+        case CUDABackend.name:
+            try CUDABackend.register()
+            if noTF32 { CUDABackend.allowsTF32Convolutions = false }
         default: throw AidgeError.invalidArgument("--backend must be cpu or cuda, got \(backend)")
         }
         if let threads {

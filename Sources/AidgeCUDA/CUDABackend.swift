@@ -9,6 +9,8 @@ public enum CUDABackend: Backend {
 
     private static let state = Mutex<(registered: Bool, ordinal: Int)>((false, 0))
     private static let tf32 = Atomic<Bool>(false)
+    private static let cudnn = Atomic<Bool>(true)
+    private static let tf32Convolutions = Atomic<Bool>(true)
 
     /// Loads the CUDA libraries, opens device 0 and registers the kernels and the device memory. Safe to call
     /// again; throws `AidgeError.device` saying what is missing on a machine without a GPU or libraries.
@@ -44,10 +46,24 @@ public enum CUDABackend: Backend {
         return memory
     }
 
-    /// Whether float32 GEMMs may use TF32 tensor cores (faster, about 1e-3 relative error). Off by default, so
-    /// results match the CPU's to float32 rounding.
+    /// Whether convolutions planned from now on use cuDNN where it is loaded (default); off, they run as im2col
+    /// and cuBLAS GEMMs.
+    public static var usesCuDNN: Bool {
+        get { cudnn.load(ordering: .relaxed) }
+        set { cudnn.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Whether float32 MatMul and Gemm planned from now on may use TF32 tensor cores (faster, about 1e-3
+    /// relative error). Off by default, as PyTorch's `torch.backends.cuda.matmul.allow_tf32`.
     public static var allowsTF32: Bool {
         get { tf32.load(ordering: .relaxed) }
         set { tf32.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Whether float32 convolutions planned from now on may use TF32 tensor cores. On by default, as PyTorch's
+    /// `torch.backends.cudnn.allow_tf32`; off, they match the CPU to float32 rounding.
+    public static var allowsTF32Convolutions: Bool {
+        get { tf32Convolutions.load(ordering: .relaxed) }
+        set { tf32Convolutions.store(newValue, ordering: .relaxed) }
     }
 }

@@ -48,6 +48,8 @@ final class CUDAKernelTests: XCTestCase {
         assertMatches(
             try runBoth("Clip", inputs: [x, Tensor(scalar: Float(-1)), Tensor(scalar: Float(0.5))], constants: [1, 2]),
             "Clip")
+        assertMatches(try runBoth("Clip", inputs: [x, nil, Tensor(scalar: Float(0.5))]), "Clip with a maximum only")
+        assertMatches(try runBoth("Clip", inputs: [x, Tensor(scalar: Float(-2))]), "Clip with a minimum only")
         assertMatches(try runBoth("Relu", inputs: [x.cast(to: .float16)]), "Relu float16")
         assertMatches(try runBoth("Sigmoid", inputs: [x.cast(to: .bfloat16)]), "Sigmoid bfloat16")
     }

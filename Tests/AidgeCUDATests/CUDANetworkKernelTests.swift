@@ -5,7 +5,40 @@ import XCTest
 final class CUDANetworkKernelTests: XCTestCase {
     override func setUpWithError() throws { try CUDATestDevice.require() }
 
-    func testConvolutionForms() throws {
+    func testConvolutionFormsThroughCuDNN() throws {
+        XCTAssertTrue(try CUDABackend.device().hasCuDNN, "cuDNN (or its emulation) loads")
+        try checkConvolutionForms()
+    }
+
+    func testConvolutionFormsWithoutCuDNN() throws {
+        CUDABackend.usesCuDNN = false
+        defer { CUDABackend.usesCuDNN = true }
+        try checkConvolutionForms()
+    }
+
+    func testTF32ConvolutionsAndProductsStayWithinTheirTolerance() throws {
+        let x = try randomTensor([2, 16, 12, 12], seed: 160), w = try randomTensor([8, 16, 3, 3], seed: 161)
+        let a = try randomTensor([64, 96], seed: 162), b = try randomTensor([96, 48], seed: 163)
+        let exact = (try runBoth("Conv", inputs: [x, w], constants: [1]), try runBoth("MatMul", inputs: [a, b]))
+        CUDABackend.allowsTF32Convolutions = true
+        CUDABackend.allowsTF32 = true
+        defer {
+            CUDABackend.allowsTF32Convolutions = false
+            CUDABackend.allowsTF32 = false
+        }
+        for usesCuDNN in [true, false] {
+            CUDABackend.usesCuDNN = usesCuDNN
+            defer { CUDABackend.usesCuDNN = true }
+            let conv = try runBoth("Conv", inputs: [x, w], constants: [1])
+            assertMatches(conv, rtol: 1e-3, atol: 1e-3, "Conv TF32 cuDNN \(usesCuDNN)")
+            XCTAssertNotEqual(conv.cuda[0].doubles(), exact.0.cuda[0].doubles(), "TF32 reaches the convolution")
+        }
+        let product = try runBoth("MatMul", inputs: [a, b])
+        assertMatches(product, rtol: 1e-3, atol: 1e-3, "MatMul TF32")
+        XCTAssertNotEqual(product.cuda[0].doubles(), exact.1.cuda[0].doubles(), "TF32 reaches the product")
+    }
+
+    private func checkConvolutionForms() throws {
         let x = try randomTensor([2, 6, 9, 8], seed: 70)
         let cases: [(String, [Int], Attributes)] = [
             ("3x3 padded", [4, 6, 3, 3], ["pads": .ints([1, 1, 1, 1])]),

@@ -664,6 +664,15 @@ class cuda:  # noqa: N801 (torch.cuda's spelling)
         return _aidge.cuda_device_name()
 
     @staticmethod
+    def set_options(*, tf32_matmul: bool | None = None, tf32_convolution: bool | None = None,
+                    cudnn: bool | None = None) -> dict[str, bool]:
+        """Options for graphs planned from now on; returns them all. ``tf32_matmul`` (default False) and
+        ``tf32_convolution`` (default True) follow PyTorch's ``torch.backends.cuda.matmul.allow_tf32`` and
+        ``torch.backends.cudnn.allow_tf32``; ``cudnn`` (default True) runs convolutions through cuDNN where it
+        loads (else im2col and cuBLAS)."""
+        return _aidge.cuda_set_options(tf32_matmul=tf32_matmul, tf32_convolution=tf32_convolution, cudnn=cudnn)
+
+    @staticmethod
     def synchronize() -> None:
         """Waits for the work queued on the current stream."""
         _aidge.cuda_synchronize()
@@ -690,9 +699,9 @@ def _add_nvidia_wheel_libraries() -> None:
 _add_nvidia_wheel_libraries()
 
 
-def supported_operators() -> list[str]:
-    """The ONNX operator types the CPU backend runs."""
-    return _aidge.supported_operators()
+def supported_operators(backend: str = "cpu") -> list[str]:
+    """The ONNX operator types ``backend`` ('cpu' or 'cuda') runs."""
+    return _aidge.supported_operators() if backend == "cpu" else _aidge.backend_operators(backend)
 
 
 # Operator factories with Aidge's names and defaults; weights and biases are Producer nodes `<name>_w` / `<name>_b`,

@@ -126,6 +126,60 @@ def make_resnet18(seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------
+# ResNet-50 (the GPU benchmark's model; not in MODELS, too slow for CI)
+# --------------------------------------------------------------------------
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        out = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_planes != out:
+            self.downsample = nn.Sequential(nn.Conv2d(in_planes, out, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class ResNet50(nn.Module):
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64),
+                                  nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1))
+        blocks: list[nn.Module] = []
+        in_planes = 64
+        for planes, count, stride in [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]:
+            for k in range(count):
+                blocks.append(Bottleneck(in_planes, planes, stride if k == 0 else 1))
+                in_planes = planes * Bottleneck.expansion
+        self.layers = nn.Sequential(*blocks)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.avgpool(self.layers(self.stem(x))), 1))
+
+
+def make_resnet50(seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+    model = _seeded(lambda: ResNet50(1000), seed)
+    return model, example_input((EXAMPLE_BATCH, 3, 224, 224), seed)
+
+
+# --------------------------------------------------------------------------
 # MobileNetV2
 # --------------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ def test_models_run_on_the_cuda_backend(name: str, cuda_env: dict[str, str], tmp
     path = models.export(module, example, tmp_path / f"{name}.onnx", dynamo=False)
     x = models.example_input(tuple(example.shape), seed=3).numpy()
     np.save(tmp_path / "x.npy", x)
-    proc = _aidge(["run", path, "--backend", "cuda", "--input", tmp_path / "x.npy", "--output-dir", tmp_path], cuda_env)
+    proc = _aidge(["run", path, "--backend", "cuda", "--no-tf32", "--input", tmp_path / "x.npy", "--output-dir", tmp_path], cuda_env)
     assert_ok(proc)
     got = np.load(tmp_path / "output_0.npy")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -44,6 +44,7 @@ def test_compile_checks_shapes() -> None:
     model = aidge_onnx.load_onnx(str(MODEL))
     x = np.random.default_rng(0).standard_normal((1, 1, 28, 28)).astype(np.float32)
     expected = model(x).numpy()
+    aidge.cuda.set_options(tf32_convolution=False)
     model.compile("cuda", aidge_core.dtype.float32, dims=[[1, 1, 28, 28]])
     assert model.backend == "cuda"
     np.testing.assert_allclose(model(x).cpu().numpy(), expected, rtol=1e-4, atol=1e-5)

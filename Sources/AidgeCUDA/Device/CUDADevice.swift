@@ -16,6 +16,7 @@ public final class CUDADevice: Sendable {
     /// Loaded kernels by source, then by name (addresses of `CUfunction`s).
     private let functions = Mutex<[String: [String: UInt]]>([:])
     private let blasAddress = Mutex<UInt>(0)
+    private let dnnAddress = Mutex<UInt>(0)
 
     var driver: Driver { libraries.driver }
     public var device: Device { .cuda(ordinal) }
@@ -105,6 +106,24 @@ public final class CUDADevice: Sendable {
         functions.withLock { $0[source] = loaded }
         return OpaquePointer(bitPattern: address)
     }
+
+    /// This device's cuDNN handle, bound to the current stream; nil without cuDNN.
+    func dnn() throws -> (CuDNN, OpaquePointer?)? {
+        guard let cudnn = libraries.cudnn else { return nil }
+        let handle = try dnnAddress.withLock { address -> OpaquePointer? in
+            if address == 0 {
+                var created: OpaquePointer?
+                try cudnn.check(cudnn.create(&created), "creating a handle")
+                address = UInt(bitPattern: created)
+            }
+            return OpaquePointer(bitPattern: address)
+        }
+        try cudnn.check(cudnn.setStream(handle, CUDAStream.handle), "setting the stream")
+        return (cudnn, handle)
+    }
+
+    /// Whether convolutions can run through cuDNN.
+    public var hasCuDNN: Bool { libraries.cudnn != nil }
 
     /// This device's cuBLAS handle, bound to the current stream.
     func blas() throws -> OpaquePointer? {

@@ -50,16 +50,19 @@ struct Epilogue {
     }
 }
 
-/// Conv as GEMM: per group, the input's patches are unfolded (im2col) for a chunk of images into scratch memory,
-/// then one strided-batched cuBLAS call multiplies the group's weights by each image's patches, writing the
-/// output in place. A 1x1 convolution with unit strides and no padding multiplies the input directly; a
-/// depthwise one (one input channel per group) runs a direct kernel. Bias and fused activation follow in one pass.
+/// Conv through cuDNN when it loads and takes the convolution; else as GEMM: per group, the input's patches are
+/// unfolded (im2col) for a chunk of images into scratch memory, then one strided-batched cuBLAS call multiplies the
+/// group's weights by each image's patches, writing the output in place. A 1x1 convolution with unit strides and
+/// no padding multiplies the input directly; a depthwise one (one input channel per group) runs a direct kernel.
+/// Bias and fused activation follow in one pass.
 final class ConvKernel: Kernel {
     private let cuda: CUDADevice
     private let geometry: ConvGeometry
     private let window: [KernelArgument]
     private let im2col: OpaquePointer?
     private let depthwise: OpaquePointer?
+    /// The cuDNN form of this convolution, used whenever cuDNN takes it.
+    private let dnn: CuDNNConvolution?
     private let product: BlasProduct
     private let epilogue: Epilogue?
     /// Patches of `chunk` images of one group; nil when the input is multiplied directly (1x1).
@@ -84,8 +87,19 @@ final class ConvKernel: Kernel {
         let activation = try fusedActivation(request.attributes, compute: element.compute)
         product = try BlasProduct(
             m: groupOut, n: positions, k: groupIn * kernelSize, transposeA: false, transposeB: false, dtype: g.dtype,
-            what: "Conv")
+            tf32: CUDABackend.allowsTF32Convolutions, what: "Conv")
         let c = element.compute
+        dnn = try CuDNNConvolution(cuda, g)
+        if dnn != nil {
+            depthwise = nil
+            im2col = nil
+            scratch = nil
+            chunk = g.batch
+            epilogue = try Epilogue(
+                cuda, dtype: g.dtype, bias: g.hasBias ? try request.input(2).dtype : nil, activation: activation,
+                channels: g.outChannels, inner: positions)
+            return
+        }
         let prelude = indexingSource + windowSource + windowUnpackSource
         let pointwise = g.window.kernel.allSatisfy { $0 == 1 } && g.window.strides.allSatisfy { $0 == 1 }
             && (g.window.padsBegin + g.window.padsEnd).allSatisfy { $0 == 0 }
@@ -179,6 +193,11 @@ final class ConvKernel: Kernel {
         guard y.count > 0 else { return }
         try cuda.makeCurrent()
         let g = geometry
+        if let dnn {
+            try dnn.run(on: cuda, x: x, w: w, y: y)
+            try epilogue?.run(on: cuda, y, bias: bias)
+            return
+        }
         if let depthwise {
             try cuda.launch(
                 depthwise, grid: (cuda.blocks(for: y.count), 1, 1), block: (256, 1, 1),

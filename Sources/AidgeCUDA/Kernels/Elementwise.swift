@@ -35,7 +35,8 @@ final class ElementwiseKernel: Kernel {
         count = output.count
         shape = output.shape
         name = "\(request.op.type) (node \(request.nodeName))"
-        let inputs = try request.inputs.indices.map { try request.input($0) }
+        // Absent optional inputs (Clip's bounds) are skipped: the letters name the present ones in order.
+        let inputs = request.inputs.compactMap { $0 }
         guard inputs.count <= 3 else {
             throw AidgeError.unsupported("\(request.op.type) on CUDA takes at most 3 inputs, got \(inputs.count)")
         }
@@ -86,11 +87,9 @@ final class ElementwiseKernel: Kernel {
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
         guard count > 0 else { return }
         try cuda.makeCurrent()
-        var arguments: [KernelArgument] = []
-        for input in inputs {
-            guard let input else { throw AidgeError.invalidArgument("\(name): missing input") }
-            arguments.append(.tensor(input))
-        }
+        let present = inputs.compactMap { $0 }
+        guard present.count == broadcastStrides.count else { throw AidgeError.invalidArgument("\(name): missing input") }
+        var arguments = present.map(KernelArgument.tensor)
         arguments += [.tensor(outputs[0]), .int64(Int64(count)), .int32(Int32(shape.count)), .dims(shape)]
         for k in 0..<3 { arguments.append(.dims(k < broadcastStrides.count ? broadcastStrides[k] ?? [] : [])) }
         try cuda.launch(
@@ -172,15 +171,12 @@ func registerElementwiseKernels(_ registry: KernelRegistry) {
         return ElementwiseExpression("@fmin(@fmax((COMPUTE)\(alpha) * a + (COMPUTE)\(beta), (COMPUTE)0), (COMPUTE)1)")
     }
     register("Clip") { request in
-        func bound(_ k: Int, _ fallback: String) throws -> String {
-            guard k < request.inputs.count, let info = request.inputs[k] else { return fallback }
-            guard let value = info.value?.doubles().first else {
-                throw AidgeError.unsupported("Clip on CUDA needs constant bounds")
-            }
-            return "(COMPUTE)\(value)"
-        }
-        let low = try bound(1, "a"), high = try bound(2, "a")
-        return ElementwiseExpression("(a < \(low) ? \(low) : (a > \(high) ? \(high) : a))")
+        // The bounds are tensors (absent ones are skipped): b is the first present, c the second.
+        let present = (1..<3).map { $0 < request.inputs.count && request.inputs[$0] != nil }
+        var text = "a"
+        if present[0] { text = "(\(text) < b ? b : \(text))" }
+        if present[1] { let high = present[0] ? "c" : "b"; text = "(\(text) > \(high) ? \(high) : \(text))" }
+        return ElementwiseExpression(text)
     }
     register("Cast") { request in
         let to = request.outputs[0].dtype

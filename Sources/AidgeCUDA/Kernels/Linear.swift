@@ -8,8 +8,10 @@ struct BlasProduct {
     /// Row lengths of A and B as stored.
     let lda: Int, ldb: Int
     let dataType: CuBLAS.DataType
+    let compute: CuBLAS.ComputeType
 
-    init(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, dtype: DType, what: String) throws {
+    /// `tf32`: float32 products may use TF32 tensor cores.
+    init(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, dtype: DType, tf32: Bool, what: String) throws {
         guard [m, n, k].allSatisfy({ $0 <= Int(Int32.max) }) else {
             throw AidgeError.unsupported("\(what): a dimension exceeds cuBLAS's 32-bit sizes")
         }
@@ -26,6 +28,7 @@ struct BlasProduct {
         case .bfloat16: dataType = .bfloat16
         default: throw AidgeError.unsupportedType("\(what) has no CUDA kernel for \(dtype) (float32, float16, bfloat16)")
         }
+        compute = dtype == .float32 && tf32 ? .float32FastTF32 : .float32
     }
 
     /// Queues `batch` products on the current stream; `strides` are in elements between batch entries.
@@ -36,7 +39,6 @@ struct BlasProduct {
         guard m > 0, n > 0 else { return }
         let cublas = cuda.libraries.cublas
         let handle = try cuda.blas()
-        let compute: CuBLAS.ComputeType = dataType == .float32 && CUDABackend.allowsTF32 ? .float32FastTF32 : .float32
         var alpha = alpha, beta = beta
         let status = withUnsafePointer(to: &alpha) { alphaPointer in
             withUnsafePointer(to: &beta) { betaPointer in
@@ -71,7 +73,8 @@ final class GemmKernel: Kernel {
         let transposeB = try request.attributes.int("transB", default: 0) != 0
         product = try BlasProduct(
             m: output.shape[0], n: output.shape[1], k: transposeA ? a.shape[0] : a.shape[1], transposeA: transposeA,
-            transposeB: transposeB, dtype: a.dtype, what: "Gemm")
+            transposeB: transposeB, dtype: a.dtype,
+            tf32: CUDABackend.allowsTF32, what: "Gemm")
         alpha = try request.attributes.float("alpha", default: 1)
         let hasBias = request.inputs.count > 2 && request.inputs[2] != nil
         beta = hasBias ? try request.attributes.float("beta", default: 1) : 0
@@ -127,13 +130,16 @@ final class MatMulKernel: Kernel {
         if bBatch.allSatisfy({ $0 == 1 }) {
             // B is one matrix: every row of every batch of A is one product of M*batch rows.
             product = try BlasProduct(
-                m: m * batches, n: n, k: k, transposeA: false, transposeB: false, dtype: aInfo.dtype, what: "MatMul")
+                m: m * batches, n: n, k: k, transposeA: false, transposeB: false, dtype: aInfo.dtype,
+                tf32: CUDABackend.allowsTF32, what: "MatMul")
             calls = [(0, 0, 0)]
             batch = 1
             strides = (0, 0, 0)
             return
         }
-        product = try BlasProduct(m: m, n: n, k: k, transposeA: false, transposeB: false, dtype: aInfo.dtype, what: "MatMul")
+        product = try BlasProduct(
+            m: m, n: n, k: k, transposeA: false, transposeB: false, dtype: aInfo.dtype, tf32: CUDABackend.allowsTF32,
+            what: "MatMul")
         let aAll = aAligned == outBatch, bAll = bAligned == outBatch
         let aNone = aAligned.allSatisfy { $0 == 1 }
         if (aAll || aNone) && bAll {

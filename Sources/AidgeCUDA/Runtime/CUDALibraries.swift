@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import AidgeCore
 
 /// The NVIDIA libraries the backend needs, loaded once per process: the driver, NVRTC and cuBLAS (cuBLAS loads
@@ -7,6 +10,8 @@ struct CUDALibraries: Sendable {
     let driver: Driver
     let nvrtc: NVRTC
     let cublas: CuBLAS
+    /// cuDNN, when it loads (and `AIDGE_CUDA_CUDNN` is not 0); convolutions fall back on im2col without it.
+    let cudnn: CuDNN?
     /// Whether the libraries are the CPU emulator.
     let isEmulated: Bool
 
@@ -30,6 +35,7 @@ struct CUDALibraries: Sendable {
             driver = try Driver(library)
             nvrtc = try NVRTC(library)
             cublas = try CuBLAS(library)
+            cudnn = Self.optionalCuDNN { library }
             isEmulated = true
             return
         }
@@ -47,6 +53,16 @@ struct CUDALibraries: Sendable {
                 "cuBLAS (libcublas.so, from a CUDA toolkit or the nvidia-cublas wheel: set AIDGE_CUDA_LIBRARY_PATH "
                     + "to its folder)", candidates: ["libcublas.so.13", "libcublas.so.12", "libcublas.so"],
                 directories: directories))
+        cudnn = Self.optionalCuDNN {
+            try SharedLibrary.open("cuDNN (libcudnn.so)", candidates: ["libcudnn.so.9", "libcudnn.so"], directories: directories)
+        }
         isEmulated = false
+    }
+
+    /// cuDNN from `library`, or nil when it does not load, reports no version, or `AIDGE_CUDA_CUDNN=0` turns it off.
+    private static func optionalCuDNN(_ library: () throws -> SharedLibrary) -> CuDNN? {
+        if let value = getenv("AIDGE_CUDA_CUDNN"), String(cString: value) == "0" { return nil }
+        guard let cudnn = try? CuDNN(library()), cudnn.version() > 0 else { return nil }
+        return cudnn
     }
 }

@@ -56,3 +56,29 @@ let cudaLoadErrorFunction: PyCFunction = { _, _ in
         }
     }
 }
+
+/// `cuda_set_options(tf32_matmul=None, tf32_convolution=None, cudnn=None)`: sets those given; returns the
+/// options after the change as a dict.
+let cudaSetOptionsFunction: KeywordFunction = { _, args, kwargs in
+    pyCall {
+        let a = try Arguments(
+            args, kwargs, names: ["tf32_matmul", "tf32_convolution", "cudnn"], function: "cuda_set_options")
+        func flag(_ name: String) throws -> Bool? {
+            guard let o = a[name], aidge_is_none(o) == 0 else { return nil }
+            return try boolValue(o)
+        }
+        if let on = try flag("tf32_matmul") { CUDABackend.allowsTF32 = on }
+        if let on = try flag("tf32_convolution") { CUDABackend.allowsTF32Convolutions = on }
+        if let on = try flag("cudnn") { CUDABackend.usesCuDNN = on }
+        guard let dict = PyDict_New() else { throw PythonError.alreadySet }
+        for (key, on) in [
+            ("tf32_matmul", CUDABackend.allowsTF32), ("tf32_convolution", CUDABackend.allowsTF32Convolutions),
+            ("cudnn", CUDABackend.usesCuDNN),
+        ] {
+            let v = makeBool(on)
+            PyDict_SetItemString(dict, key, v)
+            Py_DecRef(v)
+        }
+        return dict
+    }
+}

@@ -38,8 +38,10 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             plainMethod("cuda_available", cudaAvailableFunction, "cuda_available()\n--\n\nWhether the CUDA backend can run here (a GPU, its driver, NVRTC and cuBLAS)."),
             plainMethod("cuda_load_error", cudaLoadErrorFunction, "cuda_load_error()\n--\n\nWhy the CUDA backend cannot run here, or None when it can."),
             plainMethod("cuda_device_name", cudaDeviceNameFunction, "cuda_device_name()\n--\n\nThe name of CUDA device 0."),
+            keywordMethod("cuda_set_options", cudaSetOptionsFunction, "cuda_set_options(tf32_matmul=None, tf32_convolution=None, cudnn=None)\n--\n\nSets the CUDA backend's options for graphs planned from now on; returns them all."),
             plainMethod("cuda_synchronize", cudaSynchronizeFunction, "cuda_synchronize()\n--\n\nWaits for the CUDA work queued on the current stream."),
             plainMethod("supported_operators", supportedOperatorsFunction, "supported_operators()\n--\n\nThe operator types the CPU backend runs."),
+            oneArgumentMethod("backend_operators", backendOperatorsFunction, "backend_operators(backend)\n--\n\nThe operator types backend `backend` ('cpu' or 'cuda') runs (loading it)."),
             plainMethod(
                 "supported_onnx_operators", supportedONNXOperatorsFunction,
                 "supported_onnx_operators()\n--\n\nThe ONNX operators imported and run on the CPU: a list of (type, "
@@ -86,6 +88,14 @@ private let shareOpenMPFunction: PyCFunction = { _, arg in
 
 private let supportedOperatorsFunction: PyCFunction = { _, _ in
     pyCall { try makeList(try KernelRegistry.shared.types(backend: "cpu").sorted().map(makeString)) }
+}
+
+private let backendOperatorsFunction: PyCFunction = { _, arg in
+    pyCall {
+        let backend = try stringValue(arg!, "backend")
+        try Backends.load(backend)
+        return try makeList(KernelRegistry.shared.types(backend: backend).map(makeString))
+    }
 }
 
 private let supportedONNXOperatorsFunction: PyCFunction = { _, _ in
