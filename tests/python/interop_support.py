@@ -8,6 +8,7 @@ missing one fails the import of this file, it does not skip tests.
 
 from __future__ import annotations
 
+import ctypes
 import sys
 from pathlib import Path
 
@@ -101,3 +102,41 @@ def export_models(folder: Path) -> dict[str, ExportedModel]:
         path = models.export(model, example, folder / f"{name}.onnx", dynamo=True)
         result[name] = ExportedModel(name, path, (batch, *example.shape[1:]))
     return result
+
+
+# A hand-made DLPack capsule (legacy form, no deleter), for memory that no Python library can describe here: device
+# addresses, strided device views.
+class _Device(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class _DataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_void_p), ("device", _Device), ("ndim", ctypes.c_int32), ("dtype", _DataType),
+        ("shape", ctypes.POINTER(ctypes.c_int64)), ("strides", ctypes.POINTER(ctypes.c_int64)),
+        ("byte_offset", ctypes.c_uint64),
+    ]
+
+
+class _Managed(ctypes.Structure):
+    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
+
+
+def dlpack_capsule(address: int, shape: tuple[int, ...], strides: tuple[int, ...] | None, *,
+                   device: tuple[int, int], keep: list[object]) -> object:
+    """A legacy DLPack capsule for a float32 tensor at ``address`` on ``device`` (DLPack type, id). ``keep`` holds
+    the structures the capsule points at; it must outlive the tensor made from it."""
+    dims = (ctypes.c_int64 * len(shape))(*shape)
+    steps = (ctypes.c_int64 * len(strides))(*strides) if strides is not None else None
+    managed = _Managed(
+        _DLTensor(ctypes.c_void_p(address), _Device(*device), len(shape), _DataType(2, 32, 1), dims, steps, 0),
+        None, None)
+    keep += [dims, steps, managed]
+    new = ctypes.pythonapi.PyCapsule_New
+    new.restype = ctypes.py_object
+    new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    return new(ctypes.addressof(managed), b"dltensor", None)

@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+import cuda_support  # noqa: F401  (the CUDA backend on the emulator where there is no GPU)
 import aidge
 import aidge_backend_cpu  # noqa: F401  (Aidge scripts import it)
 import aidge_core

@@ -14,8 +14,10 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+import cuda_support  # noqa: F401  (the CUDA backend on the emulator where there is no GPU)
 import aidge
 import aidge.onnx
+from interop_support import dlpack_capsule
 
 
 def _mlp_model() -> bytes:
@@ -127,3 +129,23 @@ print("ok")
     env = {k: v for k, v in os.environ.items() if k != "AIDGE_CUDA_EMULATOR"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_dlpack_shares_device_tensors_both_ways_strided_views_too() -> None:
+    a = np.arange(24, dtype=np.float32).reshape(4, 6)
+    t = aidge.Tensor(a).to("cuda")
+    assert t.__dlpack_device__() == (2, 0)
+    shared = aidge.from_dlpack(t)
+    assert shared.data_ptr == t.data_ptr and shared.device_name == "cuda:0", "the same device memory"
+    # A strided view of device memory (as torch hands out): columns 1..4 of every row.
+    keep: list[object] = []
+    view = aidge.from_dlpack(dlpack_capsule(t.data_ptr + 4, (4, 4), (6, 1), device=(2, 0), keep=keep))
+    assert view.data_ptr == t.data_ptr + 4 and tuple(view.strides) == (6, 1)
+    np.testing.assert_array_equal(view.cpu().numpy(), a[:, 1:5])
+    doubled = aidge.apply("Add", view, view)[0]
+    assert doubled.device_name == "cuda:0"
+    np.testing.assert_array_equal(doubled.cpu().numpy(), 2 * a[:, 1:5])
+    # Exported again with copy=True: a contiguous copy made on the device.
+    copied = aidge.from_dlpack(view.__dlpack__(copy=True, max_version=(1, 0)))
+    assert copied.device_name == "cuda:0" and copied.data_ptr != view.data_ptr
+    np.testing.assert_array_equal(copied.cpu().numpy(), a[:, 1:5])

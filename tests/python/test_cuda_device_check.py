@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cuda_support  # noqa: F401  (the CUDA backend on the emulator where there is no GPU)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -6,51 +6,19 @@ host cannot read, so any host access would crash the interpreter. The others run
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 import pytest
 import torch
 
 import aidge
 import aidge.torch
-
-
-class _Device(ctypes.Structure):
-    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
-
-
-class _DataType(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
-
-
-class _DLTensor(ctypes.Structure):
-    _fields_ = [
-        ("data", ctypes.c_void_p), ("device", _Device), ("ndim", ctypes.c_int32), ("dtype", _DataType),
-        ("shape", ctypes.POINTER(ctypes.c_int64)), ("strides", ctypes.POINTER(ctypes.c_int64)),
-        ("byte_offset", ctypes.c_uint64),
-    ]
-
-
-class _Managed(ctypes.Structure):
-    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
-
-
-def _cuda_capsule(keep: list[object]) -> object:
-    """A legacy DLPack capsule for a 2x3 float32 tensor on CUDA device 1 at an unreadable address."""
-    shape = (ctypes.c_int64 * 2)(2, 3)
-    managed = _Managed(
-        _DLTensor(ctypes.c_void_p(0x10), _Device(2, 1), 2, _DataType(2, 32, 1), shape, None, 0), None, None)
-    keep += [shape, managed]
-    new = ctypes.pythonapi.PyCapsule_New
-    new.restype = ctypes.py_object
-    new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
-    return new(ctypes.addressof(managed), b"dltensor", None)
+from interop_support import dlpack_capsule
 
 
 def test_a_cuda_tensor_keeps_its_device_and_is_never_read_on_the_host() -> None:
+    # A 2x3 float32 tensor on CUDA device 1 at an address the host cannot read.
     keep: list[object] = []
-    tensor = aidge.from_dlpack(_cuda_capsule(keep))
+    tensor = aidge.from_dlpack(dlpack_capsule(0x10, (2, 3), None, device=(2, 1), keep=keep))
     assert tensor.__dlpack_device__() == (2, 1)
     assert tuple(tensor.shape) == (2, 3) and tensor.data_ptr == 0x10, "shared, not copied"
     assert "cuda:1" in repr(tensor)

@@ -68,17 +68,13 @@ enum DLPack {
         let readOnlyForLegacy = !versioned && tensor.storage.isReadOnly
         let negativeStrides = tensor.strides.contains { $0 < 0 }
         if copy == true || readOnlyForLegacy || negativeStrides {
-            guard copy != false, tensor.device == .cpu else {
-                if tensor.device != .cpu {
-                    throw PythonError.buffer(
-                        "a tensor on \(tensor.device) cannot be copied without the CUDA backend (export it as it is)")
-                }
+            guard copy != false else {
                 throw PythonError.buffer(
                     readOnlyForLegacy
                         ? "a read-only tensor cannot be shared with a legacy DLPack consumer without a copy"
                         : "a tensor with negative strides cannot be shared through DLPack without a copy")
             }
-            t = tensor.copy()
+            t = try tensor.copy(to: tensor.device)  // on a GPU, a copy there (the backend must be loaded)
             copied = true
         }
         guard !t.dtype.isLowPrecision else {

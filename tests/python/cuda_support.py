@@ -1,5 +1,7 @@
-"""Test-session setup: where there is no GPU, the CUDA backend runs on the CPU emulator of the NVIDIA driver,
-NVRTC and cuBLAS (`Tests/CUDAEmulator`), so its code and kernel sources are tested on every machine."""
+"""Where there is no GPU, the CUDA backend runs on the CPU emulator of the NVIDIA driver, NVRTC and cuBLAS
+(`Tests/CUDAEmulator`), so its code and kernel sources are tested on every machine. Test modules that use the CUDA
+backend import this module: at collection, before any test loads the backend (which it does once per process).
+A plain module, not a conftest.py, like interop_support."""
 
 from __future__ import annotations
 
