@@ -6,10 +6,11 @@ ONNX models load into graphs that run on the engine's CPU kernels with the GIL r
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import weakref
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -671,6 +672,27 @@ class cuda:  # noqa: N801 (torch.cuda's spelling)
         ``torch.backends.cudnn.allow_tf32``; ``cudnn`` (default True) runs convolutions through cuDNN where it
         loads (else im2col and cuBLAS)."""
         return _aidge.cuda_set_options(tf32_matmul=tf32_matmul, tf32_convolution=tf32_convolution, cudnn=cudnn)
+
+    @staticmethod
+    def set_stream(stream: Any) -> int:
+        """Queues the backend's work on ``stream`` from now on: a ``torch.cuda.Stream`` (its ``cuda_stream``) or a
+        CUstream address (0: the default stream). Returns the previous handle."""
+        return _aidge.cuda_set_stream(int(getattr(stream, "cuda_stream", stream)))
+
+    @staticmethod
+    def current_stream() -> int:
+        """The CUstream address the backend queues its work on."""
+        return _aidge.cuda_current_stream()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def stream(stream: Any) -> Iterator[None]:
+        """``with aidge.cuda.stream(s):`` queues the backend's work on ``s`` inside the block."""
+        previous = cuda.set_stream(stream)
+        try:
+            yield
+        finally:
+            cuda.set_stream(previous)
 
     @staticmethod
     def synchronize() -> None:

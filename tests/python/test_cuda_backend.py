@@ -4,6 +4,7 @@ driver, NVRTC and cuBLAS (see conftest.py), which executes the same kernel sourc
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -149,3 +150,19 @@ def test_dlpack_shares_device_tensors_both_ways_strided_views_too() -> None:
     copied = aidge.from_dlpack(view.__dlpack__(copy=True, max_version=(1, 0)))
     assert copied.device_name == "cuda:0" and copied.data_ptr != view.data_ptr
     np.testing.assert_array_equal(copied.cpu().numpy(), a[:, 1:5])
+
+
+def test_work_is_queued_on_the_stream_the_caller_sets() -> None:
+    driver = ctypes.CDLL(os.environ.get("AIDGE_CUDA_EMULATOR", "libcuda.so.1"))
+    aidge.cuda.synchronize()  # the backend has made the primary context current on this thread
+    handle = ctypes.c_void_p()
+    assert driver.cuStreamCreate(ctypes.byref(handle), 1) == 0
+    x = np.linspace(-3, 3, 50, dtype=np.float32)
+    assert aidge.cuda.current_stream() == 0
+    with aidge.cuda.stream(handle.value):
+        assert aidge.cuda.current_stream() == handle.value
+        y = aidge.apply("Sigmoid", aidge.Tensor(x).to("cuda"))[0]
+        aidge.cuda.synchronize()
+        np.testing.assert_allclose(y.cpu().numpy(), 1 / (1 + np.exp(-x)), rtol=1e-5)
+    assert aidge.cuda.current_stream() == 0, "restored after the block"
+    assert driver.cuStreamDestroy_v2(handle) == 0

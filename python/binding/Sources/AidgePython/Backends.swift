@@ -82,3 +82,15 @@ let cudaSetOptionsFunction: KeywordFunction = { _, args, kwargs in
         return dict
     }
 }
+
+let cudaSetStreamFunction: PyCFunction = { _, arg in
+    pyCall {
+        let stream = try intValue(arg!, "stream")
+        guard stream >= 0 else { throw PythonError.value("a CUDA stream handle is an address, got \(stream)") }
+        return try makeInt(Int(CUDAStream.setDefault(UInt(stream))))
+    }
+}
+
+let cudaCurrentStreamFunction: PyCFunction = { _, _ in
+    pyCall { try makeInt(Int(CUDAStream.current)) }
+}

@@ -39,6 +39,8 @@ public func initializeModule() -> UnsafeMutablePointer<PyObject>? {
             plainMethod("cuda_load_error", cudaLoadErrorFunction, "cuda_load_error()\n--\n\nWhy the CUDA backend cannot run here, or None when it can."),
             plainMethod("cuda_device_name", cudaDeviceNameFunction, "cuda_device_name()\n--\n\nThe name of CUDA device 0."),
             keywordMethod("cuda_set_options", cudaSetOptionsFunction, "cuda_set_options(tf32_matmul=None, tf32_convolution=None, cudnn=None)\n--\n\nSets the CUDA backend's options for graphs planned from now on; returns them all."),
+            oneArgumentMethod("cuda_set_stream", cudaSetStreamFunction, "cuda_set_stream(handle)\n--\n\nQueues the CUDA backend's work on the stream `handle` (a CUstream address, 0: the default stream); returns the previous one."),
+            plainMethod("cuda_current_stream", cudaCurrentStreamFunction, "cuda_current_stream()\n--\n\nThe stream the CUDA backend queues its work on."),
             plainMethod("cuda_synchronize", cudaSynchronizeFunction, "cuda_synchronize()\n--\n\nWaits for the CUDA work queued on the current stream."),
             plainMethod("supported_operators", supportedOperatorsFunction, "supported_operators()\n--\n\nThe operator types the CPU backend runs."),
             oneArgumentMethod("backend_operators", backendOperatorsFunction, "backend_operators(backend)\n--\n\nThe operator types backend `backend` ('cpu' or 'cuda') runs (loading it)."),
