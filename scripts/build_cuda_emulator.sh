@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Build the CPU emulator of the CUDA driver API, NVRTC and cuBLAS (Tests/CUDAEmulator) that lets the CUDA backend
-# and its kernel sources run without a GPU: build/cuda-emulator/libaidge_cuda_emulator.so. Rebuilds only when a
-# source is newer than the library; prints the library's path.
+# Build the CPU emulator of the CUDA driver API, NVRTC, cuBLAS and cuDNN (Tests/CUDAEmulator) that lets the CUDA
+# backend and its kernel sources run without a GPU: build/cuda-emulator/libaidge_cuda_emulator.so. Rebuilds only when
+# a source is newer than the library; prints the library's path.
 #
 # Usage: bash scripts/build_cuda_emulator.sh
 # Env:   CXX   the C++ compiler (default: c++, else clang++, else g++); the emulator compiles kernel sources with it
 #              too, unless AIDGE_EMULATOR_CXX names another
-# Then:  AIDGE_CUDA_EMULATOR=<printed path> makes the backend load it instead of libcuda, libnvrtc and libcublas.
+# Then:  AIDGE_CUDA_EMULATOR=<printed path> makes the backend load it instead of libcuda, libnvrtc, libcublas and
+#        libcudnn.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

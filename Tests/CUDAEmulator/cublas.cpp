@@ -46,64 +46,7 @@ Handle* find_handle(void* handle) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Number formats.
-
-uint32_t bits_of(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, 4);
-    return bits;
-}
-
-float float_of(uint32_t bits) {
-    float value;
-    memcpy(&value, &bits, 4);
-    return value;
-}
-
-float half_to_float(uint16_t half) {
-    uint32_t sign = uint32_t(half & 0x8000u) << 16;
-    uint32_t exponent = half >> 10 & 0x1fu;
-    uint32_t mantissa = half & 0x3ffu;
-    if (exponent == 0x1f) return float_of(sign | 0x7f800000u | mantissa << 13);  // inf, NaN
-    if (exponent == 0) {
-        float magnitude = float(mantissa) * 5.9604644775390625e-8f;  // subnormal: mantissa * 2^-24
-        return sign ? -magnitude : magnitude;
-    }
-    return float_of(sign | (exponent + 112) << 23 | mantissa << 13);
-}
-
-uint16_t float_to_half(float value) {
-    uint32_t bits = bits_of(value);
-    uint16_t sign = uint16_t(bits >> 16 & 0x8000u);
-    uint32_t magnitude = bits & 0x7fffffffu;
-    if (magnitude > 0x7f800000u) return sign | 0x7e00u;  // NaN
-    if (magnitude >= 0x477ff000u) return sign | 0x7c00u;  // rounds to at least 65520: inf
-    if (magnitude < 0x38800000u) {
-        // Subnormal or zero: scale by 2^24 and round to an integer count of 2^-24, to nearest even.
-        float scaled = float_of(magnitude) * 16777216.0f;
-        uint32_t whole = uint32_t(scaled);
-        float rest = scaled - float(whole);
-        if (rest > 0.5f || (rest == 0.5f && (whole & 1u))) ++whole;
-        return sign | uint16_t(whole);
-    }
-    uint32_t rounded = magnitude + 0xfffu + (magnitude >> 13 & 1u);
-    return sign | uint16_t((rounded - (112u << 23)) >> 13);
-}
-
-float bfloat16_to_float(uint16_t value) { return float_of(uint32_t(value) << 16); }
-
-uint16_t float_to_bfloat16(float value) {
-    uint32_t bits = bits_of(value);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return uint16_t(bits >> 16 | 0x40u);  // NaN stays NaN
-    return uint16_t((bits + 0x7fffu + (bits >> 16 & 1u)) >> 16);
-}
-
-// TF32 keeps 10 mantissa bits, rounded to nearest even.
-float round_to_tf32(float value) {
-    uint32_t bits = bits_of(value);
-    if ((bits & 0x7f800000u) == 0x7f800000u) return value;
-    return float_of((bits + 0xfffu + (bits >> 13 & 1u)) & ~0x1fffu);
-}
+// Rounding of the inputs (the number formats are in internal.h).
 
 enum class Rounding { none, tf32, half, bfloat16 };
 

@@ -1,7 +1,7 @@
 // CPU emulator of the CUDA driver API: initialisation, devices, primary contexts, streams, events, modules and
-// kernel launches. Device memory is in memory.cpp, block execution in launch.cpp, NVRTC in nvrtc.cpp and cuBLAS in
-// cublas.cpp; all of them are exported from one library, libaidge_cuda_emulator.so, which the CUDA backend loads
-// in place of libcuda, libnvrtc and libcublas when AIDGE_CUDA_EMULATOR names it.
+// kernel launches. Device memory is in memory.cpp, block execution in launch.cpp, NVRTC in nvrtc.cpp, cuBLAS in
+// cublas.cpp and cuDNN in cudnn.cpp; all of them are exported from one library, libaidge_cuda_emulator.so, which the
+// CUDA backend loads in place of libcuda, libnvrtc, libcublas and libcudnn when AIDGE_CUDA_EMULATOR names it.
 #include "internal.h"
 
 #include <dlfcn.h>

@@ -1,8 +1,9 @@
-"""The CPU emulator of the CUDA driver API, NVRTC and cuBLAS (Tests/CUDAEmulator), through ctypes.
+"""The CPU emulator of the CUDA driver API, NVRTC, cuBLAS and cuDNN (Tests/CUDAEmulator), through ctypes.
 
-The CUDA backend loads the emulator instead of libcuda, libnvrtc and libcublas where AIDGE_CUDA_EMULATOR names it, so
-that its kernel sources compile and run in CI without a GPU. These tests check the emulator itself against NumPy:
-copies, kernels with barriers, shuffles and shared memory, the GEMMs, and the errors a real driver would report.
+The CUDA backend loads the emulator instead of libcuda, libnvrtc, libcublas and libcudnn where AIDGE_CUDA_EMULATOR
+names it, so that its kernel sources compile and run in CI without a GPU. These tests check the emulator itself against
+NumPy: copies, kernels with barriers, shuffles and shared memory, the GEMMs, the convolutions, and the errors a real
+driver would report.
 When the interpreter's environment has the nvidia-cuda-nvrtc package (requirements-dev.txt), every kernel source
 here is also compiled by the real NVRTC, which proves it valid CUDA."""
 
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,13 @@ CUBLAS_STATUS_NOT_SUPPORTED = 15
 CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF = 0, 2, 14
 CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32 = 68, 77
 CUBLAS_GEMM_DEFAULT = -1
+# cuDNN 9's status codes (categories of a thousand; cuDNN 8's were 1, 3 and 9).
+CUDNN_STATUS_NOT_INITIALIZED, CUDNN_STATUS_BAD_PARAM, CUDNN_STATUS_NOT_SUPPORTED = 1001, 2000, 3000
+CUDNN_DATA_FLOAT, CUDNN_DATA_DOUBLE, CUDNN_DATA_HALF, CUDNN_DATA_BFLOAT16 = 0, 1, 2, 9
+CUDNN_TENSOR_NCHW, CUDNN_TENSOR_NHWC = 0, 1
+CUDNN_CONVOLUTION, CUDNN_CROSS_CORRELATION = 0, 1
+CUDNN_DEFAULT_MATH, CUDNN_TENSOR_OP_MATH, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, CUDNN_FMA_MATH = 0, 1, 2, 3
+CUDNN_FWD_ALGO_IMPLICIT_GEMM, CUDNN_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_FWD_ALGO_FFT = 0, 1, 4
 
 
 def _real_nvrtc() -> Path | None:
@@ -95,10 +104,23 @@ class Cuda:
             "cublasGemmEx": [P, I, I, I, I, I, P, U64, I, I, U64, I, I, P, U64, I, I, I, I],
             "cublasGemmStridedBatchedEx": [P, I, I, I, I, I, P, U64, I, I, LL, U64, I, I, LL, P, U64, I, I, LL, I, I,
                                            I],
+            "cudnnCreate": [P], "cudnnDestroy": [P], "cudnnSetStream": [P, P],
+            "cudnnCreateTensorDescriptor": [P], "cudnnDestroyTensorDescriptor": [P],
+            "cudnnSetTensorNdDescriptor": [P, I, I, P, P],
+            "cudnnCreateFilterDescriptor": [P], "cudnnDestroyFilterDescriptor": [P],
+            "cudnnSetFilterNdDescriptor": [P, I, I, I, P],
+            "cudnnCreateConvolutionDescriptor": [P], "cudnnDestroyConvolutionDescriptor": [P],
+            "cudnnSetConvolutionNdDescriptor": [P, I, P, P, P, I, I], "cudnnSetConvolutionGroupCount": [P, I],
+            "cudnnSetConvolutionMathType": [P, I], "cudnnGetConvolutionNdForwardOutputDim": [P, P, P, I, P],
+            "cudnnGetConvolutionForwardAlgorithm_v7": [P, P, P, P, P, I, P, P],
+            "cudnnGetConvolutionForwardWorkspaceSize": [P, P, P, P, P, I, P],
+            "cudnnConvolutionForward": [P, P, P, U64, P, U64, P, I, U64, SZ, P, P, U64],
         }
         for name, argtypes in signatures.items():
             getattr(lib, name).argtypes = argtypes
             getattr(lib, name).restype = ctypes.c_int
+        lib.cudnnGetVersion.argtypes, lib.cudnnGetVersion.restype = [], ctypes.c_size_t
+        lib.cudnnGetErrorString.argtypes, lib.cudnnGetErrorString.restype = [I], ctypes.c_char_p
         lib.aidge_emu_live_allocations.restype = ctypes.c_int
         lib.aidge_emu_live_bytes.restype = ctypes.c_size_t
         lib.aidge_emu_launch_count.restype = ctypes.c_ulonglong
@@ -886,6 +908,404 @@ def test_gemm_ex_tf32_rounds_inputs_and_unsupported_compute_types(cuda: Cuda) ->
     assert gemm_ex(64) == CUBLAS_STATUS_NOT_SUPPORTED  # CUBLAS_COMPUTE_16F
     cuda.lib.cublasDestroy_v2(handle)
     cuda.free(pa, pb, pc)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# cuDNN.
+
+
+class ConvolutionFwdAlgoPerf(ctypes.Structure):
+    """cudnnConvolutionFwdAlgoPerf_t."""
+    _fields_ = [("algo", ctypes.c_int), ("status", ctypes.c_int), ("time", ctypes.c_float),
+                ("memory", ctypes.c_size_t), ("determinism", ctypes.c_int), ("mathType", ctypes.c_int),
+                ("reserved", ctypes.c_int * 3)]
+
+
+def _ints(values: tuple[int, ...] | list[int]) -> ctypes.Array[ctypes.c_int]:
+    return (ctypes.c_int * max(1, len(values)))(*values)
+
+
+def _packed_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape)))
+
+
+class Cudnn:
+    """A cuDNN handle and the descriptors made through it, destroyed by close()."""
+
+    def __init__(self, cuda: Cuda) -> None:
+        self.cuda, self.lib = cuda, cuda.lib
+        self.handle = ctypes.c_void_p()
+        assert self.lib.cudnnCreate(ctypes.byref(self.handle)) == 0
+        self.made: list[tuple[object, ctypes.c_void_p]] = []
+
+    def _create(self, kind: str) -> ctypes.c_void_p:
+        descriptor = ctypes.c_void_p()
+        assert getattr(self.lib, f"cudnnCreate{kind}Descriptor")(ctypes.byref(descriptor)) == 0
+        self.made.append((getattr(self.lib, f"cudnnDestroy{kind}Descriptor"), descriptor))
+        return descriptor
+
+    def tensor(self, shape: tuple[int, ...], dtype: int = CUDNN_DATA_FLOAT,
+               strides: tuple[int, ...] | None = None) -> ctypes.c_void_p:
+        descriptor = self._create("Tensor")
+        strides = strides or _packed_strides(shape)
+        assert self.lib.cudnnSetTensorNdDescriptor(descriptor, dtype, len(shape), _ints(shape), _ints(strides)) == 0
+        return descriptor
+
+    def filter(self, shape: tuple[int, ...], dtype: int = CUDNN_DATA_FLOAT) -> ctypes.c_void_p:
+        descriptor = self._create("Filter")
+        assert self.lib.cudnnSetFilterNdDescriptor(descriptor, dtype, CUDNN_TENSOR_NCHW, len(shape), _ints(shape)) == 0
+        return descriptor
+
+    def convolution(self, pads: tuple[int, ...], strides: tuple[int, ...], dilations: tuple[int, ...],
+                    mode: int = CUDNN_CROSS_CORRELATION, groups: int = 1, math: int = CUDNN_FMA_MATH,
+                    compute: int = CUDNN_DATA_FLOAT) -> ctypes.c_void_p:
+        descriptor = self._create("Convolution")
+        assert self.lib.cudnnSetConvolutionNdDescriptor(descriptor, len(pads), _ints(pads), _ints(strides),
+                                                        _ints(dilations), mode, compute) == 0
+        assert self.lib.cudnnSetConvolutionGroupCount(descriptor, groups) == 0
+        assert self.lib.cudnnSetConvolutionMathType(descriptor, math) == 0
+        return descriptor
+
+    def output_shape(self, conv: ctypes.c_void_p, x: ctypes.c_void_p, w: ctypes.c_void_p,
+                     rank: int) -> tuple[int, ...]:
+        out = _ints([0] * rank)
+        assert self.lib.cudnnGetConvolutionNdForwardOutputDim(conv, x, w, rank, out) == 0
+        return tuple(out)
+
+    def algorithms(self, x: ctypes.c_void_p, w: ctypes.c_void_p, conv: ctypes.c_void_p, y: ctypes.c_void_p,
+                   requested: int = 8) -> tuple[int, list[ConvolutionFwdAlgoPerf]]:
+        """cudnnGetConvolutionForwardAlgorithm_v7's status and results."""
+        results = (ConvolutionFwdAlgoPerf * requested)()
+        returned = ctypes.c_int(-1)
+        status = self.lib.cudnnGetConvolutionForwardAlgorithm_v7(self.handle, x, w, conv, y, requested,
+                                                                 ctypes.byref(returned), results)
+        return status, list(results)[:max(0, returned.value)]
+
+    def forward(self, x_desc: ctypes.c_void_p, x: int, w_desc: ctypes.c_void_p, w: int, conv: ctypes.c_void_p,
+                y_desc: ctypes.c_void_p, y: int, alpha: float = 1.0, beta: float = 0.0, algo: int = 1,
+                workspace: int = 0, workspace_bytes: int = 0, double: bool = False) -> int:
+        scalar = ctypes.c_double if double else ctypes.c_float
+        a, b = scalar(alpha), scalar(beta)
+        return self.lib.cudnnConvolutionForward(self.handle, ctypes.byref(a), x_desc, x, w_desc, w, conv, algo,
+                                                workspace, workspace_bytes, ctypes.byref(b), y_desc, y)
+
+    def close(self) -> None:
+        for destroy, descriptor in reversed(self.made):
+            assert destroy(descriptor) == 0
+        assert self.lib.cudnnDestroy(self.handle) == 0
+
+
+@pytest.fixture
+def cudnn(cuda: Cuda) -> Cudnn:
+    made = Cudnn(cuda)
+    yield made
+    made.close()
+
+
+def _reference_convolution(x: np.ndarray, w: np.ndarray, pads: tuple[int, ...], strides: tuple[int, ...],
+                           dilations: tuple[int, ...], groups: int = 1, flip: bool = False) -> np.ndarray:
+    """The N-d convolution (cross-correlation unless flip) in float64, NCHW, symmetric pads."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    if flip:
+        w = w[(slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)]
+    n, k, cg = x.shape[0], w.shape[0], w.shape[1]
+    padded = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in pads])
+    out = [(padded.shape[2 + i] - (w.shape[2 + i] - 1) * dilations[i] - 1) // strides[i] + 1
+           for i in range(len(pads))]
+    xg = padded.reshape(n, groups, cg, *padded.shape[2:])
+    wg = w.reshape(groups, k // groups, cg, *w.shape[2:])
+    y = np.zeros((n, groups, k // groups, *out))
+    for tap in np.ndindex(*w.shape[2:]):
+        window = tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(tap, dilations, out, strides))
+        y += np.einsum("ngc...,gkc->ngk...", xg[(slice(None),) * 3 + window], wg[(slice(None),) * 3 + tap])
+    return y.reshape(n, k, *out)
+
+
+def _run_convolution(cudnn: Cudnn, x: np.ndarray, w: np.ndarray, pads: tuple[int, ...], strides: tuple[int, ...],
+                     dilations: tuple[int, ...], *, dtype: int = CUDNN_DATA_FLOAT, groups: int = 1,
+                     mode: int = CUDNN_CROSS_CORRELATION, math: int = CUDNN_FMA_MATH, alpha: float = 1.0,
+                     beta: float = 0.0, y0: np.ndarray | None = None, algo_rank: int = 0) -> np.ndarray:
+    """y = alpha conv(x, w) + beta y0 through the emulated cuDNN, x, w and y0 already in the storage dtype (bf16 as
+    uint16 bits), with the algorithm cuDNN ranks algo_rank-th and the workspace it asks for."""
+    cuda = cudnn.cuda
+    compute = CUDNN_DATA_DOUBLE if dtype == CUDNN_DATA_DOUBLE else CUDNN_DATA_FLOAT
+    x_desc, w_desc = cudnn.tensor(x.shape, dtype), cudnn.filter(w.shape, dtype)
+    conv = cudnn.convolution(pads, strides, dilations, mode, groups, math, compute)
+    y_shape = cudnn.output_shape(conv, x_desc, w_desc, x.ndim)
+    y_desc = cudnn.tensor(y_shape, dtype)
+    status, results = cudnn.algorithms(x_desc, w_desc, conv, y_desc)
+    assert status == 0 and results[algo_rank].status == 0
+    algo, workspace_bytes = results[algo_rank].algo, results[algo_rank].memory
+    size = ctypes.c_size_t()
+    assert cuda.lib.cudnnGetConvolutionForwardWorkspaceSize(cudnn.handle, x_desc, w_desc, conv, y_desc, algo,
+                                                            ctypes.byref(size)) == 0
+    assert size.value == workspace_bytes
+    px, pw = cuda.upload(x), cuda.upload(w)
+    py = cuda.upload(y0) if y0 is not None else cuda.alloc(int(np.prod(y_shape)) * x.itemsize)
+    workspace = cuda.alloc(workspace_bytes) if workspace_bytes else 0
+    status = cudnn.forward(x_desc, px, w_desc, pw, conv, y_desc, py, alpha, beta, algo, workspace, workspace_bytes,
+                           double=dtype == CUDNN_DATA_DOUBLE)
+    assert status == 0, cuda.lib.cudnnGetErrorString(status)
+    y = cuda.download(py, y_shape, x.dtype)
+    cuda.free(px, pw, py, *([workspace] if workspace else []))
+    return y
+
+
+CONVOLUTIONS = {
+    "2d": dict(x=(2, 3, 9, 11), w=(4, 3, 3, 2), pads=(1, 2), strides=(2, 1), dilations=(1, 2)),
+    "groups": dict(x=(1, 6, 7, 8), w=(4, 3, 3, 3), pads=(1, 1), strides=(1, 2), dilations=(1, 1), groups=2),
+    "depthwise": dict(x=(2, 4, 8, 8), w=(8, 1, 3, 3), pads=(2, 2), strides=(1, 1), dilations=(2, 2), groups=4),
+    "1d": dict(x=(2, 3, 17), w=(5, 3, 4), pads=(2,), strides=(3,), dilations=(2,)),
+    "3d": dict(x=(1, 2, 5, 6, 7), w=(3, 2, 2, 3, 2), pads=(1, 0, 1), strides=(1, 2, 2), dilations=(2, 1, 1)),
+    "convolution mode": dict(x=(1, 2, 6, 7), w=(3, 2, 3, 2), pads=(1, 0), strides=(1, 1), dilations=(1, 1),
+                             mode=CUDNN_CONVOLUTION),
+}
+
+
+@pytest.mark.parametrize("case", CONVOLUTIONS)
+@pytest.mark.parametrize("algo_rank", [0, 1])
+def test_cudnn_convolution_forward(cudnn: Cudnn, case: str, algo_rank: int) -> None:
+    spec = dict(CONVOLUTIONS[case])
+    rng = np.random.default_rng(len(case))
+    x = rng.standard_normal(spec.pop("x")).astype(np.float32)
+    w = rng.standard_normal(spec.pop("w")).astype(np.float32)
+    geometry = (spec.pop("pads"), spec.pop("strides"), spec.pop("dilations"))
+    y = _run_convolution(cudnn, x, w, *geometry, algo_rank=algo_rank, **spec)
+    expected = _reference_convolution(x, w, *geometry, groups=spec.get("groups", 1),
+                                      flip=spec.get("mode") == CUDNN_CONVOLUTION)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cudnn_double_precision(cudnn: Cudnn) -> None:
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((2, 4, 6, 5)), rng.standard_normal((6, 2, 2, 3))
+    y0 = rng.standard_normal((2, 6, 3, 5))
+    y = _run_convolution(cudnn, x, w, (0, 1), (2, 1), (1, 1), dtype=CUDNN_DATA_DOUBLE, groups=2, alpha=2.0, beta=-0.5,
+                         y0=y0)
+    np.testing.assert_allclose(y, 2.0 * _reference_convolution(x, w, (0, 1), (2, 1), (1, 1), groups=2) - 0.5 * y0,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_cudnn_alpha_and_beta(cudnn: Cudnn) -> None:
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal((1, 3, 6, 6)).astype(np.float32), rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    geometry = ((1, 1), (1, 1), (1, 1))
+    expected = _reference_convolution(x, w, *geometry)
+    nan = np.full(expected.shape, np.nan, np.float32)
+    y = _run_convolution(cudnn, x, w, *geometry, alpha=0.5, beta=0.0, y0=nan)
+    np.testing.assert_allclose(y, 0.5 * expected, rtol=1e-5, atol=1e-5)  # beta = 0: y is not read
+    y0 = rng.standard_normal(expected.shape).astype(np.float32)
+    y = _run_convolution(cudnn, x, w, *geometry, alpha=1.0, beta=1.0, y0=y0)
+    np.testing.assert_allclose(y, expected + y0, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [CUDNN_DATA_HALF, CUDNN_DATA_BFLOAT16])
+def test_cudnn_half_precision(cudnn: Cudnn, dtype: int) -> None:
+    rng = np.random.default_rng(dtype)
+    x32, w32 = rng.standard_normal((2, 4, 7, 6)), rng.standard_normal((6, 2, 3, 3))
+    y32 = rng.standard_normal((2, 6, 4, 6))
+    if dtype == CUDNN_DATA_HALF:
+        x, w, y0 = x32.astype(np.float16), w32.astype(np.float16), y32.astype(np.float16)
+        values = [a.astype(np.float64) for a in (x, w, y0)]
+    else:
+        x, w, y0 = _to_bfloat16(x32), _to_bfloat16(w32), _to_bfloat16(y32)
+        values = [_from_bfloat16(a).astype(np.float64) for a in (x, w, y0)]
+    y = _run_convolution(cudnn, x, w, (1, 1), (2, 1), (1, 1), dtype=dtype, groups=2, alpha=0.75, beta=0.5, y0=y0)
+    result = y.astype(np.float64) if dtype == CUDNN_DATA_HALF else _from_bfloat16(y).astype(np.float64)
+    expected = 0.75 * _reference_convolution(values[0], values[1], (1, 1), (2, 1), (1, 1), groups=2) + 0.5 * values[2]
+    np.testing.assert_allclose(result, expected, rtol=2e-2, atol=2e-2 * np.abs(expected).max())
+
+
+def test_cudnn_float_math_types_round_to_tf32(cudnn: Cudnn) -> None:
+    value = np.full((1, 1, 1, 1), 1.0 + 2.0**-20, np.float32)  # not representable in TF32's 10 mantissa bits
+    one = np.ones((1, 1, 1, 1), np.float32)
+    for math, expected in [(CUDNN_DEFAULT_MATH, 1.0), (CUDNN_TENSOR_OP_MATH, 1.0),
+                           (CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, 1.0), (CUDNN_FMA_MATH, value.item())]:
+        y = _run_convolution(cudnn, value, one, (0, 0), (1, 1), (1, 1), math=math)
+        assert y.item() == expected, math
+
+
+def test_cudnn_strided_tensors(cudnn: Cudnn) -> None:
+    """X is a view with padded rows and Y channels-last with padded pixels; the padding holds NaN and stays NaN."""
+    cuda = cudnn.cuda
+    rng = np.random.default_rng(11)
+    n, c, h, wd, k = 2, 3, 6, 7, 4
+    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
+    w = rng.standard_normal((k, c, 3, 3)).astype(np.float32)
+    stored_x = np.full((n, c, h, wd + 3), np.nan, np.float32)
+    stored_x[..., :wd] = x
+    oh, ow = h, wd
+    stored_y = np.full((n, oh, ow, k + 1), np.nan, np.float32)  # NHWC with one spare channel per pixel
+    x_desc = cudnn.tensor((n, c, h, wd), strides=_packed_strides(stored_x.shape))
+    y_desc = cudnn.tensor((n, k, oh, ow), strides=(oh * ow * (k + 1), 1, ow * (k + 1), k + 1))
+    w_desc = cudnn.filter(w.shape)
+    conv = cudnn.convolution((1, 1), (1, 1), (1, 1))
+    px, pw, py = cuda.upload(stored_x), cuda.upload(w), cuda.upload(stored_y)
+    assert cudnn.forward(x_desc, px, w_desc, pw, conv, y_desc, py, algo=CUDNN_FWD_ALGO_IMPLICIT_GEMM) == 0
+    result = cuda.download(py, stored_y.shape, np.float32)
+    np.testing.assert_allclose(result[..., :k].transpose(0, 3, 1, 2),
+                               _reference_convolution(x, w, (1, 1), (1, 1), (1, 1)), rtol=1e-5, atol=1e-5)
+    assert np.isnan(result[..., k]).all(), "the spare channel is left alone"
+    cuda.free(px, pw, py)
+
+
+def test_cudnn_algorithms_and_workspace(cudnn: Cudnn) -> None:
+    cuda = cudnn.cuda
+    x_desc, w_desc = cudnn.tensor((1, 2, 5, 5)), cudnn.filter((3, 2, 3, 3))
+    conv = cudnn.convolution((1, 1), (1, 1), (1, 1), math=CUDNN_TENSOR_OP_MATH)
+    assert cudnn.output_shape(conv, x_desc, w_desc, 4) == (1, 3, 5, 5)
+    y_desc = cudnn.tensor((1, 3, 5, 5))
+    status, results = cudnn.algorithms(x_desc, w_desc, conv, y_desc)
+    assert status == 0
+    assert [r.algo for r in results] == [CUDNN_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_FWD_ALGO_IMPLICIT_GEMM]
+    assert results[0].memory > 0 and results[1].memory == 0
+    assert all(r.status == 0 and r.determinism == 1 and r.mathType == CUDNN_TENSOR_OP_MATH for r in results)
+    status, results = cudnn.algorithms(x_desc, w_desc, conv, y_desc, requested=1)
+    assert status == 0 and len(results) == 1
+    needed = results[0].memory
+    size = ctypes.c_size_t()
+    lib = cuda.lib
+    assert lib.cudnnGetConvolutionForwardWorkspaceSize(cudnn.handle, x_desc, w_desc, conv, y_desc,
+                                                       CUDNN_FWD_ALGO_FFT, ctypes.byref(size)) == \
+        CUDNN_STATUS_NOT_SUPPORTED
+    assert lib.cudnnGetConvolutionForwardWorkspaceSize(cudnn.handle, x_desc, w_desc, conv, y_desc, 99,
+                                                       ctypes.byref(size)) == CUDNN_STATUS_BAD_PARAM
+
+    px, pw = cuda.upload(np.ones((1, 2, 5, 5), np.float32)), cuda.upload(np.ones((3, 2, 3, 3), np.float32))
+    py, workspace = cuda.alloc(75 * 4), cuda.upload(np.zeros(needed + 64, np.uint8))
+    algo = CUDNN_FWD_ALGO_IMPLICIT_PRECOMP_GEMM
+    assert cudnn.forward(x_desc, px, w_desc, pw, conv, y_desc, py, algo=algo, workspace=workspace,
+                         workspace_bytes=needed - 1) == CUDNN_STATUS_BAD_PARAM, "too small a workspace"
+    assert cudnn.forward(x_desc, px, w_desc, pw, conv, y_desc, py, algo=algo) == CUDNN_STATUS_BAD_PARAM
+    assert cudnn.forward(x_desc, px, w_desc, pw, conv, y_desc, py, algo=CUDNN_FWD_ALGO_FFT) == \
+        CUDNN_STATUS_NOT_SUPPORTED
+    assert cudnn.forward(x_desc, px, w_desc, pw, conv, y_desc, py, algo=algo, workspace=workspace,
+                         workspace_bytes=needed + 64) == 0
+    scratch = cuda.download(workspace, needed + 64, np.uint8)
+    assert (scratch[:needed] == 0xFF).all() and (scratch[needed:] == 0).all(), "the workspace is scratch"
+    assert cudnn.forward(x_desc, px, w_desc, pw, conv, y_desc, py, algo=CUDNN_FWD_ALGO_IMPLICIT_GEMM) == 0
+    assert cuda.download(py, (3, 5, 5), np.float32)[0, 2, 2] == 18.0
+    cuda.free(px, pw, py, workspace)
+
+
+def test_cudnn_errors(cudnn: Cudnn) -> None:
+    cuda, lib = cudnn.cuda, cudnn.lib
+    x_desc, w_desc = cudnn.tensor((1, 4, 6, 6)), cudnn.filter((2, 3, 3, 3))
+    conv = cudnn.convolution((0, 0), (1, 1), (1, 1))
+    out = _ints([0] * 4)
+    assert lib.cudnnGetConvolutionNdForwardOutputDim(conv, x_desc, w_desc, 4, out) == CUDNN_STATUS_BAD_PARAM, \
+        "4 channels against a filter of 3"
+    y_desc = cudnn.tensor((1, 2, 4, 4))
+    assert cudnn.algorithms(x_desc, w_desc, conv, y_desc)[0] == CUDNN_STATUS_BAD_PARAM
+    assert lib.cudnnSetConvolutionGroupCount(conv, 2) == 0
+    assert cudnn.algorithms(x_desc, w_desc, conv, y_desc)[0] == CUDNN_STATUS_BAD_PARAM, "4 != 3 x 2 either"
+    assert lib.cudnnSetConvolutionGroupCount(conv, 1) == 0
+
+    x_desc = cudnn.tensor((1, 3, 6, 6))
+    assert cudnn.algorithms(x_desc, w_desc, conv, cudnn.tensor((1, 2, 4, 5)))[0] == CUDNN_STATUS_BAD_PARAM, "Y's W"
+    assert cudnn.algorithms(x_desc, w_desc, conv, cudnn.tensor((1, 2, 4, 4), CUDNN_DATA_HALF))[0] == \
+        CUDNN_STATUS_BAD_PARAM, "Y's type"
+    half_conv = cudnn.convolution((0, 0), (1, 1), (1, 1), compute=CUDNN_DATA_HALF)
+    assert cudnn.algorithms(x_desc, w_desc, half_conv, y_desc)[0] == CUDNN_STATUS_NOT_SUPPORTED, "float in half"
+    assert cudnn.algorithms(x_desc, w_desc, conv, y_desc)[0] == 0
+
+    # Descriptors.
+    filter_desc = cudnn._create("Filter")
+    assert lib.cudnnSetFilterNdDescriptor(filter_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, 4,
+                                          _ints((2, 3, 3, 3))) == CUDNN_STATUS_NOT_SUPPORTED
+    tensor_desc = cudnn._create("Tensor")
+    assert lib.cudnnSetTensorNdDescriptor(tensor_desc, CUDNN_DATA_FLOAT, 2, _ints((2, 3)), _ints((3, 1))) == \
+        CUDNN_STATUS_BAD_PARAM
+    assert lib.cudnnSetTensorNdDescriptor(tensor_desc, CUDNN_DATA_FLOAT, 4, _ints((1, 3, 6, 6)),
+                                          _ints((108, 36, 6, 0))) == CUDNN_STATUS_BAD_PARAM
+    assert cudnn.algorithms(tensor_desc, w_desc, conv, y_desc)[0] == CUDNN_STATUS_BAD_PARAM, "never set"
+    conv_desc = cudnn._create("Convolution")
+    assert lib.cudnnSetConvolutionNdDescriptor(conv_desc, 2, _ints((1, 1)), _ints((0, 1)), _ints((1, 1)),
+                                               CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT) == CUDNN_STATUS_BAD_PARAM
+    assert lib.cudnnSetConvolutionMathType(conv_desc, 4) == CUDNN_STATUS_BAD_PARAM
+    assert lib.cudnnSetConvolutionGroupCount(conv_desc, 0) == CUDNN_STATUS_BAD_PARAM
+    assert lib.cudnnGetErrorString(CUDNN_STATUS_BAD_PARAM) == b"CUDNN_STATUS_BAD_PARAM"
+
+    # Device operands.
+    px, pw = cuda.upload(np.ones((1, 3, 6, 6), np.float32)), cuda.upload(np.ones((2, 3, 3, 3), np.float32))
+    py, small = cuda.alloc(32 * 4), cuda.alloc(31 * 4)
+    algo = CUDNN_FWD_ALGO_IMPLICIT_GEMM
+    assert cudnn.forward(x_desc, px, w_desc, pw, conv, y_desc, py, algo=algo) == 0
+    freed = cuda.alloc(32 * 4)
+    cuda.free(freed)
+    for bad_y in (freed, small, py + 4, px, px + 64 * 4 + (1 << 40)):
+        assert cudnn.forward(x_desc, px, w_desc, pw, conv, y_desc, bad_y, algo=algo) == CUDNN_STATUS_BAD_PARAM, bad_y
+    assert cudnn.forward(x_desc, py, w_desc, pw, conv, y_desc, py, algo=algo) == CUDNN_STATUS_BAD_PARAM, "x too small"
+    assert cudnn.forward(x_desc, px + 2, w_desc, pw, conv, y_desc, py, algo=algo) == CUDNN_STATUS_BAD_PARAM, "align"
+    overlapping, big = cudnn.tensor((1, 2, 4, 4), strides=(32, 16, 4, 2)), cuda.alloc(64 * 4)
+    assert cudnn.forward(x_desc, px, w_desc, pw, conv, overlapping, big, algo=algo) == CUDNN_STATUS_BAD_PARAM
+    one = ctypes.c_float(1.0)
+    assert lib.cudnnConvolutionForward(cudnn.handle, ctypes.byref(one), x_desc, px, w_desc, pw, conv, algo, 0, 0,
+                                       None, y_desc, py) == CUDNN_STATUS_BAD_PARAM, "null beta"
+    assert lib.cudnnConvolutionForward(None, ctypes.byref(one), x_desc, px, w_desc, pw, conv, algo, 0, 0,
+                                       ctypes.byref(one), y_desc, py) == CUDNN_STATUS_BAD_PARAM, "no handle"
+    cuda.free(px, pw, py, small, big)
+
+
+def test_cudnn_streams(cudnn: Cudnn) -> None:
+    lib = cudnn.lib
+    stream = ctypes.c_void_p()
+    cudnn.cuda.ok(lib.cuStreamCreate(ctypes.byref(stream), 0), "cuStreamCreate")
+    assert lib.cudnnSetStream(cudnn.handle, stream) == 0
+    assert lib.cudnnSetStream(cudnn.handle, ctypes.c_void_p(0x1234)) == CUDNN_STATUS_BAD_PARAM
+    cudnn.cuda.ok(lib.cuStreamDestroy_v2(stream), "cuStreamDestroy_v2")
+    x = np.ones((1, 1, 2, 2), np.float32)
+    px, py = cudnn.cuda.upload(x), cudnn.cuda.alloc(4)
+    x_desc, w_desc, y_desc = cudnn.tensor(x.shape), cudnn.filter(x.shape), cudnn.tensor((1, 1, 1, 1))
+    conv = cudnn.convolution((0, 0), (1, 1), (1, 1))
+
+    def forward() -> int:
+        return cudnn.forward(x_desc, px, w_desc, px, conv, y_desc, py, algo=CUDNN_FWD_ALGO_IMPLICIT_GEMM)
+
+    assert forward() == CUDNN_STATUS_BAD_PARAM, "a destroyed stream"
+    assert lib.cudnnSetStream(cudnn.handle, None) == 0
+    assert forward() == 0 and cudnn.cuda.download(py, 1, np.float32)[0] == 4.0
+    cudnn.cuda.free(px, py)
+
+
+@pytest.mark.parametrize("setting", ["", "0"])
+def test_cudnn_needs_a_context_and_can_be_disabled(cuda: Cuda, setting: str) -> None:
+    result = _run_python(f"""
+        import ctypes
+        lib = ctypes.CDLL({str(cuda.lib._name)!r})
+        lib.cudnnGetVersion.restype = ctypes.c_size_t
+        handle, context = ctypes.c_void_p(), ctypes.c_void_p()
+        print(lib.cudnnGetVersion(), lib.cudnnCreate(ctypes.byref(handle)), end=" ")
+        assert lib.cuInit(0) == 0 and lib.cuDevicePrimaryCtxRetain(ctypes.byref(context), 0) == 0
+        print(lib.cudnnCreate(ctypes.byref(handle)), end=" ")
+        assert lib.cuCtxSetCurrent(context) == 0
+        print(lib.cudnnCreate(ctypes.byref(handle)))
+        """, AIDGE_EMULATOR_CUDNN=setting)
+    assert result.returncode == 0, result.stderr
+    created = CUDNN_STATUS_NOT_INITIALIZED if setting == "0" else 0
+    assert result.stdout.split() == [str(v) for v in (0 if setting == "0" else 90100, CUDNN_STATUS_NOT_INITIALIZED,
+                                                      CUDNN_STATUS_NOT_INITIALIZED, created)]
+
+
+def test_cudnn_resnet_stem_is_fast(cudnn: Cudnn) -> None:
+    """1x3x224x224 through 64 7x7 filters, stride 2, pad 3: the size of the convolutions the backend's tests run."""
+    cuda = cudnn.cuda
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+    w = rng.standard_normal((64, 3, 7, 7)).astype(np.float32)
+    x_desc, w_desc = cudnn.tensor(x.shape), cudnn.filter(w.shape)
+    conv = cudnn.convolution((3, 3), (2, 2), (1, 1))
+    y_desc = cudnn.tensor((1, 64, 112, 112))
+    px, pw, py = cuda.upload(x), cuda.upload(w), cuda.alloc(64 * 112 * 112 * 4)
+    start = time.perf_counter()
+    assert cudnn.forward(x_desc, px, w_desc, pw, conv, y_desc, py, algo=CUDNN_FWD_ALGO_IMPLICIT_GEMM) == 0
+    elapsed = time.perf_counter() - start
+    y = cuda.download(py, (1, 64, 112, 112), np.float32)
+    cuda.free(px, pw, py)
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    expected = _reference_convolution(x[:, :, :40, :40], w[:5], (3, 3), (2, 2), (1, 1))  # a corner, for correctness
+    np.testing.assert_allclose(y[:, :5, :17, :17], expected[:, :, :17, :17], rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
