@@ -109,6 +109,19 @@ def operator_cases() -> list[tuple[str, str, list[np.ndarray], dict]]:
     cases.append(("Concat", "Concat", [x, floats(2, 1, 8, 8)], {"axis": 1}))
     cases.append(("Split", "Split", [x, np.array([1, 2], np.int64)], {"axis": 1}))
     cases.append(("Gather", "Gather", [x, np.array([2, -1, 0], np.int64)], {"axis": 2}))
+    cases += [(f"Pad {mode}", "Pad", [x, np.array([0, 1, 2, 1, 0, 0, 1, 3], np.int64)], {"mode": mode})
+              for mode in ["constant", "reflect", "edge", "wrap"]]
+    cases.append(("InstanceNormalization", "InstanceNormalization", [x, floats(3), floats(3)], {}))
+    cases.append(("ConvTranspose", "ConvTranspose", [floats(2, 4, 7, 7), floats(4, 3, 3, 3), floats(3)],
+                  {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}))
+    cases.append(("ConstantOfShape", "ConstantOfShape", [np.array([3, 4], np.int64)], {"value": aidge.Tensor(np.array([2.5], np.float32))}))
+    cases.append(("Range", "Range", [np.float32(0.5), np.float32(9), np.float32(0.25)], {}))
+    cases.append(("Mod", "Mod", [np.array([7, -7, 9, -9], np.int64), np.array([3, 3, -4, -4], np.int64)], {}))
+    cases.append(("Resize linear", "Resize", [x, np.zeros(0, np.float32), np.array([1, 1, 2, 1.5], np.float32)],
+                  {"mode": "linear"}))
+    cases.append(("Resize cubic", "Resize", [x, np.zeros(0, np.float32), np.array([1, 1, 0.5, 2], np.float32)],
+                  {"mode": "cubic"}))
+    cases.append(("Upsample", "Upsample", [x, np.array([1, 1, 2, 2], np.float32)], {"mode": "nearest"}))
     return cases
 
 

@@ -29,6 +29,8 @@ public enum CUDABackend: Backend {
             registerNormalizationKernels(registry)
             registerConvolutionKernels(registry)
             registerShapeKernels(registry)
+            registerGeneratorKernels(registry)
+            registerResizeKernels(registry)
             state.registered = true
         }
     }

@@ -132,4 +132,67 @@ final class CUDANetworkKernelTests: XCTestCase {
         assertMatches(try runBoth("Gather", ["axis": .int(1)], inputs: [x, indices], constants: [1]), "Gather")
         assertMatches(try runBoth("Gather", inputs: [x, try Tensor([Int32]([1, 0, 3, 3]), shape: [2, 2])]), "Gather int32 indices")
     }
+
+    func testTheRemainingEngineOperators() throws {
+        let x = try randomTensor([2, 3, 5, 6], seed: 170)
+        for mode in ["constant", "reflect", "edge", "wrap"] {
+            let pads = Tensor([Int64]([0, 1, 2, 1, 0, 0, 1, 3]))
+            assertMatches(try runBoth("Pad", ["mode": .string(mode)], inputs: [x, pads, Tensor(scalar: Float(1.5))], constants: [1]), "Pad \(mode)")
+        }
+        assertMatches(try runBoth("Pad", inputs: [x, Tensor([Int64]([0, 0, -1, 2, 0, -1, 0, -2]))], constants: [1]), "Pad cropping")
+        let scale = try randomTensor([3], seed: 171), bias = try randomTensor([3], seed: 172)
+        assertMatches(try runBoth("InstanceNormalization", inputs: [x, scale, bias], constants: [1, 2]), "InstanceNormalization")
+        let cases: [([Int], Attributes)] = [
+            ([3, 4, 3, 3], ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1]), "output_padding": .ints([1, 0])]),
+            ([3, 2, 2, 3], ["group": .int(3), "dilations": .ints([2, 1])]),
+        ]
+        for (k, (weightShape, attributes)) in cases.enumerated() {
+            let w = try randomTensor(weightShape, seed: UInt64(173 + k))
+            let b = try randomTensor([weightShape[1] * ((try? attributes.int("group", default: 1)) ?? 1)], seed: 180)
+            assertMatches(try runBoth("ConvTranspose", attributes, inputs: [x, w, b], constants: [1, 2]), "ConvTranspose \(k)")
+        }
+        let x1 = try randomTensor([2, 3, 7], seed: 181), w1 = try randomTensor([3, 2, 3], seed: 182)
+        assertMatches(try runBoth("ConvTranspose", ["strides": .ints([3])], inputs: [x1, w1], constants: [1]), "ConvTranspose 1-D")
+        let value = try Tensor([Int32]([7]), shape: [1])
+        assertMatches(try runBoth("ConstantOfShape", ["value": .tensor(value)], inputs: [Tensor([Int64]([2, 5]))], constants: [0]), "ConstantOfShape")
+        assertMatches(try runBoth("Range", inputs: [Tensor(scalar: Float(0.5)), Tensor(scalar: Float(7)), Tensor(scalar: Float(0.3))]), "Range float")
+        assertMatches(try runBoth("Range", inputs: [Tensor(scalar: Int64(10)), Tensor(scalar: Int64(-3)), Tensor(scalar: Int64(-4))]), "Range int64")
+        let i = try Tensor([Int32]([7, -7, 7, -7, 0, 5]), shape: [6]), j = try Tensor([Int32]([3, 3, -3, -3, 4, 0]), shape: [6])
+        for fmod in [0, 1] {
+            assertMatches(try runBoth("Mod", ["fmod": .int(fmod)], inputs: [i, j]), "Mod int32 fmod \(fmod)")
+        }
+        let f = try randomTensor([4, 5], seed: 183, scale: 9), g = try randomTensor([5], seed: 184, scale: 3)
+        for fmod in [0, 1] {
+            assertMatches(try runBoth("Mod", ["fmod": .int(fmod)], inputs: [f, g]), "Mod float fmod \(fmod)")
+        }
+        let h = try randomTensor([3, 4, 5], seed: 185)
+        for type in ["Sum", "Max", "Min", "Mean"] {
+            assertMatches(try runBoth(type, inputs: [f, g, h]), "\(type) of 3")
+            assertMatches(try runBoth(type, inputs: [f]), "\(type) of 1")
+        }
+    }
+
+    func testResizeModes() throws {
+        let x = try randomTensor([2, 3, 5, 7], seed: 190)
+        let scales = Tensor([Float]([1, 1, 2, 1.5]))
+        let sizes = Tensor([Int64]([2, 3, 4, 11]))
+        let forms: [Attributes] = [
+            ["mode": .string("nearest")],
+            ["mode": .string("nearest"), "coordinate_transformation_mode": .string("asymmetric"), "nearest_mode": .string("floor")],
+            ["mode": .string("linear")],
+            ["mode": .string("linear"), "coordinate_transformation_mode": .string("align_corners")],
+            ["mode": .string("linear"), "coordinate_transformation_mode": .string("pytorch_half_pixel")],
+            ["mode": .string("cubic"), "cubic_coeff_a": .float(-0.75)],
+            ["mode": .string("linear"), "antialias": .int(1)],
+        ]
+        for (k, attributes) in forms.enumerated() {
+            assertMatches(try runBoth("Resize", attributes, inputs: [x, nil, scales], constants: [2]), "Resize scales \(k)")
+            assertMatches(try runBoth("Resize", attributes, inputs: [x, nil, nil, sizes], constants: [3]), "Resize sizes \(k)")
+        }
+        let roi = Tensor([Float]([0, 0, 0.1, -0.2, 1, 1, 0.9, 1.3]))
+        assertMatches(
+            try runBoth("Resize", ["mode": .string("linear"), "coordinate_transformation_mode": .string("tf_crop_and_resize"),
+                                   "extrapolation_value": .float(-3)], inputs: [x, roi, nil, sizes], constants: [1, 3]),
+            "Resize tf_crop_and_resize")
+    }
 }

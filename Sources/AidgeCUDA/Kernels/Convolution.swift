@@ -237,4 +237,5 @@ final class ConvKernel: Kernel {
 
 func registerConvolutionKernels(_ registry: KernelRegistry) {
     registry.register("Conv", backend: CUDABackend.name) { try ConvKernel($0) }
+    registry.register("ConvTranspose", backend: CUDABackend.name) { try ConvTransposeKernel($0) }
 }

@@ -122,14 +122,34 @@ func registerElementwiseKernels(_ registry: KernelRegistry) {
     fixed("Xor", "a != b")
     fixed("Not", "!a")
     register("Where") { ElementwiseExpression("a ? b : c", compute: try $0.input(1).dtype) }
-    for (type, text) in [("Sum", "a + b"), ("Max", "(a > b || a != a) ? a : b"), ("Min", "(a < b || a != a) ? a : b"),
-                         ("Mean", "(a + b) / 2")] {
+    // The variadic ones, for 1 to 3 inputs.
+    let variadic: [(String, @Sendable (String, String) -> String, @Sendable (String, Int) -> String)] = [
+        ("Sum", { "\($0) + \($1)" }, { e, _ in e }), ("Mean", { "\($0) + \($1)" }, { "(\($0)) / \($1)" }),
+        ("Max", { "((\($1) > \($0) || \($1) != \($1)) ? \($1) : \($0))" }, { e, _ in e }),
+        ("Min", { "((\($1) < \($0) || \($1) != \($1)) ? \($1) : \($0))" }, { e, _ in e }),
+    ]
+    for (type, combine, finish) in variadic {
         register(type) { request in
-            guard request.inputs.count == 2 else {
-                throw AidgeError.unsupported("\(type) on CUDA takes 2 inputs, got \(request.inputs.count)")
+            let count = request.inputs.count
+            guard (1...3).contains(count) else {
+                throw AidgeError.unsupported("\(type) on CUDA takes 1 to 3 inputs, got \(count)")
             }
-            return ElementwiseExpression(text)
+            let text = ["b", "c"].prefix(count - 1).reduce("a") { combine($0, $1) }
+            return ElementwiseExpression(finish(text, count))
         }
+    }
+    register("Mod") { request in
+        let fmod = try request.attributes.int("fmod", default: 0) == 1
+        let dtype = try request.input(0).dtype
+        if dtype.isFloatingPoint {
+            // Without fmod, NumPy's mod: the divisor's sign, a zero remainder signed like it.
+            return ElementwiseExpression(
+                fmod ? "@fmod(a, b)" : "(@fmod(a, b) == 0 ? (b < 0 ? -(COMPUTE)0 : (COMPUTE)0) : "
+                    + "(((@fmod(a, b) < 0) != (b < 0)) ? @fmod(a, b) + b : @fmod(a, b)))")
+        }
+        // Integers: C's remainder has the dividend's sign; without fmod the result takes the divisor's.
+        return ElementwiseExpression(
+            fmod ? "(b == 0 ? a - a : a % b)" : "(b == 0 ? a - a : ((a % b != 0 && ((a % b < 0) != (b < 0))) ? a % b + b : a % b))")
     }
     fixed("PRelu", "a < 0 ? a * b : a")
     // Unary math.

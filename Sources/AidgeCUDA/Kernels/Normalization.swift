@@ -52,8 +52,10 @@ final class BatchNormKernel: Kernel {
     }
 }
 
-/// LayerNormalization over the axes from `axis` on: one block per row, mean and variance by block reductions;
-/// the optional Mean and InvStdDev outputs are written when asked for.
+/// LayerNormalization over the axes from `axis` on, and InstanceNormalization over the spatial axes of each
+/// (image, channel): one block per row, mean and variance by block reductions. LayerNormalization's scale and bias
+/// follow the row (one value per element), InstanceNormalization's the channel (one per row); LayerNormalization's
+/// optional Mean and InvStdDev outputs are written when asked for.
 final class LayerNormKernel: Kernel {
     private let cuda: CUDADevice
     private let function: OpaquePointer?
@@ -61,28 +63,32 @@ final class LayerNormKernel: Kernel {
     private let name: String
     private static let threads = 256
 
-    init(_ request: KernelRequest) throws {
+    init(_ request: KernelRequest, instance: Bool = false) throws {
         cuda = try CUDABackend.device()
-        name = "LayerNormalization (node \(request.nodeName))"
+        let type = request.op.type
+        name = "\(type) (node \(request.nodeName))"
         let x = try request.input(0)
-        let axis = try Normalizations.layerAxis(request.attributes, rank: x.shape.count)
+        guard !instance || x.shape.count >= 3 else { throw AidgeError.shapeMismatch("\(name) needs N x C x spatial...") }
+        let axis = instance ? 2 : try Normalizations.layerAxis(request.attributes, rank: x.shape.count)
         rows = ShapeUtil.count(Array(x.shape[..<axis]))
         length = ShapeUtil.count(Array(x.shape[axis...]))
         let epsilon = try request.attributes.float("epsilon", default: 1e-5)
-        let element = try ElementType.of(x.dtype, for: "LayerNormalization")
+        let element = try ElementType.of(x.dtype, for: type)
         guard element.isFloatingPoint else { throw AidgeError.unsupportedType("\(name) needs floats, got \(x.dtype)") }
         let scale = try request.input(1)
         let bias = request.inputs.count > 2 ? request.inputs[2] : nil
-        for p in [scale, bias].compactMap({ $0 }) where p.count != length {
-            throw AidgeError.unsupported("\(name): on CUDA, scale and bias hold the normalised shape's \(length) values")
+        let parameters = instance ? x.shape[1] : length
+        for p in [scale, bias].compactMap({ $0 }) where p.count != parameters {
+            throw AidgeError.unsupported("\(name): on CUDA, scale and bias hold \(parameters) values")
         }
+        let at = instance ? "blockIdx.x % \(x.shape[1])" : "j"
         for statistic in request.outputs.dropFirst() where statistic.dtype != .float32 {
             throw AidgeError.unsupportedType("\(name): Mean and InvStdDev are float32 on CUDA")
         }
-        let scaleType = try ElementType.of(scale.dtype, for: "LayerNormalization")
-        let biasType = try bias.map { try ElementType.of($0.dtype, for: "LayerNormalization") } ?? scaleType
+        let scaleType = try ElementType.of(scale.dtype, for: type)
+        let biasType = try bias.map { try ElementType.of($0.dtype, for: type) } ?? scaleType
         let c = element.compute == "double" ? "double" : "float"
-        let biasTerm = bias == nil ? "" : " + (\(c))\(biasType.load("bias[j]"))"
+        let biasTerm = bias == nil ? "" : " + (\(c))\(biasType.load("bias[\(at)]"))"
         let source = blockReduceSource(c) + """
             extern "C" __global__ void layer_norm(const \(element.stored)* __restrict__ x,
                     const \(scaleType.stored)* __restrict__ scale, const \(biasType.stored)* __restrict__ bias,
@@ -100,7 +106,7 @@ final class LayerNormKernel: Kernel {
                 \(c) inv_std = (\(c))1 / sqrt\(c == "double" ? "" : "f")(block_reduce(q, scratch, false) / (\(c))length + (\(c))\(floatLiteral(epsilon)));
                 for (i64 j = threadIdx.x; j < length; j += blockDim.x) {
                     \(c) v = ((\(c))\(element.load("x[base + j]")) - mean) * inv_std;
-                    y[base + j] = \(element.store("v * (\(c))\(scaleType.load("scale[j]"))\(biasTerm)"));
+                    y[base + j] = \(element.store("v * (\(c))\(scaleType.load("scale[\(at)]"))\(biasTerm)"));
                 }
                 if (threadIdx.x == 0 && mean_out) mean_out[blockIdx.x] = (float)mean;
                 if (threadIdx.x == 0 && inv_std_out) inv_std_out[blockIdx.x] = (float)inv_std;
@@ -128,4 +134,5 @@ final class LayerNormKernel: Kernel {
 func registerNormalizationKernels(_ registry: KernelRegistry) {
     registry.register("BatchNormalization", backend: CUDABackend.name) { try BatchNormKernel($0) }
     registry.register("LayerNormalization", backend: CUDABackend.name) { try LayerNormKernel($0) }
+    registry.register("InstanceNormalization", backend: CUDABackend.name) { try LayerNormKernel($0, instance: true) }
 }

@@ -132,4 +132,76 @@ func registerShapeKernels(_ registry: KernelRegistry) {
         return try JoinKernel(axis: try ShapeUtil.axis(try request.attributes.int("axis", default: 0), rank: rank), split: true)
     }
     registry.register("Gather", backend: CUDABackend.name) { try GatherKernel($0) }
+    registry.register("Pad", backend: CUDABackend.name) { try PadKernel($0) }
+}
+
+/// Pad in constant, reflect, edge or wrap mode, negative pads cropping first (as the CPU kernel): one thread per
+/// output element walks back to the input index it reads, or writes the constant.
+final class PadKernel: Kernel {
+    private let cuda: CUDADevice
+    private let function: OpaquePointer?
+    private let count: Int
+    private let arguments: [KernelArgument]
+
+    init(_ request: KernelRequest) throws {
+        cuda = try CUDABackend.device()
+        let x = try request.input(0)
+        let mode = try request.attributes.string("mode", default: "constant")
+        let (begin, end) = try OperatorSchema.padAmounts(x.shape.count, request.inputs)
+        let input = x.shape.isEmpty ? [1] : x.shape, output = request.outputs[0].shape.isEmpty ? [1] : request.outputs[0].shape
+        let padsBegin = begin.isEmpty ? [0] : begin, padsEnd = end.isEmpty ? [0] : end
+        guard input.count <= maxKernelRank else { throw AidgeError.unsupported("Pad on CUDA: rank over \(maxKernelRank)") }
+        let firsts = padsBegin.map { max(-$0, 0) }
+        let kept = input.indices.map { input[$0] - firsts[$0] - max(-padsEnd[$0], 0) }
+        for k in input.indices where kept[k] <= 0 && mode != "constant" && output[k] > 0 {
+            throw AidgeError.invalidArgument("Pad mode '\(mode)' cannot pad dimension \(k), which is empty")
+        }
+        let outside: String
+        switch mode {
+        case "constant": outside = "constant = true;"
+        case "edge": outside = "i = i < 0 ? 0 : n - 1;"
+        case "wrap": outside = "i = ((i % n) + n) % n;"
+        case "reflect":
+            outside = "if (n == 1) { i = 0; } else { i64 p = 2 * (n - 1), t = ((i % p) + p) % p; i = t < n ? t : p - t; }"
+        default: throw AidgeError.unsupported("Pad mode '\(mode)'")
+        }
+        let bytes = x.dtype.byteSize
+        guard [1, 2, 4, 8].contains(bytes) else { throw AidgeError.unsupportedType("Pad on CUDA: \(x.dtype)") }
+        let type = ["", "unsigned char", "unsigned short", "", "unsigned int", "", "", "", "u64"][bytes]
+        count = ShapeUtil.count(output)
+        function = try cuda.function("pad", in: indexingSource + """
+            extern "C" __global__ void pad(const \(type)* __restrict__ x, \(type)* __restrict__ y,
+                    const \(type)* __restrict__ value, i64 count, int rank, dims out_shape, dims in_strides,
+                    dims first, dims kept, dims shift) {
+                for (i64 o = blockIdx.x * (i64)blockDim.x + threadIdx.x; o < count; o += (i64)gridDim.x * blockDim.x) {
+                    i64 rest = o, offset = 0;
+                    bool constant = false;
+                    for (int d = rank - 1; d >= 0; --d) {
+                        i64 n = kept.v[d], i = rest % out_shape.v[d] - shift.v[d];
+                        rest /= out_shape.v[d];
+                        if (i < 0 || i >= n) { \(outside) }
+                        offset += (i + first.v[d]) * in_strides.v[d];
+                    }
+                    y[o] = constant ? (value ? *value : (\(type))0) : x[offset];
+                }
+            }
+            """)
+        arguments = [
+            .int64(Int64(count)), .int32(Int32(input.count)), .dims(output), .dims(ShapeUtil.contiguousStrides(input)),
+            .dims(firsts), .dims(kept.map { max($0, 0) }), .dims(padsBegin.map { max($0, 0) }),
+        ]
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        guard let x = inputs.first ?? nil else { throw AidgeError.invalidArgument("Pad is missing its input") }
+        guard count > 0 else { return }
+        let value = inputs.count > 2 ? inputs[2] : nil
+        if let value, value.count < 1 || value.dtype != x.dtype {
+            throw AidgeError.invalidArgument("Pad constant_value must be one \(x.dtype) element")
+        }
+        try cuda.makeCurrent()
+        try cuda.launch(
+            function, grid: (cuda.blocks(for: count), 1, 1), block: (256, 1, 1),
+            [.tensor(x), .tensor(outputs[0]), value.map(KernelArgument.tensor) ?? .null] + arguments, name: "Pad")
+    }
 }

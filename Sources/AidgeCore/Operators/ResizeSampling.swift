@@ -1,16 +1,14 @@
-import AidgeCore
-
 /// For each output index of one axis: `count` input indices (clamped into the input) and weights, and whether
 /// the output is extrapolated (tf_crop_and_resize writes `extrapolation_value` there): ONNX's reference
-/// coefficients, shared by the forward and backward kernels.
-struct ResizeAxisSampling {
-    var count: Int
-    var index: [Int]
-    var weight: [Double]
-    var extrapolated: [Bool]
+/// coefficients, shared by the forward and backward kernels of every backend.
+public struct ResizeAxisSampling: Sendable {
+    public var count: Int
+    public var index: [Int]
+    public var weight: [Double]
+    public var extrapolated: [Bool]
 
     /// Whether sampling this axis changes nothing.
-    func isIdentity(inputLength: Int) -> Bool {
+    public func isIdentity(inputLength: Int) -> Bool {
         let outputLength = extrapolated.count
         guard outputLength == inputLength, !extrapolated.contains(true) else { return false }
         for o in 0..<outputLength {
@@ -34,7 +32,7 @@ struct ResizeAxisSampling {
 
     /// The sampling of `axis`: the coordinate `x` splits into `left + ratio` with `ratio` in (0, 1]; tap `k`
     /// reads index `left + start + k`.
-    init(_ g: ResizeGeometry, axis: Int) {
+    public init(_ g: ResizeGeometry, axis: Int) {
         let inputLength = g.inputShape[axis]
         let outputLength = g.outputShape[axis]
         let s = min(g.scales[axis], 1)
