@@ -31,6 +31,8 @@ public enum CUDABackend: Backend {
             registerShapeKernels(registry)
             registerGeneratorKernels(registry)
             registerResizeKernels(registry)
+            registerElementwiseGradients(registry)
+            registerLinearGradients(registry)
             state.registered = true
         }
     }

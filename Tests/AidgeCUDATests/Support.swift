@@ -94,3 +94,15 @@ func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1, dtype: DType =
     let t = try Tensor(values, shape: shape)
     return dtype == .float32 ? t : t.cast(to: dtype)
 }
+
+/// The message of the error `body` throws ("no error" when it throws none).
+func errorMessage(_ body: () throws -> Any) -> String {
+    do {
+        _ = try body()
+        return "no error"
+    } catch let error as AidgeError {
+        return error.message
+    } catch {
+        return "\(error)"
+    }
+}

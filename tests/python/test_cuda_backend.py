@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 import cuda_support  # noqa: F401  (the CUDA backend on the emulator where there is no GPU)
 import aidge
 import aidge.onnx
+import aidge.torch
 from interop_support import dlpack_capsule
 
 
@@ -166,3 +167,33 @@ def test_work_is_queued_on_the_stream_the_caller_sets() -> None:
         np.testing.assert_allclose(y.cpu().numpy(), 1 / (1 + np.exp(-x)), rtol=1e-5)
     assert aidge.cuda.current_stream() == 0, "restored after the block"
     assert driver.cuStreamDestroy_v2(handle) == 0
+
+
+def test_recorded_runs_back_propagate_on_the_device() -> None:
+    """Forward and backward on CUDA for host parameters: gradients computed on the device, added to the host
+    parameters' gradients, as PyTorch's autograd gives them."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3), torch.nn.LogSoftmax(-1))
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((4, 5)).astype(np.float32) for _ in range(2))
+    ga, gb = (rng.standard_normal((4, 3)).astype(np.float32) for _ in range(2))
+    graph = aidge.torch.to_graph(module, torch.from_numpy(a))
+    graph.set_backend("cuda")
+    engine = graph._graph
+    outs_a, rec_a = engine.run_recorded([aidge.from_numpy(a)])
+    outs_b, rec_b = engine.run_recorded([aidge.Tensor(b).to("cuda")])
+    assert outs_a[0].device_name == "cuda:0"
+    grads_b = engine.backward_recorded(rec_b, [aidge.Tensor(gb).to("cuda")], inputs=[0])
+    grads_a = engine.backward_recorded(rec_a, [aidge.from_numpy(ga)], inputs=[0])
+
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    ya, yb = module(ta), module(tb)
+    torch.autograd.backward([ya, yb], [torch.from_numpy(ga), torch.from_numpy(gb)])
+    for ours, theirs in [(outs_a[0], ya), (outs_b[0], yb), (grads_a[0], ta.grad), (grads_b[0], tb.grad)]:
+        assert ours.device_name == "cuda:0"
+        np.testing.assert_allclose(ours.cpu().numpy(), theirs.detach().numpy(), rtol=1e-4, atol=1e-5)
+    for name, parameter in module.named_parameters():
+        tensor = graph.get_node(name).producer_tensor
+        assert tensor.device_name == "cpu", "a host parameter keeps its gradient on the host"
+        np.testing.assert_allclose(np.asarray(tensor.grad).reshape(parameter.shape), parameter.grad.numpy(),
+                                   rtol=1e-4, atol=1e-5, err_msg=name)

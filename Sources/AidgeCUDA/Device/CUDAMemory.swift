@@ -62,5 +62,35 @@ final class CUDAMemory: DeviceMemory {
     }
 }
 
+extension CUDAMemory {
+    func zero(_ tensor: Tensor) throws {
+        guard tensor.byteCount > 0 else { return }
+        try cuda.makeCurrent()
+        try cuda.driver.check(
+            cuda.driver.setBytes(address(tensor), 0, tensor.byteCount, CUDAStream.handle), "zeroing device memory")
+    }
+
+    func accumulate(_ source: Tensor, into target: Tensor) throws {
+        guard target.count > 0 else { return }
+        let element = try ElementType.of(target.dtype, for: "a gradient")
+        guard element.isFloatingPoint, source.dtype == target.dtype, source.shape == target.shape else {
+            throw AidgeError.unsupportedType("gradients of \(target.dtype) values are not supported")
+        }
+        let packed = source.device == device ? try source.contiguousOnDevice() : try source.copy(to: device)
+        try cuda.makeCurrent()
+        let c = element.compute
+        let function = try cuda.function("accumulate", in: """
+            extern "C" __global__ void accumulate(const \(element.stored)* __restrict__ g, \(element.stored)* t, i64 n) {
+                for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+                    t[i] = \(element.store("(\(c))\(element.load("t[i]")) + (\(c))\(element.load("g[i]"))"));
+                }
+            }
+            """)
+        try cuda.launch(
+            function, grid: (cuda.blocks(for: target.count), 1, 1), block: (256, 1, 1),
+            [.tensor(packed), .tensor(target), .int64(Int64(target.count))], name: "a gradient accumulation")
+    }
+}
+
 /// The device address of a tensor's first element.
 func address(_ t: Tensor) -> CUdeviceptr { CUdeviceptr(UInt(bitPattern: t.rawPointer)) }

@@ -12,6 +12,11 @@ public protocol DeviceMemory: AnyObject, Sendable {
     /// or on this device. Copies to the host are complete when this returns; others are ordered on the device
     /// before any later kernel.
     func copy(_ source: Tensor, into destination: Tensor) throws
+    /// Sets every element of the contiguous `tensor`, on this device, to zero.
+    func zero(_ tensor: Tensor) throws
+    /// Adds `source` (any strides, on this device or the host) into the contiguous `target` on this device, of the
+    /// same shape and float dtype: how gradients accumulate.
+    func accumulate(_ source: Tensor, into target: Tensor) throws
 }
 
 /// Device memories by backend and by device.

@@ -18,8 +18,22 @@ public final class GradientCell: Sendable {
     /// The gradient, created zero-filled with `shape` and `dtype` when absent or of another shape.
     public func accumulator(shape: [Int], dtype: DType) -> Tensor {
         state.withLock { current in
-            if let t = current, t.shape == shape, t.dtype == dtype, t.isContiguous { return t }
+            if let t = current, t.shape == shape, t.dtype == dtype, t.isContiguous, t.isOnHost { return t }
             let fresh = Tensor(zeros: shape, dtype: dtype)
+            current = fresh
+            return fresh
+        }
+    }
+
+    /// The gradient on `memory`'s device (a device parameter's gradient lives where the parameter does), created
+    /// zero-filled when absent, elsewhere or of another shape.
+    public func accumulator(shape: [Int], dtype: DType, on memory: any DeviceMemory) throws -> Tensor {
+        try state.withLock { current in
+            if let t = current, t.shape == shape, t.dtype == dtype, t.isContiguous, t.device == memory.device {
+                return t
+            }
+            let fresh = try Tensor(storage: memory.allocate(byteCount: ShapeUtil.count(shape) * dtype.byteSize), dtype: dtype, shape: shape)
+            try memory.zero(fresh)
             current = fresh
             return fresh
         }

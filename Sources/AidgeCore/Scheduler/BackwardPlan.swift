@@ -149,11 +149,13 @@ final class BackwardPlan {
         let context = recording.context
         let arena = try arenas.take(byteCount: arenaByteCount, on: plan.memory)
         defer { arenas.give(arena) }
-        let inputGradients: [Tensor?] = plan.inputInfos.indices.map { k in
-            inputs.contains(k) ? Tensor(zeros: context.inputs[k].shape, dtype: context.inputs[k].dtype) : nil
+        let inputGradients: [Tensor?] = try plan.inputInfos.indices.map { k in
+            inputs.contains(k) ? try plan.zeros(ValueInfo(dtype: context.inputs[k].dtype, shape: context.inputs[k].shape)) : nil
         }
         var parameterGradients: [Int: Tensor] = [:]
-        func resolve(_ target: Target) -> Tensor? {
+        // Gradients of host parameters computed on a device: summed there, added to the host cell at the end.
+        var hostCells: [(device: Tensor, host: Tensor)] = []
+        func resolve(_ target: Target) throws -> Tensor? {
             switch target {
             case .arena(let view): return view.tensor(in: arena)
             case .input(let k): return inputGradients[k]
@@ -165,28 +167,37 @@ final class BackwardPlan {
                     tensor = tensor.withGradient()
                     node.setProducedTensor(tensor)
                 }
-                let g = tensor.gradient?.accumulator(shape: tensor.shape, dtype: tensor.dtype)
+                guard let cell = tensor.gradient else { return nil }
+                let g: Tensor
+                if let memory = plan.memory, tensor.device == memory.device {
+                    g = try cell.accumulator(shape: tensor.shape, dtype: tensor.dtype, on: memory)
+                } else if plan.memory != nil {
+                    g = try plan.zeros(ValueInfo(dtype: tensor.dtype, shape: tensor.shape))
+                    hostCells.append((g, cell.accumulator(shape: tensor.shape, dtype: tensor.dtype)))
+                } else {
+                    g = cell.accumulator(shape: tensor.shape, dtype: tensor.dtype)
+                }
                 parameterGradients[p] = g
                 return g
             }
         }
         // Seeds: arena buffers start at zero, then every seed is added.
         for (_, target) in seeds {
-            if case .arena(let view) = target { Gradients.zero(view.tensor(in: arena)) }
+            if case .arena(let view) = target { try Gradients.zero(view.tensor(in: arena)) }
         }
         for (k, target) in seeds {
-            guard let g = outputGradients[k], let dst = resolve(target) else { continue }
+            guard let g = outputGradients[k], let dst = try resolve(target) else { continue }
             try Gradients.accumulate(g, into: dst)
         }
         for gs in steps {
             let step = plan.steps[gs.forward]
-            for view in gs.zeroes { Gradients.zero(view.tensor(in: arena)) }
+            for view in gs.zeroes { try Gradients.zero(view.tensor(in: arena)) }
             let pass = BackwardPass(
                 inputs: step.inputs.map { $0.map(context.resolve) },
                 outputs: step.outputs.map(context.resolve),
                 saved: step.saved.map { $0.tensor(in: context.arena) },
-                outputGradients: gs.outputGradients.map { $0.flatMap(resolve) },
-                inputGradients: gs.inputGradients.map { $0.flatMap(resolve) },
+                outputGradients: try gs.outputGradients.map { try $0.flatMap(resolve) },
+                inputGradients: try gs.inputGradients.map { try $0.flatMap(resolve) },
                 training: plan.mode.training)
             do {
                 try gs.gradient.backward(pass)
@@ -194,6 +205,7 @@ final class BackwardPlan {
                 throw error.aidgePrefixed("backward of \(step.node.type) node \(step.node.name)")
             }
         }
+        for (device, host) in hostCells { try Gradients.accumulate(device, into: host) }
         return inputGradients
     }
 }

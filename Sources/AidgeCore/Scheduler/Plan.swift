@@ -122,15 +122,22 @@ public final class Plan {
         try memory?.allocate(byteCount: byteCount) ?? Storage(byteCount: byteCount)
     }
 
-    /// A new contiguous tensor where the kernels run.
+    /// A new zero-filled contiguous tensor where the kernels run.
+    func zeros(_ info: ValueInfo) throws -> Tensor {
+        let t = try fresh(info)
+        if memory != nil { try Gradients.zero(t) }
+        return t
+    }
+
+    /// A new contiguous tensor where the kernels run (zero-filled on the host, undefined on a device).
     func fresh(_ info: ValueInfo) throws -> Tensor {
         guard let memory else { return Tensor(zeros: info.shape, dtype: info.dtype) }
         return try Tensor(
             storage: memory.allocate(byteCount: info.count * info.dtype.byteSize), dtype: info.dtype, shape: info.shape)
     }
 
-    /// The current tensors of the variable Producers (contiguous, where the kernels run), and the strided ones
-    /// they were copied from.
+    /// The current tensors of the variable Producers (contiguous, where the kernels run), and the ones they were
+    /// copied from (strided, or elsewhere), which a training run writes back.
     func currentParameters() throws -> (tensors: [Tensor], strided: [(copy: Tensor, original: Tensor)]) {
         var strided: [(Tensor, Tensor)] = []
         let tensors = try parameterNodes.map { node in
@@ -138,8 +145,10 @@ public final class Plan {
                 throw AidgeError.invalidModel("Producer \(node.name) holds no tensor")
             }
             if let memory {
-                if t.device == memory.device { return try t.contiguousOnDevice() }
-                return try t.copy(to: memory.device)
+                if t.device == memory.device && t.isContiguous { return t }
+                let copy = try t.copy(to: memory.device)
+                strided.append((copy, t))
+                return copy
             }
             guard t.isOnHost else {
                 throw AidgeError.unsupported("Producer \(node.name) is on \(t.device): a host backend cannot read it")
@@ -175,9 +184,11 @@ public final class Plan {
             }
             if let stepSeconds { stepSeconds[k] += Clock.seconds() - start }
         }
-        // A training run updates state (running statistics) in place: strided Producers get their copy back.
+        // A training run updates state (running statistics) in place: copied Producers get their copy back.
         if mode.training {
-            for (copy, original) in strided { copyElements(from: copy, to: original) }
+            for (copy, original) in strided {
+                if let memory { try memory.copy(copy, into: original) } else { copyElements(from: copy, to: original) }
+            }
         }
         let outputs = try outputSources.enumerated().map { i, slot in
             if case .graphOutput(let j) = slot, j == i { return fresh[i] }

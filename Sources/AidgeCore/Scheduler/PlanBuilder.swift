@@ -30,9 +30,6 @@ struct PlanBuilder {
 
     private func plan(_ inputInfos: [ValueInfo]) throws -> Plan {
         let deviceMemory = DeviceMemories.shared.memory(backend: backend)
-        if deviceMemory != nil && (mode.training || mode.recording) {
-            throw AidgeError.unsupported("training on the \(backend) backend is not supported yet: train on cpu")
-        }
         // Values known ahead of time are computed on the host, whatever the backend.
         let foldBackend = deviceMemory == nil ? backend : "cpu"
         let order = try graph.topologicalOrder()

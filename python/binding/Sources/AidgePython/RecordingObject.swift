@@ -43,7 +43,7 @@ let runRecordedMethod: KeywordFunction = { o, args, kwargs in
         let box = try GraphType.box(o!)
         let items = try sequenceItems(try a.required("inputs"), "inputs")
         defer { items.forEach { Py_DecRef($0) } }
-        let inputs = try items.enumerated().map { i, item in try TensorType.unwrap(item, "input \(i)") }
+        let inputs = try items.enumerated().map { i, item in try TensorType.unwrapOnAnyDevice(item, "input \(i)") }
         let training = try a["training"].map(boolValue) ?? false
         let record = try a["record"].map(boolValue) ?? true
         let mode = PlanMode(training: training, recording: record, variableParameters: true)
@@ -74,7 +74,7 @@ let backwardRecordedMethod: KeywordFunction = { o, args, kwargs in
         let items = try sequenceItems(try a.required("output_gradients"), "output_gradients")
         defer { items.forEach { Py_DecRef($0) } }
         let seeds: [Tensor?] = try items.enumerated().map { i, item in
-            aidge_is_none(item) != 0 ? nil : try TensorType.unwrap(item, "output_gradients[\(i)]")
+            aidge_is_none(item) != 0 ? nil : try TensorType.unwrapOnAnyDevice(item, "output_gradients[\(i)]")
         }
         let wanted = Set(try a["inputs"].map { try intList($0, "inputs") } ?? [])
         let gradients = try withoutGIL {

@@ -1,0 +1,78 @@
+import Aidge
+import XCTest
+
+/// Backward kernels on CUDA against the CPU backend's: a recorded forward, then the gradients of every float
+/// input from seeded output gradients.
+final class CUDAGradientTests: XCTestCase {
+    override func setUpWithError() throws { try CUDATestDevice.require() }
+
+    /// Runs forward and backward on both backends; compares outputs and input gradients.
+    private func assertGradientsMatch(
+        _ type: String, _ attributes: Attributes = [:], inputs: [Tensor?], constants: Set<Int> = [],
+        _ message: String = "", file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        let cpu = try Scheduler.operatorGradients(
+            type, attributes, inputs: inputs, constants: constants, outputs: 1, outputGradients: [nil])
+        let seed = try randomTensor(cpu.outputs[0].shape, seed: 999)
+        let reference = try Scheduler.operatorGradients(
+            type, attributes, inputs: inputs, constants: constants, outputs: 1, outputGradients: [seed])
+        let device = try Scheduler.operatorGradients(
+            type, attributes, inputs: inputs, constants: constants, outputs: 1, outputGradients: [seed],
+            backend: "cuda")
+        let label = message.isEmpty ? type : message
+        assertMatches((reference.outputs, try device.outputs.map { try $0.onHost() }), label + " forward", file: file, line: line)
+        for (k, (r, d)) in zip(reference.inputGradients, device.inputGradients).enumerated() {
+            XCTAssertEqual(r == nil, d == nil, "\(label): gradient \(k) present on one side only", file: file, line: line)
+            guard let r, let d else { continue }
+            XCTAssertEqual(d.device, .cuda(0), "\(label): gradient \(k) on the device", file: file, line: line)
+            assertMatches(([r], [try d.onHost()]), "\(label) gradient of input \(k)", file: file, line: line)
+        }
+    }
+
+    func testElementwiseAndActivationGradients() throws {
+        let a = try randomTensor([3, 4, 5], seed: 200), b = try randomTensor([4, 1], seed: 201, scale: 2)
+        let positive = try Scheduler.runOperator("Abs", inputs: [a])[0]
+        for type in ["Add", "Sub", "Mul", "Div"] {
+            try assertGradientsMatch(type, inputs: [a, b], "\(type) broadcast")
+            try assertGradientsMatch(type, inputs: [a, a], "\(type) same shape")
+        }
+        for type in ["Neg", "Identity", "Relu", "Sigmoid", "Tanh", "Exp", "Abs", "Erf", "Softplus", "LeakyRelu", "Gelu"] {
+            try assertGradientsMatch(type, inputs: [a])
+        }
+        try assertGradientsMatch("Gelu", ["approximate": .string("tanh")], inputs: [a], "Gelu tanh")
+        for type in ["Log", "Sqrt", "Reciprocal"] { try assertGradientsMatch(type, inputs: [positive]) }
+        let condition = try Scheduler.runOperator("Less", inputs: [a, b])[0]
+        try assertGradientsMatch("Where", inputs: [condition, a, b])
+    }
+
+    func testLinearAndSoftmaxGradients() throws {
+        let cases: [([Int], [Int])] = [([5, 7], [7, 3]), ([2, 4, 5, 7], [7, 3]), ([3, 5, 7], [3, 7, 4]), ([2, 1, 5, 7], [1, 3, 7, 4]), ([7], [7, 3])]
+        for (k, (x, y)) in cases.enumerated() {
+            try assertGradientsMatch(
+                "MatMul", inputs: [try randomTensor(x, seed: UInt64(210 + k)), try randomTensor(y, seed: UInt64(220 + k))],
+                "MatMul \(x) x \(y)")
+        }
+        for (transA, transB) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            let a = try randomTensor(transA == 1 ? [6, 4] : [4, 6], seed: 230)
+            let b = try randomTensor(transB == 1 ? [5, 6] : [6, 5], seed: 231)
+            let attributes: Attributes = ["transA": .int(transA), "transB": .int(transB), "alpha": .float(0.5), "beta": .float(2)]
+            try assertGradientsMatch("Gemm", attributes, inputs: [a, b, try randomTensor([5], seed: 232)], "Gemm \(transA)\(transB)")
+        }
+        let x = try randomTensor([3, 40, 5], seed: 240, scale: 4)
+        for axis in [-1, 1] {
+            try assertGradientsMatch("Softmax", ["axis": .int(axis)], inputs: [x], "Softmax \(axis)")
+            try assertGradientsMatch("LogSoftmax", ["axis": .int(axis)], inputs: [x], "LogSoftmax \(axis)")
+        }
+        try assertGradientsMatch("Reshape", inputs: [x, Tensor([Int64]([15, -1]))], constants: [1])
+    }
+
+    func testAnOperatorWithoutACUDABackwardIsAClearError() throws {
+        let x = try randomTensor([1, 2, 6, 6], seed: 250), w = try randomTensor([3, 2, 3, 3], seed: 251)
+        XCTAssertTrue(
+            errorMessage {
+                try Scheduler.operatorGradients(
+                    "Conv", inputs: [x, w], outputs: 1, outputGradients: [try randomTensor([1, 3, 4, 4], seed: 252)],
+                    backend: "cuda")
+            }.contains("Conv"), "names the operator")
+    }
+}
