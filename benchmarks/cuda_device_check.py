@@ -22,12 +22,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "python"), str(ROOT / "tests" / "e2e")]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import aidge  # noqa: E402
+try:
+    import aidge  # the installed package
+except ImportError:  # a machine without it runs the package of this repository, its extension built and carried
+    sys.path.insert(0, str(ROOT / "python"))
+    import aidge
 import aidge.onnx  # noqa: E402
 import aidge.torch  # noqa: E402
 import models  # noqa: E402
