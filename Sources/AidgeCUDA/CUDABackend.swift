@@ -33,6 +33,9 @@ public enum CUDABackend: Backend {
             registerResizeKernels(registry)
             registerElementwiseGradients(registry)
             registerLinearGradients(registry)
+            registerConvolutionGradients(registry)
+            registerPoolingGradients(registry)
+            registerNormalizationGradients(registry)
             state.registered = true
         }
     }

@@ -9,16 +9,18 @@ final class CUDAGradientTests: XCTestCase {
     /// Runs forward and backward on both backends; compares outputs and input gradients.
     private func assertGradientsMatch(
         _ type: String, _ attributes: Attributes = [:], inputs: [Tensor?], constants: Set<Int> = [],
-        _ message: String = "", file: StaticString = #filePath, line: UInt = #line
+        training: Bool = false, _ message: String = "", file: StaticString = #filePath, line: UInt = #line
     ) throws {
         let cpu = try Scheduler.operatorGradients(
-            type, attributes, inputs: inputs, constants: constants, outputs: 1, outputGradients: [nil])
+            type, attributes, inputs: inputs, constants: constants, outputs: 1, outputGradients: [nil],
+            training: training)
         let seed = try randomTensor(cpu.outputs[0].shape, seed: 999)
         let reference = try Scheduler.operatorGradients(
-            type, attributes, inputs: inputs, constants: constants, outputs: 1, outputGradients: [seed])
+            type, attributes, inputs: inputs, constants: constants, outputs: 1, outputGradients: [seed],
+            training: training)
         let device = try Scheduler.operatorGradients(
             type, attributes, inputs: inputs, constants: constants, outputs: 1, outputGradients: [seed],
-            backend: "cuda")
+            training: training, backend: "cuda")
         let label = message.isEmpty ? type : message
         assertMatches((reference.outputs, try device.outputs.map { try $0.onHost() }), label + " forward", file: file, line: line)
         for (k, (r, d)) in zip(reference.inputGradients, device.inputGradients).enumerated() {
@@ -66,13 +68,48 @@ final class CUDAGradientTests: XCTestCase {
         try assertGradientsMatch("Reshape", inputs: [x, Tensor([Int64]([15, -1]))], constants: [1])
     }
 
+    func testConvolutionAndPoolingGradients() throws {
+        let x = try randomTensor([2, 4, 7, 6], seed: 260)
+        let cases: [([Int], Attributes)] = [
+            ([3, 4, 3, 3], ["pads": .ints([1, 1, 1, 1])]),
+            ([5, 4, 3, 2], ["strides": .ints([2, 1]), "dilations": .ints([2, 1]), "pads": .ints([0, 1, 2, 0])]),
+            ([6, 2, 3, 3], ["group": .int(2)]),
+            ([4, 1, 3, 3], ["group": .int(4), "pads": .ints([1, 1, 1, 1])]),
+        ]
+        for (k, (shape, attributes)) in cases.enumerated() {
+            let w = try randomTensor(shape, seed: UInt64(261 + k)), b = try randomTensor([shape[0]], seed: UInt64(270 + k))
+            try assertGradientsMatch("Conv", attributes, inputs: [x, w, b], "Conv \(k)")
+        }
+        try assertGradientsMatch(
+            "MaxPool", ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])], inputs: [x])
+        for include in [0, 1] {
+            try assertGradientsMatch(
+                "AveragePool", ["kernel_shape": .ints([3, 2]), "pads": .ints([1, 0, 1, 1]), "count_include_pad": .int(include)],
+                inputs: [x], "AveragePool count_include_pad \(include)")
+        }
+        try assertGradientsMatch("GlobalAveragePool", inputs: [x])
+    }
+
+    func testBatchNormalizationInTrainingAndEvaluation() throws {
+        let x = try randomTensor([3, 4, 5, 2], seed: 280, scale: 3)
+        let parameters = try (0..<4).map { k -> Tensor in
+            let t = try randomTensor([4], seed: UInt64(281 + k))
+            return k == 3 ? try Scheduler.runOperator("Abs", inputs: [t])[0] : t
+        }
+        for training in [true, false] {
+            try assertGradientsMatch(
+                "BatchNormalization", ["momentum": .float(0.8)], inputs: [x] + parameters, constants: [3, 4],
+                training: training, "BatchNormalization training \(training)")
+        }
+    }
+
     func testAnOperatorWithoutACUDABackwardIsAClearError() throws {
-        let x = try randomTensor([1, 2, 6, 6], seed: 250), w = try randomTensor([3, 2, 3, 3], seed: 251)
+        let x = try randomTensor([2, 6], seed: 250), scale = try randomTensor([6], seed: 251)
         XCTAssertTrue(
             errorMessage {
                 try Scheduler.operatorGradients(
-                    "Conv", inputs: [x, w], outputs: 1, outputGradients: [try randomTensor([1, 3, 4, 4], seed: 252)],
+                    "LayerNormalization", inputs: [x, scale], outputs: 1, outputGradients: [try randomTensor([2, 6], seed: 252)],
                     backend: "cuda")
-            }.contains("Conv"), "names the operator")
+            }.contains("LayerNormalization"), "names the operator")
     }
 }

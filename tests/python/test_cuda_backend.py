@@ -197,3 +197,43 @@ def test_recorded_runs_back_propagate_on_the_device() -> None:
         assert tensor.device_name == "cpu", "a host parameter keeps its gradient on the host"
         np.testing.assert_allclose(np.asarray(tensor.grad).reshape(parameter.shape), parameter.grad.numpy(),
                                    rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.fixture
+def exact_float32():
+    """Convolutions without TF32 for the test (float32 exactly, as torch on the CPU), then the default again."""
+    previous = aidge.cuda.set_options()["tf32_convolution"]
+    aidge.cuda.set_options(tf32_convolution=False)
+    yield
+    aidge.cuda.set_options(tf32_convolution=previous)
+
+
+@pytest.mark.usefixtures("exact_float32")
+def test_a_cnn_trains_on_the_device_like_torch() -> None:
+    """A training-mode step on CUDA (batch statistics, running statistics updated on the host parameters) gives
+    PyTorch's outputs, gradients and running statistics."""
+    torch.manual_seed(1)
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.BatchNorm2d(6), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(6, 4, 3, stride=2), torch.nn.Flatten(), torch.nn.Linear(4, 5))
+    x = np.random.default_rng(2).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    g = np.random.default_rng(3).standard_normal((4, 5)).astype(np.float32)
+    graph = aidge.torch.to_graph(module, torch.from_numpy(x))
+    graph.set_backend("cuda")
+    engine = graph._graph
+    outputs, recording = engine.run_recorded([aidge.from_numpy(x)], training=True)
+    (dx,) = engine.backward_recorded(recording, [aidge.from_numpy(g)], inputs=[0])
+
+    module.train()
+    tx = torch.tensor(x, requires_grad=True)
+    y = module(tx)
+    y.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(outputs[0].cpu().numpy(), y.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dx.cpu().numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    for name, parameter in module.named_parameters():
+        tensor = graph.get_node(name).producer_tensor
+        np.testing.assert_allclose(np.asarray(tensor.grad).reshape(parameter.shape), parameter.grad.numpy(),
+                                   rtol=1e-3, atol=1e-5, err_msg=name)
+    for name in ("1.running_mean", "1.running_var"):
+        ours = np.asarray(graph.get_node(name).producer_tensor)
+        np.testing.assert_allclose(ours, module.get_buffer(name).numpy(), rtol=1e-5, atol=1e-6, err_msg=name)

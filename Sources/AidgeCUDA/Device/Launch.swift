@@ -8,6 +8,7 @@ enum KernelArgument {
     case int32(Int32)
     case int64(Int64)
     case float(Float)
+    case double(Double)
     /// Up to 8 dimensions or strides, passed by value as the prelude-free `struct { i64 v[8]; }`.
     case dims([Int])
 
@@ -37,6 +38,7 @@ extension CUDADevice {
             case .int32(let v): at.storeBytes(of: v, as: Int32.self)
             case .int64(let v): at.storeBytes(of: v, as: Int64.self)
             case .float(let v): at.storeBytes(of: v, as: Float.self)
+            case .double(let v): at.storeBytes(of: v, as: Double.self)
             case .dims(let values):
                 guard values.count <= maxKernelRank else {
                     throw AidgeError.unsupported("the CUDA kernels take at most \(maxKernelRank) dimensions")

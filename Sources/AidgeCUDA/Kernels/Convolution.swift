@@ -154,30 +154,7 @@ final class ConvKernel: Kernel {
             chunk = g.batch
             return
         }
-        im2col = try cuda.function("im2col", in: prelude + """
-            extern "C" __global__ void im2col(const \(element.stored)* __restrict__ x, \(element.stored)* __restrict__ col,
-                    i64 images, i64 image_stride, i64 channels, dims ga, dims gb, dims gc) {
-                window g = unpack_window(ga, gb, gc);
-                i64 spatial_out = 1, size = 1;
-                for (int d = 0; d < g.rank; ++d) { spatial_out *= g.out[d]; size *= g.kernel[d]; }
-                i64 count = images * channels * size * spatial_out;
-                for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < count; i += (i64)gridDim.x * blockDim.x) {
-                    i64 p = i % spatial_out, row = i / spatial_out;
-                    i64 k = row % size, channel = (row / size) % channels, image = row / (size * channels);
-                    i64 offset = 0, stride = 1, kk = k, pp = p;
-                    bool inside = true;
-                    for (int d = g.rank - 1; d >= 0; --d) {
-                        i64 at = (pp % g.out[d]) * g.stride[d] - g.pad[d] + (kk % g.kernel[d]) * g.dilation[d];
-                        pp /= g.out[d];
-                        kk /= g.kernel[d];
-                        inside = inside && at >= 0 && at < g.in[d];
-                        offset += at * stride;
-                        stride *= g.in[d];
-                    }
-                    col[i] = inside ? x[image * image_stride + channel * stride + offset] : (\(element.stored))0;
-                }
-            }
-            """)
+        im2col = try cuda.function("im2col", in: im2colSource(element))
         // Patches of as many images as fit in 256 MiB (at least one).
         let perImage = groupIn * kernelSize * positions * byteSize
         chunk = max(1, min(g.batch, (256 << 20) / max(perImage, 1)))
@@ -233,6 +210,36 @@ final class ConvKernel: Kernel {
         }
         try epilogue?.run(on: cuda, y, bias: bias)
     }
+}
+
+/// The im2col kernel: the patches of `images` images (channels `channels` of each, from `x`) unfolded into rows
+/// of `channels * kernel size` by columns of output positions.
+func im2colSource(_ element: ElementType) -> String {
+    indexingSource + windowSource + windowUnpackSource + """
+
+        extern "C" __global__ void im2col(const \(element.stored)* __restrict__ x, \(element.stored)* __restrict__ col,
+                i64 images, i64 image_stride, i64 channels, dims ga, dims gb, dims gc) {
+            window g = unpack_window(ga, gb, gc);
+            i64 spatial_out = 1, size = 1;
+            for (int d = 0; d < g.rank; ++d) { spatial_out *= g.out[d]; size *= g.kernel[d]; }
+            i64 count = images * channels * size * spatial_out;
+            for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < count; i += (i64)gridDim.x * blockDim.x) {
+                i64 p = i % spatial_out, row = i / spatial_out;
+                i64 k = row % size, channel = (row / size) % channels, image = row / (size * channels);
+                i64 offset = 0, stride = 1, kk = k, pp = p;
+                bool inside = true;
+                for (int d = g.rank - 1; d >= 0; --d) {
+                    i64 at = (pp % g.out[d]) * g.stride[d] - g.pad[d] + (kk % g.kernel[d]) * g.dilation[d];
+                    pp /= g.out[d];
+                    kk /= g.kernel[d];
+                    inside = inside && at >= 0 && at < g.in[d];
+                    offset += at * stride;
+                    stride *= g.in[d];
+                }
+                col[i] = inside ? x[image * image_stride + channel * stride + offset] : (\(element.stored))0;
+            }
+        }
+        """
 }
 
 func registerConvolutionKernels(_ registry: KernelRegistry) {
