@@ -66,6 +66,9 @@ final class CUDAGradientTests: XCTestCase {
             try assertGradientsMatch("LogSoftmax", ["axis": .int(axis)], inputs: [x], "LogSoftmax \(axis)")
         }
         try assertGradientsMatch("Reshape", inputs: [x, Tensor([Int64]([15, -1]))], constants: [1])
+        try assertGradientsMatch("Transpose", ["perm": .ints([2, 0, 1])], inputs: [x])
+        try assertGradientsMatch("Concat", ["axis": .int(1)], inputs: [x, try randomTensor([3, 2, 5], seed: 241), x])
+        try assertGradientsMatch("Expand", inputs: [try randomTensor([4, 1], seed: 242), Tensor([Int64]([3, 4, 6]))], constants: [1])
     }
 
     func testConvolutionAndPoolingGradients() throws {
@@ -101,6 +104,15 @@ final class CUDAGradientTests: XCTestCase {
                 "BatchNormalization", ["momentum": .float(0.8)], inputs: [x] + parameters, constants: [3, 4],
                 training: training, "BatchNormalization training \(training)")
         }
+    }
+
+    func testTrainingModeNeedsTheTrainingFormOfDropout() throws {
+        let x = try randomTensor([4, 6], seed: 253)
+        XCTAssertTrue(
+            errorMessage {
+                try Scheduler.operatorGradients(
+                    "Dropout", inputs: [x], outputs: 1, outputGradients: [x], training: true, backend: "cuda")
+            }.contains("Dropout (node"), "names the operator instead of running the inference form")
     }
 
     func testAnOperatorWithoutACUDABackwardIsAClearError() throws {

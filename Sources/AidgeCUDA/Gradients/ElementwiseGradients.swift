@@ -176,4 +176,57 @@ func registerElementwiseGradients(_ registry: KernelRegistry) {
     for type in ["Reshape", "Flatten", "Squeeze", "Unsqueeze"] {
         registry.registerGradient(type, backend: CUDABackend.name) { _ in try ViewGradientKernel() }
     }
+    for type in ["Transpose", "Concat", "Expand"] {
+        registry.registerGradient(type, backend: CUDABackend.name) { try MovementGradientKernel($0) }
+    }
+}
+
+/// Transpose, Concat and Expand backward: the output gradient (or a window of it, or its sum over the broadcast
+/// dimensions) added into each input's gradient.
+final class MovementGradientKernel: GradientKernel {
+    private let memory: CUDAMemory
+    private let type: String
+    private let permutation: [Int]
+    private let axis: Int
+    private let reduction: BroadcastReduction?
+
+    init(_ request: KernelRequest) throws {
+        memory = try CUDABackend.memory()
+        type = request.op.type
+        let rank = request.outputs[0].shape.count
+        permutation = type == "Transpose"
+            ? try OperatorSchema.transposePermutation(request.attributes, rank: try request.input(0).shape.count) : []
+        axis = type == "Concat" ? try ShapeUtil.axis(try request.attributes.int("axis"), rank: rank) : 0
+        reduction = type == "Expand"
+            ? try BroadcastReduction(memory.cuda, from: request.outputs[0], to: try request.input(0)) : nil
+    }
+
+    func readsInput(_ index: Int) -> Bool { false }
+    func readsOutput(_ index: Int) -> Bool { false }
+
+    func backward(_ pass: BackwardPass) throws {
+        guard let dy = pass.outputGradient(0) else { return }
+        switch type {
+        case "Transpose":
+            guard let dx = pass.inputGradient(0) else { return }
+            var inverse = [Int](repeating: 0, count: permutation.count)
+            for (k, p) in permutation.enumerated() { inverse[p] = k }
+            try memory.accumulate(try dy.permuted(inverse), into: dx)
+        case "Concat":
+            var start = 0
+            for k in pass.inputs.indices {
+                guard let input = pass.inputs[k] else { continue }
+                defer { start += input.shape[axis] }
+                guard let dx = pass.inputGradient(k), input.count > 0 else { continue }
+                let window = try Tensor(
+                    storage: dy.storage, dtype: dy.dtype, shape: input.shape, strides: dy.strides,
+                    offset: dy.offset + start * dy.strides[axis])
+                try memory.accumulate(window, into: dx)
+            }
+        default:
+            guard let dx = pass.inputGradient(0) else { return }
+            try memory.cuda.makeCurrent()
+            try reduction?.run(on: memory.cuda, dy, into: dx)
+        }
+    }
 }

@@ -165,8 +165,13 @@ struct PlanBuilder {
                 } catch {
                     // Reported by backward, or here when training mode needs the operator's training form.
                     failure = error.aidgePrefixed("backward of \(p.node.type) node \(p.node.name)")
-                    if mode.training, p.node.op.schema?.hasTrainingForm ?? false, let failure { throw failure }
                 }
+            }
+            // An operator whose training form differs (Dropout, BatchNormalization) must have it in training mode:
+            // its inference kernel would silently compute something else.
+            if mode.training, gradient == nil, p.node.op.schema?.hasTrainingForm ?? false {
+                throw failure ?? AidgeError.unsupported(
+                    "\(p.node.type) (node \(p.node.name)) has no training form on the \(backend) backend")
             }
             gradients.append(gradient)
             gradientErrors.append(failure)
