@@ -110,16 +110,25 @@ public final class CUDADevice: Sendable {
     /// This device's cuDNN handle, bound to the current stream; nil without cuDNN.
     func dnn() throws -> (CuDNN, OpaquePointer?)? {
         guard let cudnn = libraries.cudnn else { return nil }
-        let handle = try dnnAddress.withLock { address -> OpaquePointer? in
+        let handle = try Self.handle(in: dnnAddress) { created in
+            try cudnn.check(cudnn.create(&created), "creating a handle")
+        }
+        try cudnn.check(cudnn.setStream(handle, CUDAStream.handle), "setting the stream")
+        return (cudnn, handle)
+    }
+
+    /// The library handle kept in `slot`, made by `create` on first use.
+    private static func handle(
+        in slot: borrowing Mutex<UInt>, create: (inout OpaquePointer?) throws -> Void
+    ) throws -> OpaquePointer? {
+        try slot.withLock { address -> OpaquePointer? in
             if address == 0 {
                 var created: OpaquePointer?
-                try cudnn.check(cudnn.create(&created), "creating a handle")
+                try create(&created)
                 address = UInt(bitPattern: created)
             }
             return OpaquePointer(bitPattern: address)
         }
-        try cudnn.check(cudnn.setStream(handle, CUDAStream.handle), "setting the stream")
-        return (cudnn, handle)
     }
 
     /// Whether convolutions can run through cuDNN.
@@ -128,13 +137,8 @@ public final class CUDADevice: Sendable {
     /// This device's cuBLAS handle, bound to the current stream.
     func blas() throws -> OpaquePointer? {
         let cublas = libraries.cublas
-        let handle = try blasAddress.withLock { address -> OpaquePointer? in
-            if address == 0 {
-                var created: OpaquePointer?
-                try cublas.check(cublas.create(&created), "creating a handle")
-                address = UInt(bitPattern: created)
-            }
-            return OpaquePointer(bitPattern: address)
+        let handle = try Self.handle(in: blasAddress) { created in
+            try cublas.check(cublas.create(&created), "creating a handle")
         }
         try cublas.check(cublas.setStream(handle, CUDAStream.handle), "setting the stream")
         return handle

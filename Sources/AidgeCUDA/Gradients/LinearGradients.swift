@@ -6,25 +6,16 @@ import AidgeCore
 final class MatMulGradientKernel: GradientKernel {
     private let cuda: CUDADevice
     private let forA: BlasProduct, forB: BlasProduct
-    private let calls: [(a: Int, b: Int, c: Int)]
+    private let batching: MatMulBatching
     private let byteSize: Int
 
     init(_ request: KernelRequest) throws {
         cuda = try CUDABackend.device()
-        let aInfo = try request.input(0), bInfo = try request.input(1)
-        let aShape = aInfo.shape.count == 1 ? [1] + aInfo.shape : aInfo.shape
-        let bShape = bInfo.shape.count == 1 ? bInfo.shape + [1] : bInfo.shape
-        guard aShape.count >= 2, bShape.count >= 2 else { throw AidgeError.shapeMismatch("MatMul of scalars") }
-        let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1], n = bShape[bShape.count - 1]
-        let aBatch = Array(aShape.dropLast(2)), bBatch = Array(bShape.dropLast(2))
-        let rank = max(aBatch.count, bBatch.count)
-        let aAligned = [Int](repeating: 1, count: rank - aBatch.count) + aBatch
-        let bAligned = [Int](repeating: 1, count: rank - bBatch.count) + bBatch
-        let outBatch = zip(aAligned, bAligned).map { max($0, $1) }
-        let batches = ShapeUtil.count(outBatch)
+        let aInfo = try request.input(0)
+        batching = try MatMulBatching(aInfo, try request.input(1))
         byteSize = aInfo.dtype.byteSize
-        let folded = bBatch.allSatisfy { $0 == 1 }
-        let rows = folded ? m * batches : m
+        let (k, n) = (batching.k, batching.n)
+        let rows = batching.folded ? batching.m * batching.batches : batching.m
         // dA[rows, K] = dY[rows, N] · Bᵀ; dB[K, N] = Aᵀ[K, rows] · dY[rows, N].
         forA = try BlasProduct(
             m: rows, n: k, k: n, transposeA: false, transposeB: true, dtype: aInfo.dtype, tf32: CUDABackend.allowsTF32,
@@ -32,38 +23,22 @@ final class MatMulGradientKernel: GradientKernel {
         forB = try BlasProduct(
             m: k, n: n, k: rows, transposeA: true, transposeB: false, dtype: aInfo.dtype, tf32: CUDABackend.allowsTF32,
             what: "MatMul backward")
-        if folded {
-            calls = [(0, 0, 0)]
-            return
-        }
-        let aStrides = ElementwiseKernel.broadcastStrides(of: aAligned, to: outBatch)
-        let bStrides = ElementwiseKernel.broadcastStrides(of: bAligned, to: outBatch)
-        let outStrides = ShapeUtil.contiguousStrides(outBatch)
-        calls = (0..<batches).map { index in
-            var a = 0, b = 0
-            for d in outBatch.indices {
-                let i = index / outStrides[d] % outBatch[d]
-                a += i * aStrides[d]
-                b += i * bStrides[d]
-            }
-            return (a * m * k, b * k * n, index * m * n)
-        }
     }
 
     func backward(_ pass: BackwardPass) throws {
         guard let dy = pass.outputGradient(0) else { return }
         let a = try pass.input(0), b = try pass.input(1)
         try cuda.makeCurrent()
-        for call in calls {
-            let gradient = dy.rawPointer + call.c * byteSize
+        for entry in batching.entries {
+            let gradient = dy.rawPointer + entry.c * byteSize
             if let da = pass.inputGradient(0) {
                 try forA.run(
-                    on: cuda, a: gradient, b: b.rawPointer + call.b * byteSize, c: da.rawPointer + call.a * byteSize,
+                    on: cuda, a: gradient, b: b.rawPointer + entry.b * byteSize, c: da.rawPointer + entry.a * byteSize,
                     alpha: 1, beta: 1)
             }
             if let db = pass.inputGradient(1) {
                 try forB.run(
-                    on: cuda, a: a.rawPointer + call.a * byteSize, b: gradient, c: db.rawPointer + call.b * byteSize,
+                    on: cuda, a: a.rawPointer + entry.a * byteSize, b: gradient, c: db.rawPointer + entry.b * byteSize,
                     alpha: 1, beta: 1)
             }
         }

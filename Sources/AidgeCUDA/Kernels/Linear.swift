@@ -102,57 +102,43 @@ final class GemmKernel: Kernel {
     }
 }
 
-/// MatMul with NumPy's rules: 1-D operands are promoted, batch dimensions broadcast. A batch shared by both
-/// operands (or held by one alone) is one strided-batched call; a 2-D right operand folds the batch into M.
-final class MatMulKernel: Kernel {
-    private let cuda: CUDADevice
-    private let product: BlasProduct
-    /// One call per entry: element offsets of A, B and C, and how many consecutive products it covers.
-    private let calls: [(a: Int, b: Int, c: Int)]
-    private let batch: Int
-    private let strides: (a: Int, b: Int, c: Int)
-    private let byteSize: Int
+/// MatMul's batching with NumPy's rules: 1-D operands are promoted, batch dimensions broadcast. When B is one
+/// matrix the batch folds into A's rows; otherwise each output batch entry reads A and B at its own offsets.
+struct MatMulBatching {
+    let m: Int, k: Int, n: Int
+    let batches: Int
+    /// B is one matrix: a single product of `m * batches` rows.
+    let folded: Bool
+    /// Element offsets of A, B and C for each output batch entry (one zero entry when folded).
+    let entries: [(a: Int, b: Int, c: Int)]
+    /// Element strides between entries when they are regular (A shared or batched like C, B batched like C): one
+    /// strided-batched call does them all.
+    let strides: (a: Int, b: Int, c: Int)?
 
-    init(_ request: KernelRequest) throws {
-        cuda = try CUDABackend.device()
-        let aInfo = try request.input(0), bInfo = try request.input(1)
+    init(_ aInfo: ValueInfo, _ bInfo: ValueInfo) throws {
         let aShape = aInfo.shape.count == 1 ? [1] + aInfo.shape : aInfo.shape
         let bShape = bInfo.shape.count == 1 ? bInfo.shape + [1] : bInfo.shape
         guard aShape.count >= 2, bShape.count >= 2 else { throw AidgeError.shapeMismatch("MatMul of scalars") }
-        let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1], n = bShape[bShape.count - 1]
+        m = aShape[aShape.count - 2]
+        k = aShape[aShape.count - 1]
+        n = bShape[bShape.count - 1]
         let aBatch = Array(aShape.dropLast(2)), bBatch = Array(bShape.dropLast(2))
         let rank = max(aBatch.count, bBatch.count)
         let aAligned = [Int](repeating: 1, count: rank - aBatch.count) + aBatch
         let bAligned = [Int](repeating: 1, count: rank - bBatch.count) + bBatch
         let outBatch = zip(aAligned, bAligned).map { max($0, $1) }
-        let batches = ShapeUtil.count(outBatch)
-        byteSize = aInfo.dtype.byteSize
-        if bBatch.allSatisfy({ $0 == 1 }) {
-            // B is one matrix: every row of every batch of A is one product of M*batch rows.
-            product = try BlasProduct(
-                m: m * batches, n: n, k: k, transposeA: false, transposeB: false, dtype: aInfo.dtype,
-                tf32: CUDABackend.allowsTF32, what: "MatMul")
-            calls = [(0, 0, 0)]
-            batch = 1
-            strides = (0, 0, 0)
+        batches = ShapeUtil.count(outBatch)
+        folded = bBatch.allSatisfy { $0 == 1 }
+        if folded {
+            entries = [(0, 0, 0)]
+            strides = nil
             return
         }
-        product = try BlasProduct(
-            m: m, n: n, k: k, transposeA: false, transposeB: false, dtype: aInfo.dtype, tf32: CUDABackend.allowsTF32,
-            what: "MatMul")
-        let aAll = aAligned == outBatch, bAll = bAligned == outBatch
-        let aNone = aAligned.allSatisfy { $0 == 1 }
-        if (aAll || aNone) && bAll {
-            calls = [(0, 0, 0)]
-            batch = batches
-            strides = (aNone ? 0 : m * k, k * n, m * n)
-            return
-        }
-        // Mixed broadcasting: one call per output batch entry.
         let aStrides = ElementwiseKernel.broadcastStrides(of: aAligned, to: outBatch)
         let bStrides = ElementwiseKernel.broadcastStrides(of: bAligned, to: outBatch)
         let outStrides = ShapeUtil.contiguousStrides(outBatch)
-        calls = (0..<batches).map { index in
+        let (m, k, n) = (m, k, n)
+        entries = (0..<batches).map { index in
             var a = 0, b = 0
             for d in outBatch.indices {
                 let i = index / outStrides[d] % outBatch[d]
@@ -161,8 +147,27 @@ final class MatMulKernel: Kernel {
             }
             return (a * m * k, b * k * n, index * m * n)
         }
-        batch = 1
-        strides = (0, 0, 0)
+        let aNone = aAligned.allSatisfy { $0 == 1 }
+        strides = (aAligned == outBatch || aNone) && bAligned == outBatch ? (aNone ? 0 : m * k, k * n, m * n) : nil
+    }
+}
+
+/// MatMul: one cuBLAS call when B is one matrix (the batch folded into M) or the batches are regular (strided
+/// batched), else one call per output batch entry.
+final class MatMulKernel: Kernel {
+    private let cuda: CUDADevice
+    private let product: BlasProduct
+    private let batching: MatMulBatching
+    private let byteSize: Int
+
+    init(_ request: KernelRequest) throws {
+        cuda = try CUDABackend.device()
+        let aInfo = try request.input(0)
+        batching = try MatMulBatching(aInfo, try request.input(1))
+        byteSize = aInfo.dtype.byteSize
+        product = try BlasProduct(
+            m: batching.folded ? batching.m * batching.batches : batching.m, n: batching.n, k: batching.k,
+            transposeA: false, transposeB: false, dtype: aInfo.dtype, tf32: CUDABackend.allowsTF32, what: "MatMul")
     }
 
     func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
@@ -170,10 +175,16 @@ final class MatMulKernel: Kernel {
             throw AidgeError.invalidArgument("MatMul: missing input")
         }
         try cuda.makeCurrent()
-        for call in calls {
+        if let strides = batching.strides {
             try product.run(
-                on: cuda, a: a.rawPointer + call.a * byteSize, b: b.rawPointer + call.b * byteSize,
-                c: outputs[0].rawPointer + call.c * byteSize, alpha: 1, beta: 0, batch: batch, strides: strides)
+                on: cuda, a: a.rawPointer, b: b.rawPointer, c: outputs[0].rawPointer, alpha: 1, beta: 0,
+                batch: batching.batches, strides: strides)
+            return
+        }
+        for entry in batching.entries {
+            try product.run(
+                on: cuda, a: a.rawPointer + entry.a * byteSize, b: b.rawPointer + entry.b * byteSize,
+                c: outputs[0].rawPointer + entry.c * byteSize, alpha: 1, beta: 0)
         }
     }
 }
