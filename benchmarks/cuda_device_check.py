@@ -5,6 +5,8 @@
 2. ResNet-18, ResNet-50, MobileNetV2 and the Transformer encoder of tests/e2e/models.py, exported to ONNX, run on
    the CUDA backend and compared with PyTorch on the same device (TF32 off on both sides).
 3. DLPack: torch CUDA tensors and ours exchanged both ways keep their pointer (and a strided view its strides).
+   PyTorch interop: a module wrapped by aidge.torch.wrap on the GPU, and AidgeModule(graph, backend="cuda"), run
+   forward and backward there and give torch's results.
 4. Benchmarks against torch eager on the same GPU, each side in its default math mode: ResNet-50 batch 32 and
    batch 1 (targets: at most 1.2x and 1.5x torch's latency).
 
@@ -221,6 +223,45 @@ def check_dlpack() -> None:
            shared.data_ptr() == y.data_ptr and torch.equal(shared, t * t))
 
 
+def check_torch_interop() -> None:
+    print("== PyTorch interop on the GPU: aidge.torch.wrap and AidgeModule(backend='cuda') train like torch", flush=True)
+    import copy
+
+    import aidge_interop_torch
+
+    torch.manual_seed(0)
+    aidge.cuda.set_options(tf32_matmul=False, tf32_convolution=False)
+    torch.backends.cudnn.allow_tf32 = False
+    native = models.SmallCNN().cuda().train()
+    reference = copy.deepcopy(native)
+    x = torch.randn(8, 3, 32, 32, device="cuda")
+    for label, engine in (("aidge.torch.wrap", aidge.torch.wrap(native, x)),):
+        try:
+            ours, theirs = engine(x), reference(x)
+            ok, detail = close(ours.detach().cpu().numpy(), theirs.detach().cpu().numpy(), low_precision=False)
+            report(f"{label}: forward on {ours.device}", ok and ours.device.type == "cuda", detail)
+            ours.square().mean().backward()
+            theirs.square().mean().backward()
+            for (name, p), q in zip(native.named_parameters(), reference.parameters()):
+                ok, detail = close(p.grad.cpu().numpy(), q.grad.cpu().numpy(), low_precision=False)
+                report(f"{label}: gradient of {name}", ok, detail)
+        except Exception as error:  # noqa: BLE001
+            report(label, False, f"{type(error).__name__}: {error}")
+    try:
+        graph = aidge.torch.to_graph(models.MLP().eval(), torch.randn(2, 784))
+        expected = graph.run(np.ones((4, 784), np.float32))[0].numpy()
+        module = aidge_interop_torch.AidgeModule(graph, backend="cuda")
+        out = module(torch.ones(4, 784, device="cuda"))
+        ok, detail = close(out.detach().cpu().numpy(), expected, low_precision=False)
+        report("AidgeModule(backend='cuda') forward", ok and out.device.type == "cuda", detail)
+        optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+        out.square().mean().backward()
+        optimizer.step()
+        report("AidgeModule(backend='cuda') optimizer step", all(p.grad is not None for p in module.parameters()))
+    except Exception as error:  # noqa: BLE001
+        report("AidgeModule(backend='cuda')", False, f"{type(error).__name__}: {error}")
+
+
 def bench(device: str, built: dict, quick: bool) -> None:
     print("== benchmarks: ResNet-50 against torch eager, each in its default math mode (TF32 convolutions, "
           "float32 matmuls)", flush=True)
@@ -276,6 +317,7 @@ def main() -> int:
     built = check_models(device, args.quick)
     if device == "cuda":
         check_dlpack()
+        check_torch_interop()
     if not args.skip_bench:
         bench(device, built, args.quick)
     print(f"{len(failures)} failed: {', '.join(failures)}" if failures else "all checks passed")

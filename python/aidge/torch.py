@@ -23,6 +23,7 @@ from torch.utils import _pytree
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from . import GraphView, Tensor, from_dlpack, share_openmp_threads
+from . import cuda as _cuda
 from . import onnx as _onnx
 
 __all__ = ["from_torch", "to_torch", "to_onnx", "to_graph", "wrap", "EngineModule"]
@@ -198,7 +199,9 @@ class _EngineRun(_torch.autograd.Function):
         wanted = [i for i in range(count) if ctx.needs_input_grad[1 + i]]
         seeds = [None if g is None else from_torch(g.contiguous()) for g in output_gradients]
         engine.reset_grad()
-        input_gradients = engine.backward_recorded(ctx.recording, seeds, inputs=wanted)
+        on_gpu = wrapper._graph.backend == "cuda"
+        with _cuda.stream(_torch.cuda.current_stream()) if on_gpu else contextlib.nullcontext():
+            input_gradients = engine.backward_recorded(ctx.recording, seeds, inputs=wanted)
         ctx.recording = None  # the activations go as soon as they are used, as torch frees saved tensors
         result: list[_torch.Tensor | None] = [None]
         result += [to_torch(g) if g is not None else None for g in input_gradients]
@@ -307,10 +310,8 @@ class EngineModule(_torch.nn.Module):
             current = node.producer_tensor
             if current is None or tuple(current.shape) != tuple(tensor.shape):
                 raise ValueError(f"the exported graph's {name} does not match the module's tensor {tuple(tensor.shape)}")
-            if tensor.device.type != "cpu":
-                raise NotImplementedError(
-                    f"aidge.torch: {name} is on {tensor.device}: running it needs the CUDA backend, which is not "
-                    "available; keep the wrapped module on the CPU")
+            if tensor.device.type not in ("cpu", "cuda"):
+                raise NotImplementedError(f"aidge.torch: {name} is on {tensor.device}: the engine runs on cpu and cuda")
             exported = to_torch(current).dtype
             if tensor.dtype != exported:
                 raise TypeError(f"aidge.torch: {name} is {tensor.dtype}, the exported graph has {exported}; wrap the "
@@ -324,13 +325,22 @@ class EngineModule(_torch.nn.Module):
         for i, x in enumerate(inputs):
             if not isinstance(x, _torch.Tensor):
                 raise TypeError(f"input {i} of the wrapped module must be a torch.Tensor, got {type(x).__name__}")
-            if x.device.type != "cpu":
-                raise NotImplementedError(
-                    f"aidge.torch: input {i} is on {x.device}: running it needs the CUDA backend, which is not "
-                    "available")
+            if x.device != inputs[0].device:
+                raise RuntimeError(f"aidge.torch: inputs on {inputs[0].device} and {x.device}: one device per call")
+        device = inputs[0].device if inputs else _torch.device("cpu")
+        if device.type not in ("cpu", "cuda") or (device.type == "cuda" and (device.index or 0) != 0):
+            raise NotImplementedError(f"aidge.torch: inputs on {device}: the engine runs on cpu and cuda:0")
+        # The graph runs where the inputs are (the CUDA backend for cuda tensors, on torch's current stream).
+        backend = device.type
+        if self._graph.backend != backend:
+            self._graph.set_backend(backend)
         state = self._state_tensors()
         self._bind(state)
-        outputs = _run(self, inputs, [state[name] for name in self._parameter_names])
+        if backend == "cuda":
+            with _cuda.stream(_torch.cuda.current_stream(device)):
+                outputs = _run(self, inputs, [state[name] for name in self._parameter_names])
+        else:
+            outputs = _run(self, inputs, [state[name] for name in self._parameter_names])
         if self.training:
             # The engine updates the running statistics; the batch count is torch's bookkeeping.
             for child in self.modules():

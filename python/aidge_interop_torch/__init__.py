@@ -59,18 +59,26 @@ class AidgeModule(torch.nn.Module):
 
     def __init__(self, graph_view: aidge.GraphView, batch_size: int | None = None, backend: str = "cpu") -> None:
         super().__init__()
-        if backend != "cpu":
-            raise NotImplementedError(f"backend '{backend}' is not available (the CUDA backend is not built yet)")
+        if backend not in ("cpu", "cuda"):
+            raise ValueError(f"unknown backend '{backend}' (cpu and cuda exist)")
         self._graph = graph_view
         self.batch_size = batch_size
         self._input_count = len(graph_view.inputs)
         self._parameter_nodes = graph_view.parameters()
+        # On cuda, the parameters move to the GPU once; torch and the graph then share that memory.
+        graph_view.set_backend(backend)
         for i, node in enumerate(self._parameter_nodes):
+            if backend == "cuda":
+                node.set_producer_tensor(node.producer_tensor.to("cuda"))
             tensor = aidge_tensor_to_torch(node.producer_tensor)
             self.register_parameter(f"p{i}_{node.name().replace('.', '_')}", torch.nn.Parameter(tensor))
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         if len(inputs) != self._input_count:
             raise TypeError(f"the graph takes {self._input_count} inputs, got {len(inputs)}")
-        outputs = _interop._run(self, inputs, list(self.parameters()))
+        if self._graph.backend == "cuda":
+            with aidge.cuda.stream(torch.cuda.current_stream()):
+                outputs = _interop._run(self, inputs, list(self.parameters()))
+        else:
+            outputs = _interop._run(self, inputs, list(self.parameters()))
         return outputs[0] if len(outputs) == 1 else outputs

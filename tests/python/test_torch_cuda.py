@@ -6,6 +6,8 @@ host cannot read, so any host access would crash the interpreter. The others run
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -28,9 +30,13 @@ def test_a_cuda_tensor_keeps_its_device_and_is_never_read_on_the_host() -> None:
     graph = aidge.torch.to_graph(torch.nn.Linear(3, 4), torch.randn(2, 3))
     with pytest.raises(NotImplementedError, match="cuda:1.*CUDA backend"):
         graph.run(tensor)
-    node = graph.parameters()[0]
-    with pytest.raises(NotImplementedError, match="CUDA backend"):
-        node.set_producer_tensor(tensor)
+    # A Producer may hold device memory (graphs on the CUDA backend read it there); the CPU backend refuses it.
+    node = graph.get_node("weight")
+    original = node.producer_tensor
+    node.set_producer_tensor(aidge.from_dlpack(dlpack_capsule(0x10, (4, 3), None, device=(2, 1), keep=keep)))
+    with pytest.raises(NotImplementedError, match="cuda:1"):
+        graph.run(np.ones((2, 3), np.float32))
+    node.set_producer_tensor(original)
     assert tuple(graph.run(np.ones((2, 3), np.float32))[0].shape) == (2, 4), "the session stays usable"
 
 
@@ -50,15 +56,26 @@ def test_torch_cuda_tensors_round_trip_on_their_gpu() -> None:
 
 
 @cuda
-def test_a_wrapped_module_on_cuda_is_a_clear_error() -> None:
-    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
-    wrapped = aidge.torch.wrap(module, torch.randn(2, 4))
-    with pytest.raises(NotImplementedError, match="cuda.*CUDA backend"):
-        wrapped(torch.randn(2, 4, device="cuda"))
-    wrapped.to("cuda")
-    with pytest.raises(NotImplementedError, match="cuda.*CUDA backend"):
-        wrapped(torch.randn(2, 4, device="cuda"))
+def test_a_wrapped_module_trains_on_its_gpu() -> None:
+    """A wrapped module on a CUDA device runs forward and backward on the GPU, on torch's parameters (shared), and
+    an optimizer step gives PyTorch's parameters."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).cuda()
+    reference = copy.deepcopy(module)
+    wrapped = aidge.torch.wrap(module, torch.randn(2, 4, device="cuda"))
+    x = torch.randn(5, 4, device="cuda")
+    ours, theirs = wrapped(x), reference(x)
+    assert ours.device == x.device and wrapped._graph.backend == "cuda"
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    optimizer = torch.optim.SGD(wrapped.parameters(), lr=0.1)
+    native_optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
+    ours.square().sum().backward()
+    theirs.square().sum().backward()
+    optimizer.step()
+    native_optimizer.step()
+    for (name, p), q in zip(module.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
     wrapped.cpu()
-    x = torch.randn(5, 4)
+    y = torch.randn(3, 4)
     with torch.no_grad():
-        assert torch.allclose(wrapped(x), module(x), atol=1e-6), "back on the CPU, it runs again"
+        torch.testing.assert_close(wrapped(y), reference.cpu()(y), rtol=1e-4, atol=1e-5)

@@ -154,7 +154,8 @@ private let setProducerTensorMethod: PyCFunction = { o, arg in
     pyCall {
         let node = try NodeType.unwrap(o!)
         guard node.type == "Producer" else { throw PythonError.type("\(node.name) is a \(node.type), not a Producer") }
-        node.setProducedTensor(try TensorType.unwrap(arg!, "tensor"))
+        // A device tensor is read where it is by graphs on that device's backend (a host backend refuses it).
+        node.setProducedTensor(try TensorType.unwrapOnAnyDevice(arg!, "tensor"))
         return aidge_none()
     }
 }
