@@ -36,6 +36,7 @@ public enum CUDABackend: Backend {
             registerConvolutionGradients(registry)
             registerPoolingGradients(registry)
             registerNormalizationGradients(registry)
+            registerIndexingGradients(registry)
             state.registered = true
         }
     }

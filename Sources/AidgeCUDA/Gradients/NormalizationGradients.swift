@@ -138,6 +138,76 @@ final class BatchNormGradientKernel: GradientKernel {
     }
 }
 
+
+/// LayerNormalization's backward, one block per row: the row's mean and inverse deviation are computed again,
+/// then with `x̂ = (x - mean)·inv` and `h = dy·scale`: dx += inv · (h - mean(h) - x̂ · mean(h·x̂)); the scale's and
+/// bias's gradients (Σ over rows of dy·x̂ and dy) are added atomically, element by element.
+final class LayerNormGradientKernel: GradientKernel {
+    private let cuda: CUDADevice
+    private let function: OpaquePointer?
+    private let rows: Int, length: Int
+    private static let threads = 256
+
+    init(_ request: KernelRequest) throws {
+        cuda = try CUDABackend.device()
+        let x = try request.input(0)
+        guard x.dtype == .float32 else {
+            throw AidgeError.unsupportedType("LayerNormalization backward on CUDA takes float32, got \(x.dtype)")
+        }
+        let axis = try Normalizations.layerAxis(request.attributes, rank: x.shape.count)
+        rows = ShapeUtil.count(Array(x.shape[..<axis]))
+        length = ShapeUtil.count(Array(x.shape[axis...]))
+        for p in request.inputs.dropFirst().compactMap({ $0 }) where p.count != length || p.dtype != .float32 {
+            throw AidgeError.unsupported("LayerNormalization backward on CUDA: scale and bias of \(length) float32 values")
+        }
+        let epsilon = try request.attributes.float("epsilon", default: 1e-5)
+        function = try cuda.function("layer_norm_backward", in: blockReduceSource("float") + """
+            extern "C" __global__ void layer_norm_backward(const float* __restrict__ x, const float* __restrict__ scale,
+                    const float* __restrict__ dy, float* dx, float* dscale, float* dbias, i64 length) {
+                __shared__ float scratch[\(Self.threads)];
+                i64 base = blockIdx.x * length;
+                float s = 0;
+                for (i64 j = threadIdx.x; j < length; j += blockDim.x) s += x[base + j];
+                float mean = block_reduce(s, scratch, false) / (float)length;
+                float q = 0;
+                for (i64 j = threadIdx.x; j < length; j += blockDim.x) { float d = x[base + j] - mean; q += d * d; }
+                float inv = 1.0f / sqrtf(block_reduce(q, scratch, false) / (float)length + \(floatLiteral(epsilon)));
+                float a = 0, b = 0;
+                for (i64 j = threadIdx.x; j < length; j += blockDim.x) {
+                    float h = dy[base + j] * scale[j], xh = (x[base + j] - mean) * inv;
+                    a += h;
+                    b += h * xh;
+                    if (dscale) atomicAdd(&dscale[j], dy[base + j] * xh);
+                    if (dbias) atomicAdd(&dbias[j], dy[base + j]);
+                }
+                a = block_reduce(a, scratch, false) / (float)length;
+                b = block_reduce(b, scratch, false) / (float)length;
+                if (dx) {
+                    for (i64 j = threadIdx.x; j < length; j += blockDim.x) {
+                        float xh = (x[base + j] - mean) * inv;
+                        dx[base + j] += inv * (dy[base + j] * scale[j] - a - xh * b);
+                    }
+                }
+            }
+            """)
+    }
+
+    func readsInput(_ index: Int) -> Bool { index <= 1 }
+    func readsOutput(_ index: Int) -> Bool { false }
+
+    func backward(_ pass: BackwardPass) throws {
+        guard let dy = pass.outputGradient(0), rows > 0, length > 0 else { return }
+        func optional(_ t: Tensor?) -> KernelArgument { t.map(KernelArgument.tensor) ?? .null }
+        try cuda.makeCurrent()
+        try cuda.launch(
+            function, grid: (rows, 1, 1), block: (Self.threads, 1, 1),
+            [.tensor(try pass.input(0)), .tensor(try pass.input(1)), .tensor(dy), optional(pass.inputGradient(0)),
+             optional(pass.inputGradient(1)), optional(pass.inputGradient(2)), .int64(Int64(length))],
+            name: "LayerNormalization backward")
+    }
+}
+
 func registerNormalizationGradients(_ registry: KernelRegistry) {
     registry.registerGradient("BatchNormalization", backend: CUDABackend.name) { try BatchNormGradientKernel($0) }
+    registry.registerGradient("LayerNormalization", backend: CUDABackend.name) { try LayerNormGradientKernel($0) }
 }
