@@ -39,8 +39,8 @@ final class ConvGradientKernel: GradientKernel {
             extern "C" __global__ void col2im(const \(element.stored)* __restrict__ col, \(element.stored)* dx,
                     i64 channels, dims ga, dims gb, dims gc) {
                 window g = unpack_window(ga, gb, gc);
-                i64 spatial_in = 1, spatial_out = 1, size = 1;
-                for (int d = 0; d < g.rank; ++d) { spatial_in *= g.in[d]; spatial_out *= g.out[d]; size *= g.kernel[d]; }
+                i64 spatial_in, spatial_out, size;
+                window_sizes(g, spatial_in, spatial_out, size);
                 i64 count = channels * spatial_in;
                 for (i64 i = blockIdx.x * (i64)blockDim.x + threadIdx.x; i < count; i += (i64)gridDim.x * blockDim.x) {
                     i64 channel = i / spatial_in, position[3], rest = i % spatial_in;

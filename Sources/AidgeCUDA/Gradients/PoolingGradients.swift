@@ -39,14 +39,11 @@ final class PoolGradientKernel: GradientKernel {
             extern "C" __global__ void pool_backward(const float* __restrict__ x, const float* __restrict__ dy, float* dx,
                                                      i64 count, dims ga, dims gb, dims gc) {
                 window g_ = unpack_window(ga, gb, gc);
-                i64 spatial_in = 1, spatial_out = 1, size = 1;
-                for (int d = 0; d < g_.rank; ++d) { spatial_in *= g_.in[d]; spatial_out *= g_.out[d]; size *= g_.kernel[d]; }
+                i64 spatial_in, spatial_out, size, start[3];
+                window_sizes(g_, spatial_in, spatial_out, size);
                 for (i64 o = blockIdx.x * (i64)blockDim.x + threadIdx.x; o < count; o += (i64)gridDim.x * blockDim.x) {
-                    i64 plane = o / spatial_out, rest = o % spatial_out, start[3];
-                    for (int d = g_.rank - 1; d >= 0; --d) {
-                        start[d] = (rest % g_.out[d]) * g_.stride[d] - g_.pad[d];
-                        rest /= g_.out[d];
-                    }
+                    i64 plane = o / spatial_out;
+                    window_start(g_, o % spatial_out, start);
                     float g = dy[o], top = -INFINITY;
                     i64 best = -1, counted = 0;
                     for (i64 k = 0; k < size; ++k) {

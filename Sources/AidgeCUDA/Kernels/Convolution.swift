@@ -111,14 +111,11 @@ final class ConvKernel: Kernel {
                         const \(element.stored)* __restrict__ w, const \(element.stored)* __restrict__ bias,
                         \(element.stored)* __restrict__ y, i64 count, i64 channels, dims ga, dims gb, dims gc) {
                     window g = unpack_window(ga, gb, gc);
-                    i64 spatial_in = 1, spatial_out = 1, size = 1;
-                    for (int d = 0; d < g.rank; ++d) { spatial_in *= g.in[d]; spatial_out *= g.out[d]; size *= g.kernel[d]; }
+                    i64 spatial_in, spatial_out, size, start[3];
+                    window_sizes(g, spatial_in, spatial_out, size);
                     for (i64 o = blockIdx.x * (i64)blockDim.x + threadIdx.x; o < count; o += (i64)gridDim.x * blockDim.x) {
-                        i64 plane = o / spatial_out, rest = o % spatial_out, start[3];
-                        for (int d = g.rank - 1; d >= 0; --d) {
-                            start[d] = (rest % g.out[d]) * g.stride[d] - g.pad[d];
-                            rest /= g.out[d];
-                        }
+                        i64 plane = o / spatial_out;
+                        window_start(g, o % spatial_out, start);
                         \(c) acc = 0;
                         for (i64 k = 0; k < size; ++k) {
                             i64 kk = k, offset = 0, stride = 1;

@@ -25,8 +25,8 @@ final class ConvTransposeKernel: Kernel {
                     \(element.stored)* __restrict__ y, i64 count, i64 in_channels, i64 out_channels, i64 groups,
                     dims ga, dims gb, dims gc) {
                 window g = unpack_window(ga, gb, gc);
-                i64 spatial_in = 1, spatial_out = 1, size = 1;
-                for (int d = 0; d < g.rank; ++d) { spatial_in *= g.in[d]; spatial_out *= g.out[d]; size *= g.kernel[d]; }
+                i64 spatial_in, spatial_out, size;
+                window_sizes(g, spatial_in, spatial_out, size);
                 i64 group_in = in_channels / groups, group_out = out_channels / groups;
                 for (i64 o = blockIdx.x * (i64)blockDim.x + threadIdx.x; o < count; o += (i64)gridDim.x * blockDim.x) {
                     i64 p = o % spatial_out, m = (o / spatial_out) % out_channels, n = o / (spatial_out * out_channels);

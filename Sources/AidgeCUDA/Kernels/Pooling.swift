@@ -31,6 +31,18 @@ let windowUnpackSource = """
         }
         return g;
     }
+    /// Elements of the input plane, of the output plane, and taps of the kernel.
+    __device__ __forceinline__ void window_sizes(const window& g, i64& spatial_in, i64& spatial_out, i64& size) {
+        spatial_in = 1; spatial_out = 1; size = 1;
+        for (int d = 0; d < g.rank; ++d) { spatial_in *= g.in[d]; spatial_out *= g.out[d]; size *= g.kernel[d]; }
+    }
+    /// Where the window of output position `position` (in its plane) starts in the input, per axis.
+    __device__ __forceinline__ void window_start(const window& g, i64 position, i64* start) {
+        for (int d = g.rank - 1; d >= 0; --d) {
+            start[d] = (position % g.out[d]) * g.stride[d] - g.pad[d];
+            position /= g.out[d];
+        }
+    }
 
     """
 
@@ -60,16 +72,11 @@ final class PoolKernel: Kernel {
             extern "C" __global__ void pool(const \(element.stored)* __restrict__ x, \(element.stored)* __restrict__ y,
                                             i64 count, dims ga, dims gb, dims gc) {
                 window g = unpack_window(ga, gb, gc);
-                i64 spatial_in = 1, spatial_out = 1;
-                for (int d = 0; d < g.rank; ++d) { spatial_in *= g.in[d]; spatial_out *= g.out[d]; }
+                i64 spatial_in, spatial_out, size, start[3];
+                window_sizes(g, spatial_in, spatial_out, size);
                 for (i64 o = blockIdx.x * (i64)blockDim.x + threadIdx.x; o < count; o += (i64)gridDim.x * blockDim.x) {
-                    i64 plane = o / spatial_out, rest = o % spatial_out;
-                    i64 start[3], size = 1;
-                    for (int d = g.rank - 1; d >= 0; --d) {
-                        start[d] = (rest % g.out[d]) * g.stride[d] - g.pad[d];
-                        rest /= g.out[d];
-                        size *= g.kernel[d];
-                    }
+                    i64 plane = o / spatial_out;
+                    window_start(g, o % spatial_out, start);
                     \(c) acc = \(maximum ? "-INFINITY" : "0");
                     i64 counted = 0;
                     for (i64 k = 0; k < size; ++k) {
