@@ -129,13 +129,41 @@ final class CUDAGradientTests: XCTestCase {
         assertMatches(([try XCTUnwrap(split.inputGradients[0])], [try XCTUnwrap(device.inputGradients[0]).onHost()]), "Split")
     }
 
-    func testTrainingModeNeedsTheTrainingFormOfDropout() throws {
-        let x = try randomTensor([4, 6], seed: 253)
+    func testDropoutTrainsOnTheDevice() throws {
+        let x = try Scheduler.runOperator("Abs", inputs: [try randomTensor([100, 100], seed: 253)])[0]
+        let dy = try randomTensor([100, 100], seed: 254)
+        let ratio = Tensor(scalar: Float(0.3))
+        func run(seed: Int) throws -> (y: [Float], dx: [Float]) {
+            let r = try Scheduler.operatorGradients(
+                "Dropout", ["seed": .int(seed)], inputs: [x, ratio], constants: [1], outputs: 1, outputGradients: [dy],
+                training: true, backend: "cuda")
+            return (try r.outputs[0].onHost().scalars(), try XCTUnwrap(r.inputGradients[0]).onHost().scalars())
+        }
+        let (y, dx) = try run(seed: 7)
+        let xs = try x.scalars(as: Float.self), gs = try dy.scalars(as: Float.self)
+        let dropped = y.filter { $0 == 0 }.count
+        XCTAssertEqual(Double(dropped) / Double(y.count), 0.3, accuracy: 0.02, "the ratio of dropped elements")
+        for i in 0..<y.count {
+            let kept = y[i] != 0
+            XCTAssertEqual(y[i], kept ? xs[i] / 0.7 : 0, accuracy: 1e-5 * max(1, abs(y[i])), "element \(i)")
+            XCTAssertEqual(dx[i], kept ? gs[i] / 0.7 : 0, accuracy: 1e-5 * max(1, abs(dx[i])), "the mask of element \(i) again")
+        }
+        XCTAssertEqual(try run(seed: 7).y, y, "the same seed draws the same mask")
+        XCTAssertNotEqual(try run(seed: 8).y, y, "another seed draws another mask")
+        let evaluation = try Scheduler.operatorGradients(
+            "Dropout", inputs: [x, ratio], constants: [1], outputs: 1, outputGradients: [dy], training: false, backend: "cuda")
+        XCTAssertEqual(try evaluation.outputs[0].onHost().scalars(as: Float.self), xs, "identity in evaluation")
+    }
+
+    func testTrainingModeNeedsAnOperatorsTrainingForm() throws {
+        // A backend with Dropout's inference kernel alone: training refuses it instead of running the identity.
+        KernelRegistry.shared.register("Dropout", backend: "inference-only") { _ in IdentityKernel() }
+        let x = try randomTensor([4, 6], seed: 255)
         XCTAssertTrue(
             errorMessage {
                 try Scheduler.operatorGradients(
-                    "Dropout", inputs: [x], outputs: 1, outputGradients: [x], training: true, backend: "cuda")
-            }.contains("Dropout (node"), "names the operator instead of running the inference form")
+                    "Dropout", inputs: [x], outputs: 1, outputGradients: [x], training: true, backend: "inference-only")
+            }.contains("has no training form on the inference-only backend"))
     }
 
     func testAnOperatorWithoutACUDABackwardIsAClearError() throws {
@@ -146,5 +174,13 @@ final class CUDAGradientTests: XCTestCase {
                     "ReduceMean", inputs: [x], outputs: 1, outputGradients: [try randomTensor([1, 1], seed: 252)],
                     backend: "cuda")
             }.contains("ReduceMean"), "names the operator")
+    }
+}
+
+/// Copies its input: an inference kernel with no training form.
+private final class IdentityKernel: Kernel {
+    func run(_ inputs: [Tensor?], _ outputs: [Tensor]) throws {
+        guard let x = inputs.first ?? nil else { return }
+        copyElements(from: x, to: outputs[0])
     }
 }

@@ -210,4 +210,5 @@ final class LayerNormGradientKernel: GradientKernel {
 func registerNormalizationGradients(_ registry: KernelRegistry) {
     registry.registerGradient("BatchNormalization", backend: CUDABackend.name) { try BatchNormGradientKernel($0) }
     registry.registerGradient("LayerNormalization", backend: CUDABackend.name) { try LayerNormGradientKernel($0) }
+    registry.registerGradient("Dropout", backend: CUDABackend.name) { try DropoutGradientKernel($0) }
 }
