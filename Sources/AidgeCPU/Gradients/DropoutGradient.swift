@@ -45,30 +45,7 @@ final class DropoutGradient: GradientKernel {
         if let mask, mask.count != count || mask.dtype != .bool {
             throw AidgeError.shapeMismatch("Dropout mask output must be bool of the input's shape")
         }
-        var drops = training
-        if inputs.count > 2, let mode = inputs[2] {
-            guard mode.count == 1, mode.dtype == .bool else {
-                throw AidgeError.invalidArgument(
-                    "Dropout training_mode must be one bool, got \(mode.dtype) \(mode.shape)")
-            }
-            drops = mode.rawPointer.load(as: UInt8.self) != 0
-        }
-        var ratio = 0.5
-        if inputs.count > 1, let r = inputs[1] {
-            guard r.count == 1 else {
-                throw AidgeError.invalidArgument("Dropout ratio must be a scalar, got shape \(r.shape)")
-            }
-            switch r.dtype {
-            case .float32: ratio = Double(r.pointer(as: Float.self)[0])
-            case .float64: ratio = r.pointer(as: Double.self)[0]
-            case .float16: ratio = Double(r.pointer(as: Float16.self)[0])
-            case .bfloat16: ratio = Double(r.pointer(as: BFloat16.self)[0].floatValue)
-            default: throw AidgeError.unsupportedType("Dropout ratio must be a float, got \(r.dtype)")
-            }
-        }
-        guard ratio >= 0 && ratio <= 1 else {
-            throw AidgeError.invalidArgument("Dropout ratio must be in [0, 1], got \(ratio)")
-        }
+        let (drops, ratio) = try DropoutSettings.resolve(inputs, training: training)
         if !drops || ratio == 0 {
             parallelCopy(y.rawPointer, x.rawPointer, y.byteCount)
             switch dtype {

@@ -71,22 +71,7 @@ final class DropoutGradientKernel: GradientKernel {
         if let mask, mask.count != count || mask.dtype != .bool {
             throw AidgeError.shapeMismatch("Dropout mask output must be bool of the input's shape")
         }
-        // The two scalar inputs are read on the host (a copy of one element each).
-        var drops = training
-        if inputs.count > 2, let mode = inputs[2] {
-            guard mode.count == 1, mode.dtype == .bool else {
-                throw AidgeError.invalidArgument("Dropout training_mode must be one bool, got \(mode.dtype) \(mode.shape)")
-            }
-            drops = try mode.onHost().rawPointer.load(as: UInt8.self) != 0
-        }
-        var ratio = 0.5
-        if inputs.count > 1, let r = inputs[1] {
-            guard r.count == 1, r.dtype.isFloatingPoint else {
-                throw AidgeError.invalidArgument("Dropout ratio must be one float, got \(r.dtype) \(r.shape)")
-            }
-            ratio = try r.onHost().doubles()[0]
-        }
-        guard ratio >= 0 && ratio <= 1 else { throw AidgeError.invalidArgument("Dropout ratio must be in [0, 1], got \(ratio)") }
+        let (drops, ratio) = try DropoutSettings.resolve(inputs, training: training)
         guard count > 0 else { return }
         // SplitMix64 of the seed and the run number: a fresh key per run.
         var key = seed &+ runs.add(1, ordering: .relaxed).newValue &* 0x9E37_79B9_7F4A_7C15

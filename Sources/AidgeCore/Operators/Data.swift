@@ -235,3 +235,27 @@ extension OperatorSchema {
         return n
     }
 }
+
+/// What a Dropout node does in one run, from its optional inputs: whether it drops (`training_mode`, input 2,
+/// overrides the plan's mode) and its `ratio` (input 1, default 0.5), read on the host whatever the backend.
+public enum DropoutSettings {
+    public static func resolve(_ inputs: [Tensor?], training: Bool) throws -> (drops: Bool, ratio: Double) {
+        var drops = training
+        if inputs.count > 2, let mode = inputs[2] {
+            guard mode.count == 1, mode.dtype == .bool else {
+                throw AidgeError.invalidArgument("Dropout training_mode must be one bool, got \(mode.dtype) \(mode.shape)")
+            }
+            drops = try mode.onHost().rawPointer.load(as: UInt8.self) != 0
+        }
+        var ratio = 0.5
+        if inputs.count > 1, let r = inputs[1] {
+            guard r.count == 1 else { throw AidgeError.invalidArgument("Dropout ratio must be a scalar, got shape \(r.shape)") }
+            guard r.dtype.isFloatingPoint, !r.dtype.isLowPrecision else {
+                throw AidgeError.unsupportedType("Dropout ratio must be a float, got \(r.dtype)")
+            }
+            ratio = try r.onHost().doubles()[0]
+        }
+        guard ratio >= 0 && ratio <= 1 else { throw AidgeError.invalidArgument("Dropout ratio must be in [0, 1], got \(ratio)") }
+        return (drops, ratio)
+    }
+}
